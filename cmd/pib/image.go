@@ -1,0 +1,263 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pib-dev/pib/internal/images"
+)
+
+func init() { commands = append(commands, newImageCommand) }
+
+func newImageCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "image",
+		Short: "Manage images in the local data directory: bootstrap, import, export, list, inspect, remove",
+	}
+	cmd.AddCommand(
+		newImageBootstrapCommand(g),
+		newImageImportCommand(g),
+		newImageExportCommand(g),
+		newImageListCommand(g),
+		newImageInspectCommand(g),
+		newImageRemoveCommand(g),
+	)
+	return cmd
+}
+
+func newImageBootstrapCommand(g *globals) *cobra.Command {
+	var opts images.BootstrapOptions
+	cmd := &cobra.Command{
+		Use:   "bootstrap NAME",
+		Short: "Build a minimal Debian server base image with debootstrap (" + strings.Join(images.BootstrapNames(), ", ") + ")",
+		Long: `Build a minimal Debian server base image from Debian's archive with debootstrap:
+the minbase variant plus ` + strings.Join(images.ServerPackages, ", ") + ` and cloud-init when the
+archive has it. Like a cloud provider's image it has no SSH host keys (they are made
+at first boot), a locked root account and SSH password logins off, so it passes
+pib's image policy. The image is stored as one layer under the alias NAME (or
+--alias). The image ID is the last line printed.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Name = args[0]
+			opts.Log = cmd.ErrOrStderr()
+			s, closeFn, err := g.openImages(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			start := time.Now()
+			im, err := s.Bootstrap(cmd.Context(), opts)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "pib: bootstrapped %s (%s %s, %s, %s compressed) in %s\n", im.Alias, im.DistroID, im.DistroVersion, im.Architecture, humanSize(im.Size), time.Since(start).Round(time.Second))
+			fmt.Fprintln(cmd.OutOrStdout(), im.ID)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&opts.Mirror, "mirror", "", "Debian archive URL (default: the one this machine's apt sources use)")
+	cmd.Flags().StringVar(&opts.Alias, "alias", "", "alias for the new image (default: NAME)")
+	return cmd
+}
+
+func newImageImportCommand(g *globals) *cobra.Command {
+	var opts images.ImportOptions
+	cmd := &cobra.Command{
+		Use:   "import FILE",
+		Short: "Import an image: OCI layout directory, oci-archive, docker save archive, or root file system tarball (.tar, .tar.gz, .tar.zst)",
+		Long: `Import an image into the local store. The format is told from the content:
+an OCI image layout directory, an oci-archive tarball, a docker save / podman save
+archive, or a root file system tarball (plain, gzip or zstd). Every layer is
+checked entry by entry; an archive with entries escaping its root is refused and
+nothing is stored. Prints the new image ID.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, closeFn, err := g.openImages(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			im, err := s.Import(cmd.Context(), args[0], opts)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), im.ID)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&opts.Alias, "alias", "", "alias for the new image")
+	return cmd
+}
+
+func newImageExportCommand(g *globals) *cobra.Command {
+	var format, out string
+	cmd := &cobra.Command{
+		Use:   "export ID|ALIAS --format docker-archive|oci-archive|rootfs-tar -o FILE",
+		Short: "Export an image as a docker-archive (docker/podman load), oci-archive or flattened root file system tar",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				return fmt.Errorf("say where to write the export with -o FILE")
+			}
+			s, closeFn, err := g.openImages(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			return s.Export(cmd.Context(), args[0], images.Format(format), out)
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", string(images.DockerArchive), "docker-archive, oci-archive or rootfs-tar")
+	cmd.Flags().StringVarP(&out, "output", "o", "", "file to write")
+	return cmd
+}
+
+func newImageListCommand(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List images",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, closeFn, err := g.openImages(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			list, err := s.List(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				if list == nil {
+					list = []*images.Image{}
+				}
+				return writeJSON(cmd.OutOrStdout(), list)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tALIAS\tOS\tDISTRO\tARCH\tSIZE\tCREATED\tPARENT")
+			for _, im := range list {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", im.ID, dash(im.Alias), im.OS, dash(strings.TrimSpace(im.DistroID+" "+im.DistroVersion)), im.Architecture, humanSize(im.Size), im.Created.Local().Format("2006-01-02 15:04"), dash(im.ParentID))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+// imageDetail is what `pib image inspect` shows: the metadata plus the
+// layers.
+type imageDetail struct {
+	*images.Image
+	Layers []layerDetail `json:"layers"`
+}
+
+type layerDetail struct {
+	Digest string `json:"digest"`
+	DiffID string `json:"diff_id"`
+	Size   int64  `json:"size"`
+}
+
+func newImageInspectCommand(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "inspect ID|ALIAS",
+		Short: "Show an image's metadata and layers",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, closeFn, err := g.openImages(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			im, err := s.Get(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			img, err := s.Image(im)
+			if err != nil {
+				return err
+			}
+			m, err := img.Manifest()
+			if err != nil {
+				return err
+			}
+			cfg, err := img.ConfigFile()
+			if err != nil {
+				return err
+			}
+			d := imageDetail{Image: im}
+			for i, l := range m.Layers {
+				d.Layers = append(d.Layers, layerDetail{Digest: l.Digest.String(), DiffID: cfg.RootFS.DiffIDs[i].String(), Size: l.Size})
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), d)
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "ID:        %s\nAlias:     %s\nOwner:     %s\nOS:        %s\nDistro:    %s %s\nArch:      %s\nParent:    %s\nCreated:   %s\nSize:      %s\nManifest:  %s\nConfig:    %s\nLayers:\n",
+				im.ID, dash(im.Alias), im.Owner, im.OS, im.DistroID, im.DistroVersion, im.Architecture, dash(im.ParentID), im.Created.Format(time.RFC3339), humanSize(im.Size), im.Manifest, im.Config)
+			for _, l := range d.Layers {
+				fmt.Fprintf(w, "  %s  %s\n", l.Digest, humanSize(l.Size))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newImageRemoveCommand(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "rm ID|ALIAS",
+		Aliases: []string{"remove"},
+		Short:   "Remove an image; blobs and cached layers no other image uses are deleted",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, closeFn, err := g.openImages(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			im, err := s.Remove(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "removed", im.ID)
+			return nil
+		},
+	}
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func humanSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

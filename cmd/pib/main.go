@@ -1,0 +1,27 @@
+// Command pib is the Private Image Build service and its command-line client.
+//
+// One binary: `pib serve` runs the API, portal and workers; the other
+// commands either work on the local data directory (pib image …, pib build …)
+// or talk to a server.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+)
+
+func main() {
+	if err := newRootCommand().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "pib:", err)
+		var ec exitCoder
+		if errors.As(err, &ec) {
+			os.Exit(ec.ExitCode())
+		}
+		os.Exit(1)
+	}
+}
+
+// exitCoder lets a command choose its exit status (for example 2 for a
+// platform error against 1 for "issues found").
+type exitCoder interface{ ExitCode() int }

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pib-dev/pib/internal/blobs"
+	"github.com/pib-dev/pib/internal/images"
+	"github.com/pib-dev/pib/internal/store"
+)
+
+// globals are the flags every command shares. Each has an environment
+// fallback so a deployment can be configured without a wrapper script.
+type globals struct {
+	dataDir     string
+	databaseURL string
+	logLevel    string
+}
+
+func newRootCommand() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:           "pib",
+		Short:         "Private Image Build: test-build and scan installable software on base OS images",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			return g.setupLogging(cmd)
+		},
+	}
+	f := root.PersistentFlags()
+	f.StringVar(&g.dataDir, "data", envOr("PIB_DATA", "./pib-data"), "data directory: database, blobs, layer cache (env PIB_DATA)")
+	f.StringVar(&g.databaseURL, "database-url", os.Getenv("PIB_DATABASE_URL"), "postgres://… URL; empty means SQLite at <data>/pib.db (env PIB_DATABASE_URL)")
+	f.StringVar(&g.logLevel, "log-level", envOr("PIB_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env PIB_LOG_LEVEL)")
+
+	for _, c := range commands {
+		root.AddCommand(c(g))
+	}
+	return root
+}
+
+// commands holds the constructors of pib's top-level commands. Each command
+// file registers its own in an init function, so adding a command touches
+// only its file.
+var commands []func(*globals) *cobra.Command
+
+func (g *globals) setupLogging(cmd *cobra.Command) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: want debug, info, warn or error", g.logLevel)
+	}
+	slog.SetDefault(slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level})))
+	return nil
+}
+
+// openImages opens the local data directory: the metadata store (migrated
+// on open), the blob folder and the image store over both. The returned
+// function closes everything.
+func (g *globals) openImages(ctx context.Context) (*images.Store, func(), error) {
+	if err := os.MkdirAll(g.dataDir, 0o755); err != nil {
+		return nil, nil, fmt.Errorf("create data directory: %w", err)
+	}
+	url := g.databaseURL
+	if url == "" {
+		url = "sqlite://" + filepath.Join(g.dataDir, "pib.db")
+	}
+	db, err := store.Open(ctx, url)
+	if err != nil {
+		return nil, nil, err
+	}
+	bs, err := blobs.NewDir(filepath.Join(g.dataDir, "blobs"))
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	is := images.NewStore(db, bs, filepath.Join(g.dataDir, "cache"))
+	return is, func() { db.Close() }, nil
+}
+
+func envOr(key, def string) string {
+	if v := strings.TrimSpace(os.Getenv(key)); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,351 @@
+package images
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// debianSuites maps the base image names pib can bootstrap to Debian suites.
+var debianSuites = map[string]string{
+	"debian-11": "bullseye",
+	"debian-12": "bookworm",
+	"debian-13": "trixie",
+}
+
+// BootstrapNames lists the names Bootstrap accepts.
+func BootstrapNames() []string {
+	var names []string
+	for n := range debianSuites {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// ServerPackages are installed on top of debootstrap's minbase variant to
+// make what a cloud provider ships as a minimal server image: remote login,
+// TLS roots, a real init, network tools and privilege escalation.
+var ServerPackages = []string{"openssh-server", "ca-certificates", "systemd-sysv", "iproute2", "sudo"}
+
+// cloudInitPackages are added when the archive has cloud-init. debootstrap
+// does not resolve virtual packages, so python3-cffi-backend (which
+// provides python3-cffi-backend-api-*, needed by python3-cryptography) must
+// be named.
+var cloudInitPackages = []string{"cloud-init", "python3-cffi-backend"}
+
+// BootstrapOptions configure Bootstrap and Debootstrap.
+type BootstrapOptions struct {
+	Name   string    // debian-11, debian-12 or debian-13
+	Mirror string    // Debian archive URL; empty: the one this machine's apt uses
+	Alias  string    // defaults to Name
+	Log    io.Writer // debootstrap's progress; nil discards it
+}
+
+// Bootstrap builds a minimal Debian server image with debootstrap, makes it
+// pass pib's own image policy (see cleanRootfs) and stores it as a
+// one-layer image under its alias.
+func (s *Store) Bootstrap(ctx context.Context, opts BootstrapOptions) (*Image, error) {
+	if opts.Alias == "" {
+		opts.Alias = opts.Name
+	}
+	if err := ValidAlias(opts.Alias); err != nil {
+		return nil, err
+	}
+	if im, err := s.Get(ctx, opts.Alias); err == nil {
+		return nil, fmt.Errorf("alias %q is already taken by %s; remove it first (pib image rm %s) or pass --alias", opts.Alias, im.ID, opts.Alias)
+	}
+	work, err := s.tempDir("bootstrap-*")
+	if err != nil {
+		return nil, err
+	}
+	defer removeTree(work)
+	root := filepath.Join(work, "rootfs")
+	if err := Debootstrap(ctx, root, filepath.Join(s.cache, "debootstrap"), opts); err != nil {
+		return nil, err
+	}
+	im, l, err := s.packDir(ctx, root, Image{Alias: opts.Alias}, "debootstrap --variant=minbase "+debianSuites[opts.Name]+" + "+strings.Join(ServerPackages, ","))
+	if err != nil {
+		return nil, fmt.Errorf("store %s image: %w", opts.Name, err)
+	}
+	// The tree just packed is exactly the layer's unpacked form: keep it as
+	// the cache entry instead of unpacking the blob again for the first
+	// build.
+	if dir := s.layerDir(l.diffID); os.MkdirAll(filepath.Dir(dir), 0o755) == nil {
+		os.Rename(root, dir)
+	}
+	return im, nil
+}
+
+// packDir stores a directory tree as a new one-layer image.
+func (s *Store) packDir(ctx context.Context, dir string, meta Image, createdBy string) (*Image, *ingested, error) {
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(packTree(ctx, dir, pw)) }()
+	l, err := s.ingest(ctx, pr)
+	pr.CloseWithError(errors.New("ingest stopped"))
+	if err != nil {
+		return nil, nil, err
+	}
+	im, err := s.recordNew(ctx, []*ingested{l}, meta, createdBy)
+	if err != nil {
+		s.forget(l.desc.Digest)
+		return nil, nil, err
+	}
+	return im, l, nil
+}
+
+// Debootstrap builds the cleaned server root file system for opts.Name
+// into dir (which must not exist). debs caches downloaded packages between
+// runs ("" for none).
+func Debootstrap(ctx context.Context, dir, debs string, opts BootstrapOptions) error {
+	suite, ok := debianSuites[opts.Name]
+	if !ok {
+		return fmt.Errorf("cannot bootstrap %q: pib knows %s", opts.Name, strings.Join(BootstrapNames(), ", "))
+	}
+	if _, err := exec.LookPath("debootstrap"); err != nil {
+		return errors.New("debootstrap is not installed; install it with `apt-get install debootstrap`")
+	}
+	mirror := opts.Mirror
+	if mirror == "" {
+		var err error
+		if mirror, err = DefaultMirror(); err != nil {
+			return err
+		}
+	}
+	log := opts.Log
+	if log == nil {
+		log = io.Discard
+	}
+	pkgs := append(slices.Clone(ServerPackages), cloudInitPackages...)
+	err := debootstrap(ctx, suite, dir, mirror, debs, pkgs, log)
+	if err != nil && errors.Is(err, errMissingDebs) {
+		fmt.Fprintf(log, "pib: the archive has no cloud-init for %s; bootstrapping without it\n", suite)
+		os.RemoveAll(dir)
+		err = debootstrap(ctx, suite, dir, mirror, debs, ServerPackages, log)
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return err
+	}
+	if err := cleanRootfs(dir); err != nil {
+		os.RemoveAll(dir)
+		return fmt.Errorf("prepare %s root file system: %w", opts.Name, err)
+	}
+	return nil
+}
+
+var errMissingDebs = errors.New("packages missing from the archive")
+
+func debootstrap(ctx context.Context, suite, dir, mirror, debs string, pkgs []string, log io.Writer) error {
+	args := []string{"--variant=minbase", "--include=" + strings.Join(pkgs, ",")}
+	if debs != "" {
+		abs, err := filepath.Abs(filepath.Join(debs, suite))
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(abs, 0o755); err != nil {
+			return err
+		}
+		args = append(args, "--cache-dir="+abs)
+	}
+	args = append(args, suite, dir, mirror)
+	cmd := exec.CommandContext(ctx, "debootstrap", args...)
+	var tail bytes.Buffer
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			fmt.Fprintln(log, sc.Text())
+			tail.WriteString(sc.Text() + "\n")
+			if tail.Len() > 64<<10 {
+				tail.Next(tail.Len() - 32<<10)
+			}
+		}
+	}()
+	err := cmd.Run()
+	pw.Close()
+	<-done
+	if err == nil {
+		return nil
+	}
+	out := tail.String()
+	if strings.Contains(out, "Couldn't find these debs") {
+		return fmt.Errorf("debootstrap %s: %w: %s", suite, errMissingDebs, lastLines(out, 3))
+	}
+	return fmt.Errorf("debootstrap %s from %s failed (%v); its last output:\n%s\ncheck the mirror (--mirror) and the log in %s/debootstrap/debootstrap.log", suite, mirror, err, lastLines(out, 15), dir)
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// DefaultMirror returns the Debian archive this machine's apt already
+// uses: the first deb URI in /etc/apt/sources.list or sources.list.d
+// (one-line or deb822 format) that serves a plain suite (not -security or
+// -updates).
+func DefaultMirror() (string, error) {
+	return MirrorFrom("/etc/apt")
+}
+
+var oneLineSource = regexp.MustCompile(`^deb\s+(\[[^\]]*\]\s+)?(\S+)\s+(\S+)`)
+
+// MirrorFrom is DefaultMirror reading the apt configuration in aptDir.
+func MirrorFrom(aptDir string) (string, error) {
+	files := []string{filepath.Join(aptDir, "sources.list")}
+	more, _ := filepath.Glob(filepath.Join(aptDir, "sources.list.d", "*"))
+	files = append(files, more...)
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		switch {
+		case strings.HasSuffix(f, ".sources"):
+			for _, stanza := range strings.Split(string(data), "\n\n") {
+				fields := map[string]string{}
+				for _, line := range strings.Split(stanza, "\n") {
+					if k, v, ok := strings.Cut(line, ":"); ok && !strings.HasPrefix(strings.TrimSpace(line), "#") {
+						fields[strings.ToLower(strings.TrimSpace(k))] = strings.TrimSpace(v)
+					}
+				}
+				if !slices.Contains(strings.Fields(fields["types"]), "deb") || strings.EqualFold(fields["enabled"], "no") {
+					continue
+				}
+				uris := strings.Fields(fields["uris"])
+				if len(uris) > 0 && slices.ContainsFunc(strings.Fields(fields["suites"]), plainSuite) {
+					return uris[0], nil
+				}
+			}
+		case strings.HasSuffix(f, ".list"):
+			for _, line := range strings.Split(string(data), "\n") {
+				if m := oneLineSource.FindStringSubmatch(strings.TrimSpace(line)); m != nil && plainSuite(m[3]) {
+					return m[2], nil
+				}
+			}
+		}
+	}
+	return "", errors.New("found no Debian mirror in /etc/apt/sources.list or /etc/apt/sources.list.d; pass --mirror http://…/debian")
+}
+
+func plainSuite(s string) bool { return s != "" && !strings.ContainsAny(s, "-/") }
+
+// cleanRootfs turns a fresh debootstrap tree into what cloud providers
+// ship, and so into an image that passes pib's image policy (SPEC S3).
+// Each step says why.
+func cleanRootfs(root string) error {
+	p := func(rel string) string { return filepath.Join(root, rel) }
+	// Downloaded .deb files and package lists: ~110 MB nobody needs at
+	// run time, and scanners would unpack every cached .deb.
+	for _, pattern := range []string{"var/cache/apt/archives/*.deb", "var/cache/apt/*.bin", "var/lib/apt/lists/*_*", "var/cache/debconf/*-old", "var/lib/dpkg/*-old", "var/log/bootstrap.log", "var/log/apt/*", "tmp/*", "var/tmp/*"} {
+		matches, _ := filepath.Glob(p(pattern))
+		for _, m := range matches {
+			if err := os.RemoveAll(m); err != nil {
+				return err
+			}
+		}
+	}
+	for _, rel := range []string{"var/log/dpkg.log", "var/log/alternatives.log"} {
+		if err := truncateIfExists(p(rel)); err != nil {
+			return err
+		}
+	}
+	// S3.6: SSH host private keys must not be baked in — every instance
+	// would share them. They are generated at first boot instead.
+	keys, _ := filepath.Glob(p("etc/ssh/ssh_host_*"))
+	for _, k := range keys {
+		if err := os.Remove(k); err != nil {
+			return err
+		}
+	}
+	unit := `[Unit]
+Description=Generate SSH host keys at first boot
+Before=ssh.service
+ConditionPathExistsGlob=!/etc/ssh/ssh_host_*_key
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/ssh-keygen -A
+RemainAfterExit=yes
+
+[Install]
+WantedBy=multi-user.target
+`
+	if err := os.WriteFile(p("etc/systemd/system/ssh-host-keys.service"), []byte(unit), 0o644); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(p("etc/systemd/system/multi-user.target.wants"), 0o755); err != nil {
+		return err
+	}
+	if err := os.Symlink("/etc/systemd/system/ssh-host-keys.service", p("etc/systemd/system/multi-user.target.wants/ssh-host-keys.service")); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	// S3.1, S3.2: key-only SSH logins. sshd takes the first value it reads
+	// and Debian's sshd_config includes sshd_config.d/*.conf first.
+	if err := os.MkdirAll(p("etc/ssh/sshd_config.d"), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(p("etc/ssh/sshd_config.d/50-cloud-image.conf"), []byte("# Cloud image defaults: log in with keys only.\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n"), 0o644); err != nil {
+		return err
+	}
+	// S3.3, S3.5: root locked, no usable password hash for anyone.
+	if err := lockPasswords(p("etc/shadow")); err != nil {
+		return err
+	}
+	// Per-instance identity is made at first boot, not baked in.
+	if err := os.WriteFile(p("etc/machine-id"), nil, 0o444); err != nil {
+		return err
+	}
+	if fi, err := os.Lstat(p("var/lib/dbus/machine-id")); err == nil && fi.Mode().IsRegular() {
+		os.Remove(p("var/lib/dbus/machine-id"))
+	}
+	if err := os.WriteFile(p("etc/hostname"), []byte("localhost\n"), 0o644); err != nil {
+		return err
+	}
+	// debootstrap copies the build host's resolver; instances get theirs
+	// from DHCP or cloud-init.
+	return os.WriteFile(p("etc/resolv.conf"), nil, 0o644)
+}
+
+func truncateIfExists(path string) error {
+	if err := os.Truncate(path, 0); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// lockPasswords replaces every usable password hash in a shadow file with
+// "*" (locked, as Debian ships root).
+func lockPasswords(shadow string) error {
+	data, err := os.ReadFile(shadow)
+	if err != nil {
+		return err
+	}
+	lines := strings.Split(string(data), "\n")
+	for i, line := range lines {
+		f := strings.Split(line, ":")
+		if len(f) < 2 {
+			continue
+		}
+		if !strings.HasPrefix(f[1], "!") && !strings.HasPrefix(f[1], "*") {
+			f[1] = "*"
+			lines[i] = strings.Join(f, ":")
+		}
+	}
+	return os.WriteFile(shadow, []byte(strings.Join(lines, "\n")), 0o640)
+}

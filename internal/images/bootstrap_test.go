@@ -1,0 +1,147 @@
+package images_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pib-dev/pib/internal/images"
+	"github.com/pib-dev/pib/internal/layer"
+	"github.com/pib-dev/pib/internal/testenv"
+)
+
+// TestBootstrapDebian12 checks the real debian-12 base image that
+// testenv bootstraps with Store.Bootstrap once per test run.
+func TestBootstrapDebian12(t *testing.T) {
+	deb := testenv.Debian12(t)
+	s, closeFn, err := testenv.OpenStore(deb.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeFn()
+	ctx := context.Background()
+	im, err := s.Get(ctx, "debian-12")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if im.ID != deb.ImageID || im.OS != "linux" || im.DistroID != "debian" || im.DistroVersion != "12" || im.Architecture == "" {
+		t.Fatalf("debian-12 image: %+v", im)
+	}
+	root := deb.Rootfs
+	exists := func(rel string) bool { _, err := os.Lstat(filepath.Join(root, rel)); return err == nil }
+
+	// The server package set is installed.
+	status, err := os.ReadFile(filepath.Join(root, "var/lib/dpkg/status"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range images.ServerPackages {
+		if !bytes.Contains(status, []byte("Package: "+p+"\n")) {
+			t.Errorf("package %s is not installed", p)
+		}
+	}
+	// Policy S3: no host keys, root locked, password logins off.
+	keys, _ := filepath.Glob(filepath.Join(root, "etc/ssh/ssh_host_*"))
+	if len(keys) != 0 {
+		t.Errorf("SSH host keys baked in: %v", keys)
+	}
+	shadow, _ := os.ReadFile(filepath.Join(root, "etc/shadow"))
+	for _, line := range strings.Split(string(shadow), "\n") {
+		if f := strings.Split(line, ":"); len(f) > 1 && f[1] != "" && f[1][0] != '!' && f[1][0] != '*' {
+			t.Errorf("usable password hash for %s", f[0])
+		}
+		if strings.HasPrefix(line, "root::") {
+			t.Error("root password is blank")
+		}
+	}
+	conf, _ := os.ReadFile(filepath.Join(root, "etc/ssh/sshd_config.d/50-cloud-image.conf"))
+	if !bytes.Contains(conf, []byte("PasswordAuthentication no")) {
+		t.Errorf("sshd config drop-in: %q", conf)
+	}
+	if !exists("etc/systemd/system/multi-user.target.wants/ssh-host-keys.service") {
+		t.Error("no first-boot host key generation")
+	}
+	// Cleaned like a cloud image.
+	if debs, _ := filepath.Glob(filepath.Join(root, "var/cache/apt/archives/*.deb")); len(debs) != 0 {
+		t.Errorf("%d cached .deb files left", len(debs))
+	}
+	if mid, _ := os.ReadFile(filepath.Join(root, "etc/machine-id")); len(mid) != 0 {
+		t.Errorf("machine-id baked in: %q", mid)
+	}
+}
+
+// TestPackIsDeterministic packs the real Debian tree twice.
+func TestPackIsDeterministic(t *testing.T) {
+	root := testenv.DebianRootfs(t)
+	digest := func() [32]byte {
+		h := sha256.New()
+		if err := layer.Pack(context.Background(), root, h, layer.PackOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		var d [32]byte
+		copy(d[:], h.Sum(nil))
+		return d
+	}
+	if a, b := digest(), digest(); a != b {
+		t.Fatalf("two packs of the same tree differ: %x vs %x", a, b)
+	}
+}
+
+// BenchmarkDebianImportExport measures export and import of the real
+// debian-12 image in each format.
+func BenchmarkDebianImportExport(b *testing.B) {
+	deb := testenv.Debian12(b)
+	src, closeFn, err := testenv.OpenStore(deb.DataDir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer closeFn()
+	ctx := context.Background()
+	im, err := src.Get(ctx, "debian-12")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, f := range images.ExportFormats {
+		out := filepath.Join(b.TempDir(), "export.tar")
+		b.Run("export/"+string(f), func(b *testing.B) {
+			for range b.N {
+				if err := src.Export(ctx, im.ID, f, out); err != nil {
+					b.Fatal(err)
+				}
+			}
+			fi, _ := os.Stat(out)
+			b.SetBytes(fi.Size())
+		})
+		b.Run("import/"+string(f), func(b *testing.B) {
+			fi, _ := os.Stat(out)
+			b.SetBytes(fi.Size())
+			for range b.N {
+				dst, _ := openStore(b)
+				if _, err := dst.Import(ctx, out, images.ImportOptions{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run("pack", func(b *testing.B) {
+		var n countWriter
+		for range b.N {
+			n = 0
+			if err := layer.Pack(ctx, deb.Rootfs, &n, layer.PackOptions{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.SetBytes(int64(n))
+	})
+}
+
+type countWriter int64
+
+func (c *countWriter) Write(p []byte) (int, error) { *c += countWriter(len(p)); return len(p), nil }
+
+var _ io.Writer = (*countWriter)(nil)

@@ -1,0 +1,291 @@
+// Package images is pib's image store: OCI image manifests, configs and
+// layers kept as content-addressed blobs, with the metadata pib needs to
+// find them (ID, alias, OS, owner, parent) in the metadata store.
+//
+// An image never changes once written: a build that installs software on
+// an image stores a new image with one more layer (AddLayer), whose parent
+// is the image it started from. Layers are unpacked once into a cache and
+// shared read-only by every build that needs them, as overlayfs lower
+// directories.
+//
+// Limits: blob garbage collection runs when an image is removed and only
+// looks at that image's blobs; an import of the same layer running in
+// another process at that very moment can lose the race and fail (it says
+// so and can be retried).
+package images
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/pib-dev/pib/internal/blobs"
+	"github.com/pib-dev/pib/internal/store"
+)
+
+// Image is one stored image's metadata.
+type Image struct {
+	ID            string    `json:"id"`
+	Alias         string    `json:"alias,omitempty"`
+	Owner         string    `json:"owner"`
+	OS            string    `json:"os"`             // OS family: linux or windows
+	DistroID      string    `json:"distro_id"`      // ID= from /etc/os-release, e.g. debian
+	DistroVersion string    `json:"distro_version"` // VERSION_ID=, e.g. 12
+	Architecture  string    `json:"architecture"`   // OCI name: amd64, arm64, …
+	ParentID      string    `json:"parent_id,omitempty"`
+	Manifest      v1.Hash   `json:"manifest_digest"`
+	Config        v1.Hash   `json:"config_digest"`
+	Size          int64     `json:"size"` // compressed bytes of all layers
+	Created       time.Time `json:"created"`
+}
+
+// Operator is the account that owns base images until accounts exist.
+const Operator = "operator"
+
+// Store keeps images in a blob folder and a metadata database.
+type Store struct {
+	db    *store.DB
+	blobs *blobs.Dir
+	cache string // layer cache and scratch space
+	now   func() time.Time
+}
+
+// NewStore returns an image store. cacheDir holds unpacked layers and
+// temporary files; it must be on a file system that supports overlayfs
+// lower directories (not overlayfs itself).
+func NewStore(db *store.DB, bs *blobs.Dir, cacheDir string) *Store {
+	return &Store{db: db, blobs: bs, cache: cacheDir, now: func() time.Time { return time.Now().UTC() }}
+}
+
+// Blobs exposes the blob folder (for callers that export or copy blobs).
+func (s *Store) Blobs() *blobs.Dir { return s.blobs }
+
+var (
+	idPattern    = regexp.MustCompile(`^img-[0-9a-f]{17}$`)
+	aliasPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+)
+
+// ErrNotFound is returned for an ID or alias that names no image.
+var ErrNotFound = errors.New("image not found")
+
+func newID() string {
+	b := make([]byte, 9)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return "img-" + hex.EncodeToString(b)[:17]
+}
+
+// ValidAlias reports whether name can be an alias: lower-case letters,
+// digits, '.', '_' and '-', at most 63 characters, and not shaped like an ID.
+func ValidAlias(name string) error {
+	if !aliasPattern.MatchString(name) || idPattern.MatchString(name) {
+		return fmt.Errorf("alias %q: use 1–63 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit, not shaped like an image ID", name)
+	}
+	return nil
+}
+
+const imageColumns = `id, COALESCE(alias, ''), owner, os, distro_id, distro_version, architecture, COALESCE(parent_id, ''), manifest_digest, config_digest, size, created_at`
+
+func scanImage(row interface{ Scan(...any) error }) (*Image, error) {
+	var im Image
+	var manifest, config string
+	if err := row.Scan(&im.ID, &im.Alias, &im.Owner, &im.OS, &im.DistroID, &im.DistroVersion, &im.Architecture, &im.ParentID, &manifest, &config, &im.Size, &im.Created); err != nil {
+		return nil, err
+	}
+	var err error
+	if im.Manifest, err = v1.NewHash(manifest); err != nil {
+		return nil, fmt.Errorf("image %s: bad manifest digest: %w", im.ID, err)
+	}
+	if im.Config, err = v1.NewHash(config); err != nil {
+		return nil, fmt.Errorf("image %s: bad config digest: %w", im.ID, err)
+	}
+	im.Created = im.Created.UTC()
+	return &im, nil
+}
+
+// Get returns the image named by ref: an ID (img-…) or an alias.
+func (s *Store) Get(ctx context.Context, ref string) (*Image, error) {
+	q := `SELECT ` + imageColumns + ` FROM images WHERE alias = $1`
+	if idPattern.MatchString(ref) {
+		q = `SELECT ` + imageColumns + ` FROM images WHERE id = $1`
+	}
+	im, err := scanImage(s.db.QueryRowContext(ctx, q, ref))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: %q (list images with `pib image ls`)", ErrNotFound, ref)
+	}
+	return im, err
+}
+
+// List returns all images, oldest first.
+func (s *Store) List(ctx context.Context) ([]*Image, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+imageColumns+` FROM images ORDER BY created_at, id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*Image
+	for rows.Next() {
+		im, err := scanImage(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, im)
+	}
+	return out, rows.Err()
+}
+
+// insert records a new image and every blob it references in one
+// transaction. The blobs must already be stored.
+func (s *Store) insert(ctx context.Context, im *Image, refs []v1.Hash) error {
+	var alias any
+	if im.Alias != "" {
+		alias = im.Alias
+	}
+	var parent any
+	if im.ParentID != "" {
+		parent = im.ParentID
+	}
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO images (id, alias, owner, os, distro_id, distro_version, architecture, parent_id, manifest_digest, config_digest, size, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			im.ID, alias, im.Owner, im.OS, im.DistroID, im.DistroVersion, im.Architecture, parent, im.Manifest.String(), im.Config.String(), im.Size, im.Created); err != nil {
+			return err
+		}
+		seen := map[v1.Hash]bool{}
+		for _, h := range refs {
+			if seen[h] {
+				continue
+			}
+			seen[h] = true
+			if _, err := tx.ExecContext(ctx, `INSERT INTO image_blobs (image_id, digest) VALUES ($1, $2)`, im.ID, h.String()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err = store.Classify(err); errors.Is(err, store.ErrConflict) && im.Alias != "" {
+		return fmt.Errorf("alias %q is already taken; choose another --alias or remove that image first (pib image rm %s)", im.Alias, im.Alias)
+	}
+	return err
+}
+
+// Remove deletes an image's metadata, then every blob of it that no other
+// image references, with the unpacked copies of those layers.
+func (s *Store) Remove(ctx context.Context, ref string) (*Image, error) {
+	im, err := s.Get(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	// The layers' DiffIDs name their cache directories; read them before
+	// the metadata goes.
+	cacheDirs := map[v1.Hash]string{}
+	if m, err := s.manifest(im); err == nil {
+		if cfg, err := s.config(im); err == nil && len(cfg.RootFS.DiffIDs) == len(m.Layers) {
+			for i, l := range m.Layers {
+				cacheDirs[l.Digest] = s.layerDir(cfg.RootFS.DiffIDs[i])
+			}
+		}
+	}
+	var garbage []v1.Hash
+	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT digest FROM image_blobs WHERE image_id = $1`, im.ID)
+		if err != nil {
+			return err
+		}
+		var digests []string
+		for rows.Next() {
+			var d string
+			if err := rows.Scan(&d); err != nil {
+				rows.Close()
+				return err
+			}
+			digests = append(digests, d)
+		}
+		rows.Close()
+		if _, err := tx.ExecContext(ctx, `DELETE FROM images WHERE id = $1`, im.ID); err != nil {
+			return err
+		}
+		for _, d := range digests {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM image_blobs WHERE digest = $1`, d).Scan(&n); err != nil {
+				return err
+			}
+			if n == 0 {
+				h, err := v1.NewHash(d)
+				if err != nil {
+					return err
+				}
+				garbage = append(garbage, h)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("remove image %s: %w", im.ID, err)
+	}
+	for _, h := range garbage {
+		if err := s.blobs.Delete(h); err != nil {
+			slog.Warn("blob left behind; it is unreferenced and safe to delete", "digest", h, "err", err)
+		}
+		if dir, ok := cacheDirs[h]; ok {
+			if err := removeTree(dir); err != nil {
+				slog.Warn("layer cache directory left behind", "dir", dir, "err", err)
+			}
+		}
+	}
+	return im, nil
+}
+
+// forget deletes blobs written by a failed operation unless some image
+// references them (they may have existed before it started).
+func (s *Store) forget(hs ...v1.Hash) {
+	for _, h := range hs {
+		var n int
+		err := s.db.QueryRowContext(context.Background(), `SELECT COUNT(*) FROM image_blobs WHERE digest = $1`, h.String()).Scan(&n)
+		if err == nil && n == 0 {
+			s.blobs.Delete(h)
+		}
+	}
+}
+
+// tempDir makes a scratch directory under the cache, on the same file
+// system as the blobs and layers so renames are atomic.
+func (s *Store) tempDir(pattern string) (string, error) {
+	base := filepath.Join(s.cache, "tmp")
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		return "", err
+	}
+	return os.MkdirTemp(base, pattern)
+}
+
+// removeTree removes a directory tree, clearing immutable-looking modes
+// (read-only directories) that would stop os.RemoveAll.
+func removeTree(dir string) error {
+	err := os.RemoveAll(dir)
+	if err == nil {
+		return nil
+	}
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.IsDir() {
+			os.Chmod(p, 0o755)
+		}
+		return nil
+	})
+	return os.RemoveAll(dir)
+}
+
+func shortDigest(h v1.Hash) string {
+	return strings.TrimPrefix(h.String(), "sha256:")[:12]
+}

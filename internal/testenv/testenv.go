@@ -1,0 +1,124 @@
+// Package testenv gives tests the expensive things they share: a real
+// Debian 12 server base image, bootstrapped once per test run with pib's
+// own image store and reused by every test and package.
+//
+// The cache lives in PIB_TEST_CACHE (the test command sets a fresh one for
+// each run, so every run bootstraps for real once); without it, in a
+// folder under the system temp directory that survives between runs.
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/pib-dev/pib/internal/blobs"
+	"github.com/pib-dev/pib/internal/images"
+	"github.com/pib-dev/pib/internal/store"
+)
+
+// CacheDir is where shared test artefacts live.
+func CacheDir() string {
+	if d := os.Getenv("PIB_TEST_CACHE"); d != "" {
+		return d
+	}
+	return filepath.Join(os.TempDir(), "pib-test-cache")
+}
+
+// RequireRoot skips a test that needs root (namespaces, mounts, mknod)
+// when not run as root — and fails it in CI, where it must run.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("this test needs root (namespaces, mounts, device nodes) and CI runs as root")
+		}
+		t.Skip("needs root: namespaces, mounts and device nodes")
+	}
+}
+
+// Debian is the shared, bootstrapped Debian 12 base image.
+type Debian struct {
+	DataDir string // a pib data directory (SQLite) holding the image
+	ImageID string
+	Rootfs  string // the image's single layer, unpacked: read-only, never write into it
+}
+
+// Debian12 returns the shared debian-12 base image, bootstrapping it with
+// images.Store.Bootstrap the first time in a run (about a minute; other
+// test processes wait on a file lock meanwhile).
+func Debian12(t testing.TB) Debian {
+	t.Helper()
+	RequireRoot(t)
+	dir := filepath.Join(CacheDir(), "debian-12")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Flock(int(lock.Fd()), unix.LOCK_UN)
+
+	d := Debian{DataDir: filepath.Join(dir, "data")}
+	if done, err := os.ReadFile(filepath.Join(dir, "done")); err == nil {
+		f := strings.Fields(string(done))
+		if len(f) == 2 {
+			d.ImageID, d.Rootfs = f[0], f[1]
+			return d
+		}
+	}
+	os.RemoveAll(d.DataDir)
+	ctx := context.Background()
+	s, closeFn, err := OpenStore(d.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeFn()
+	var log bytes.Buffer
+	im, err := s.Bootstrap(ctx, images.BootstrapOptions{Name: "debian-12", Log: &log})
+	if err != nil {
+		t.Fatalf("bootstrap debian-12 for the tests: %v\n%s", err, log.String())
+	}
+	dirs, err := s.LayerDirs(ctx, im)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.ImageID, d.Rootfs = im.ID, dirs[0]
+	if err := os.WriteFile(filepath.Join(dir, "done"), []byte(d.ImageID+" "+d.Rootfs+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// DebianRootfs returns the shared Debian 12 server root file system: a
+// read-only directory to use as an overlayfs lower directory or to scan.
+func DebianRootfs(t testing.TB) string {
+	t.Helper()
+	return Debian12(t).Rootfs
+}
+
+// OpenStore opens (creating) an image store in a pib data directory laid
+// out as the pib command does: SQLite, blobs and cache inside it.
+func OpenStore(dataDir string) (*images.Store, func(), error) {
+	db, err := store.Open(context.Background(), "sqlite://"+filepath.Join(dataDir, "pib.db"))
+	if err != nil {
+		return nil, nil, err
+	}
+	bs, err := blobs.NewDir(filepath.Join(dataDir, "blobs"))
+	if err != nil {
+		db.Close()
+		return nil, nil, fmt.Errorf("open blobs: %w", err)
+	}
+	return images.NewStore(db, bs, filepath.Join(dataDir, "cache")), func() { db.Close() }, nil
+}
