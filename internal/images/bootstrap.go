@@ -90,7 +90,7 @@ func (s *Store) Bootstrap(ctx context.Context, opts BootstrapOptions) (*Image, e
 func (s *Store) packDir(ctx context.Context, dir string, meta Image, createdBy string) (*Image, *ingested, error) {
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(packTree(ctx, dir, pw)) }()
-	l, err := s.ingest(ctx, pr)
+	l, err := s.ingest(ctx, pr, false)
 	pr.CloseWithError(errors.New("ingest stopped"))
 	if err != nil {
 		return nil, nil, err

@@ -106,19 +106,25 @@ func BenchmarkDebianImportExport(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	dir := b.TempDir()
 	for _, f := range images.ExportFormats {
-		out := filepath.Join(b.TempDir(), "export.tar")
+		out := filepath.Join(dir, string(f)+".tar")
+		if err := src.Export(ctx, im.ID, f, out); err != nil {
+			b.Fatal(err)
+		}
+		fi, err := os.Stat(out)
+		if err != nil {
+			b.Fatal(err)
+		}
 		b.Run("export/"+string(f), func(b *testing.B) {
+			b.SetBytes(fi.Size())
 			for range b.N {
 				if err := src.Export(ctx, im.ID, f, out); err != nil {
 					b.Fatal(err)
 				}
 			}
-			fi, _ := os.Stat(out)
-			b.SetBytes(fi.Size())
 		})
 		b.Run("import/"+string(f), func(b *testing.B) {
-			fi, _ := os.Stat(out)
 			b.SetBytes(fi.Size())
 			for range b.N {
 				dst, _ := openStore(b)

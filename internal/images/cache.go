@@ -164,7 +164,7 @@ func (s *Store) AddLayer(ctx context.Context, base *Image, upperDir string, opts
 	go func() {
 		pw.CloseWithError(layer.Pack(ctx, upperDir, pw, layer.PackOptions{Exclude: opts.Exclude}))
 	}()
-	l, err := s.ingest(ctx, pr)
+	l, err := s.ingest(ctx, pr, false)
 	pr.CloseWithError(errors.New("ingest stopped"))
 	if err != nil {
 		return nil, fmt.Errorf("pack %s: %w", upperDir, err)

@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 )
@@ -343,11 +344,19 @@ func (s *Store) importImage(ctx context.Context, src v1.Image, opts ImportOption
 		return nil, err
 	}
 	for i, l := range srcLayers {
-		rc, err := l.Uncompressed()
+		// gzip layers are stored as they are; others (uncompressed, zstd)
+		// are recompressed with gzip, which every consumer reads.
+		mt, _ := l.MediaType()
+		gzipped := mt == types.OCILayer || mt == types.DockerLayer
+		open := l.Uncompressed
+		if gzipped {
+			open = l.Compressed
+		}
+		rc, err := open()
 		if err != nil {
 			return fail(fmt.Errorf("layer %d: %w", i+1, err))
 		}
-		in, err := s.ingest(ctx, rc)
+		in, err := s.ingest(ctx, rc, gzipped)
 		rc.Close()
 		if err != nil {
 			return fail(fmt.Errorf("layer %d of %d: %w", i+1, len(srcLayers), err))
@@ -371,7 +380,7 @@ func (s *Store) importRootfs(ctx context.Context, file string, opts ImportOption
 		return nil, err
 	}
 	defer rc.Close()
-	l, err := s.ingest(ctx, rc)
+	l, err := s.ingest(ctx, rc, false)
 	if err != nil {
 		return nil, err
 	}

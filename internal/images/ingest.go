@@ -40,11 +40,13 @@ type ingested struct {
 	files  map[string]probed
 }
 
-// ingest stores one layer given as an uncompressed tar stream: it checks
-// every entry (layer.Check refuses escapes and corrupt streams), computes
-// the DiffID, and writes the gzip-compressed blob, all in one pass. On
-// error nothing new is left in the blob store.
-func (s *Store) ingest(ctx context.Context, src io.Reader) (*ingested, error) {
+// ingest stores one layer given as a tar stream, uncompressed or (gzipped
+// true) gzip-compressed: it checks every entry (layer.Check refuses escapes
+// and corrupt streams), computes the DiffID, and writes the gzip-compressed
+// blob, all in one pass. A gzipped stream is stored as it is, so imported
+// layers keep their digests and are not recompressed. On error nothing new
+// is left in the blob store.
+func (s *Store) ingest(ctx context.Context, src io.Reader, gzipped bool) (*ingested, error) {
 	out := &ingested{files: map[string]probed{}}
 
 	blobR, blobW := io.Pipe()
@@ -72,10 +74,24 @@ func (s *Store) ingest(ctx context.Context, src io.Reader) (*ingested, error) {
 	}()
 
 	diff := sha256.New()
-	gz, _ := gzip.NewWriterLevel(blobW, gzip.BestSpeed)
-	_, copyErr := io.Copy(io.MultiWriter(diff, gz, checkW), src)
-	if copyErr == nil {
-		copyErr = gz.Close()
+	var copyErr error
+	if gzipped {
+		tee := io.TeeReader(src, blobW)
+		var zr *gzip.Reader
+		if zr, copyErr = gzip.NewReader(tee); copyErr == nil {
+			_, copyErr = io.Copy(io.MultiWriter(diff, checkW), zr)
+		}
+		if copyErr == nil {
+			_, copyErr = io.Copy(io.Discard, tee) // the rest of the blob, if any
+		}
+		if copyErr != nil && !errors.Is(copyErr, io.ErrClosedPipe) {
+			copyErr = fmt.Errorf("corrupt gzip layer: %w", copyErr)
+		}
+	} else {
+		gz, _ := gzip.NewWriterLevel(blobW, gzip.BestSpeed)
+		if _, copyErr = io.Copy(io.MultiWriter(diff, gz, checkW), src); copyErr == nil {
+			copyErr = gz.Close()
+		}
 	}
 	blobW.CloseWithError(errOr(copyErr, io.EOF))
 	checkW.CloseWithError(errOr(copyErr, io.EOF))
