@@ -336,3 +336,13 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	c.n += int64(n)
 	return n, err
 }
+
+// CheckName applies the layer naming rules (no absolute paths, nothing
+// escaping the root, no NUL bytes) to one archive entry name; other archive
+// formats (zip) use it to refuse the same escapes.
+func CheckName(name string) error {
+	if _, reason := cleanPath(strings.TrimPrefix(name, "./")); reason != "" {
+		return &EntryError{Entry: name, Reason: reason}
+	}
+	return nil
+}

@@ -1,0 +1,89 @@
+// Package osversions is the operator's registry of supported OS versions:
+// each name (e.g. debian-12) points at the base image builds for it start
+// from. Rule P4: package groups may only target registered OS versions.
+package osversions
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/pib-dev/pib/internal/store"
+)
+
+// OSVersion is one registered OS version.
+type OSVersion struct {
+	Name     string    `json:"name"`
+	Platform string    `json:"platform"` // linux or windows
+	ImageID  string    `json:"image_id"`
+	Created  time.Time `json:"created"`
+}
+
+// ErrNotFound is returned for an unregistered name.
+var ErrNotFound = errors.New("OS version not registered")
+
+// Store keeps the registry.
+type Store struct{ db *store.DB }
+
+// NewStore returns the registry.
+func NewStore(db *store.DB) *Store { return &Store{db: db} }
+
+var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+
+// Add registers name → image, or points an existing name at a new image.
+func (s *Store) Add(ctx context.Context, name, platform, imageID string) (*OSVersion, error) {
+	if !namePattern.MatchString(name) {
+		return nil, fmt.Errorf("OS version name %q: use lower-case letters, digits, '.', '_' or '-' (e.g. debian-12)", name)
+	}
+	if platform != "linux" && platform != "windows" {
+		return nil, fmt.Errorf("image %s has OS %q; an OS version must be linux or windows", imageID, platform)
+	}
+	v := &OSVersion{Name: name, Platform: platform, ImageID: imageID, Created: time.Now().UTC()}
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE os_versions SET platform = $2, image_id = $3 WHERE name = $1`, name, platform, imageID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n > 0 {
+			return nil
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO os_versions (name, platform, image_id, created_at) VALUES ($1, $2, $3, $4)`, name, platform, imageID, v.Created)
+		return err
+	})
+	if err != nil {
+		return nil, store.Classify(err)
+	}
+	return s.Get(ctx, name)
+}
+
+// Get returns one registered OS version.
+func (s *Store) Get(ctx context.Context, name string) (*OSVersion, error) {
+	var v OSVersion
+	err := s.db.QueryRowContext(ctx, `SELECT name, platform, image_id, created_at FROM os_versions WHERE name = $1`, name).
+		Scan(&v.Name, &v.Platform, &v.ImageID, &v.Created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: %q", ErrNotFound, name)
+	}
+	return &v, err
+}
+
+// List returns every registered OS version by name.
+func (s *Store) List(ctx context.Context) ([]*OSVersion, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT name, platform, image_id, created_at FROM os_versions ORDER BY name`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []*OSVersion{}
+	for rows.Next() {
+		var v OSVersion
+		if err := rows.Scan(&v.Name, &v.Platform, &v.ImageID, &v.Created); err != nil {
+			return nil, err
+		}
+		out = append(out, &v)
+	}
+	return out, rows.Err()
+}

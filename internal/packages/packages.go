@@ -1,0 +1,254 @@
+// Package packages stores the files sellers upload: installers and the
+// other files of a package group. Uploads stream straight into the blob
+// store (never whole in memory), are hashed on the way, limited in size,
+// and de-duplicated per account. Rule P5: a bad upload gets a clear error
+// and changes nothing.
+package packages
+
+import (
+	"archive/zip"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+	"unicode"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/pib-dev/pib/internal/blobs"
+	"github.com/pib-dev/pib/internal/layer"
+	"github.com/pib-dev/pib/internal/store"
+)
+
+// DefaultMaxSize is the upload limit unless configured: 10 GiB.
+const DefaultMaxSize int64 = 10 << 30
+
+// Package is one uploaded file.
+type Package struct {
+	ID       string    `json:"id"`
+	Owner    string    `json:"owner"`
+	Name     string    `json:"name"`
+	Size     int64     `json:"size"`
+	Digest   string    `json:"digest"` // sha256:…
+	Uploaded time.Time `json:"uploaded"`
+}
+
+// Error is a rejected upload: Rule is the SPEC rule (P5), Field the input
+// at fault.
+type Error struct {
+	Rule, Field, Message string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s (rule %s)", e.Message, e.Rule) }
+
+// ErrNotFound is returned for an unknown package or one of another account.
+var ErrNotFound = errors.New("package not found")
+
+// Store keeps packages: content in the blob store, metadata in the database.
+type Store struct {
+	db      *store.DB
+	blobs   *blobs.Dir
+	MaxSize int64
+	now     func() time.Time
+}
+
+// NewStore returns a package store with the default size limit.
+func NewStore(db *store.DB, bs *blobs.Dir) *Store {
+	return &Store{db: db, blobs: bs, MaxSize: DefaultMaxSize, now: func() time.Time { return time.Now().UTC() }}
+}
+
+// ValidName checks an uploaded file name (P5): a plain file name, no path
+// separators, no control characters, at most 255 bytes.
+func ValidName(name string) error {
+	switch {
+	case name == "" || name == "." || name == "..":
+		return &Error{"P5", "name", "a package needs a file name"}
+	case len(name) > 255:
+		return &Error{"P5", "name", "file name is longer than 255 bytes"}
+	case strings.ContainsAny(name, `/\`):
+		return &Error{"P5", "name", fmt.Sprintf("file name %q contains a path separator; upload a plain file name", name)}
+	case strings.IndexFunc(name, unicode.IsControl) >= 0:
+		return &Error{"P5", "name", fmt.Sprintf("file name %q contains control characters", name)}
+	}
+	return nil
+}
+
+// Upload stores what r yields as the package name for owner. An identical
+// upload (same name and content) returns the existing package.
+func (s *Store) Upload(ctx context.Context, owner, name string, r io.Reader) (*Package, error) {
+	if err := ValidName(name); err != nil {
+		return nil, err
+	}
+	lr := &limitReader{r: r, left: s.MaxSize}
+	h, size, err := s.blobs.Put(ctx, lr, v1.Hash{})
+	if lr.over {
+		return nil, &Error{"P5", "file", fmt.Sprintf("%s is larger than the upload limit of %d bytes", name, s.MaxSize)}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store upload %s: %w", name, err)
+	}
+	if size == 0 {
+		s.forget(h)
+		return nil, &Error{"P5", "file", fmt.Sprintf("%s is empty", name)}
+	}
+	if err := s.checkArchive(name, h); err != nil {
+		s.forget(h)
+		return nil, err
+	}
+	p := &Package{ID: newID(), Owner: owner, Name: name, Size: size, Digest: h.String(), Uploaded: s.now()}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO packages (id, owner, name, size, digest, uploaded_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+		p.ID, p.Owner, p.Name, p.Size, p.Digest, p.Uploaded)
+	if errors.Is(store.Classify(err), store.ErrConflict) {
+		return s.find(ctx, owner, name, p.Digest)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// checkArchive refuses archives whose entries escape their root (P5),
+// told by the file name: tar (plain, gzip, zstd) and zip.
+func (s *Store) checkArchive(name string, h v1.Hash) error {
+	lower := strings.ToLower(name)
+	isTar := strings.HasSuffix(lower, ".tar") || strings.HasSuffix(lower, ".tar.gz") || strings.HasSuffix(lower, ".tgz") || strings.HasSuffix(lower, ".tar.zst")
+	if !isTar && !strings.HasSuffix(lower, ".zip") {
+		return nil
+	}
+	f, err := os.Open(s.blobs.Path(h))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	bad := func(err error) error {
+		return &Error{"P5", "file", fmt.Sprintf("archive %s is unsafe or corrupt: %v", name, err)}
+	}
+	if strings.HasSuffix(lower, ".zip") {
+		fi, _ := f.Stat()
+		zr, err := zip.NewReader(f, fi.Size())
+		if err != nil {
+			return bad(err)
+		}
+		for _, zf := range zr.File {
+			if err := layer.CheckName(zf.Name); err != nil {
+				return bad(err)
+			}
+		}
+		return nil
+	}
+	var r io.Reader = f
+	switch {
+	case strings.HasSuffix(lower, ".gz"), strings.HasSuffix(lower, ".tgz"):
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			return bad(err)
+		}
+		r = zr
+	case strings.HasSuffix(lower, ".zst"):
+		zr, err := zstd.NewReader(f)
+		if err != nil {
+			return bad(err)
+		}
+		defer zr.Close()
+		r = zr
+	}
+	if err := layer.Check(context.Background(), r, nil, nil); err != nil {
+		return bad(err)
+	}
+	return nil
+}
+
+// forget deletes a blob just written unless a package already uses it.
+func (s *Store) forget(h v1.Hash) {
+	var n int
+	if s.db.QueryRowContext(context.Background(), `SELECT COUNT(*) FROM packages WHERE digest = $1`, h.String()).Scan(&n) == nil && n == 0 {
+		s.blobs.Delete(h)
+	}
+}
+
+const columns = `id, owner, name, size, digest, uploaded_at`
+
+func scan(row interface{ Scan(...any) error }) (*Package, error) {
+	var p Package
+	if err := row.Scan(&p.ID, &p.Owner, &p.Name, &p.Size, &p.Digest, &p.Uploaded); err != nil {
+		return nil, err
+	}
+	p.Uploaded = p.Uploaded.UTC()
+	return &p, nil
+}
+
+func (s *Store) find(ctx context.Context, owner, name, digest string) (*Package, error) {
+	return scan(s.db.QueryRowContext(ctx, `SELECT `+columns+` FROM packages WHERE owner = $1 AND name = $2 AND digest = $3`, owner, name, digest))
+}
+
+// Get returns owner's package id; another account's package is ErrNotFound.
+func (s *Store) Get(ctx context.Context, owner, id string) (*Package, error) {
+	p, err := scan(s.db.QueryRowContext(ctx, `SELECT `+columns+` FROM packages WHERE id = $1 AND owner = $2`, id, owner))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	return p, err
+}
+
+// List returns owner's packages, newest first.
+func (s *Store) List(ctx context.Context, owner string) ([]*Package, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+columns+` FROM packages WHERE owner = $1 ORDER BY uploaded_at DESC, id`, owner)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []*Package{}
+	for rows.Next() {
+		p, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// Open returns the content of a package.
+func (s *Store) Open(p *Package) (io.ReadCloser, error) {
+	h, err := v1.NewHash(p.Digest)
+	if err != nil {
+		return nil, err
+	}
+	return s.blobs.Open(h)
+}
+
+func newID() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return "pkg-" + hex.EncodeToString(b)
+}
+
+// limitReader fails once more than left bytes have been read.
+type limitReader struct {
+	r    io.Reader
+	left int64
+	over bool
+}
+
+var errTooLarge = errors.New("upload exceeds the size limit")
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	if int64(len(p)) > l.left+1 {
+		p = p[:l.left+1]
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	if l.left < 0 {
+		l.over = true
+		return n, errTooLarge
+	}
+	return n, err
+}
