@@ -21,6 +21,7 @@ type globals struct {
 	dataDir     string
 	databaseURL string
 	logLevel    string
+	server      string // API server for client commands
 }
 
 func newRootCommand() *cobra.Command {
@@ -38,6 +39,7 @@ func newRootCommand() *cobra.Command {
 	f.StringVar(&g.dataDir, "data", envOr("PIB_DATA", "./pib-data"), "data directory: database, blobs, layer cache (env PIB_DATA)")
 	f.StringVar(&g.databaseURL, "database-url", os.Getenv("PIB_DATABASE_URL"), "postgres://… URL; empty means SQLite at <data>/pib.db (env PIB_DATABASE_URL)")
 	f.StringVar(&g.logLevel, "log-level", envOr("PIB_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env PIB_LOG_LEVEL)")
+	f.StringVar(&g.server, "server", os.Getenv("PIB_SERVER"), "pib server URL for client commands, e.g. http://127.0.0.1:8080 (env PIB_SERVER; default: from pib login)")
 
 	for _, c := range commands {
 		root.AddCommand(c(g))
@@ -59,10 +61,9 @@ func (g *globals) setupLogging(cmd *cobra.Command) error {
 	return nil
 }
 
-// openImages opens the local data directory: the metadata store (migrated
-// on open), the blob folder and the image store over both. The returned
-// function closes everything.
-func (g *globals) openImages(ctx context.Context) (*images.Store, func(), error) {
+// openStores opens the metadata database and blob folder of the local
+// data directory.
+func (g *globals) openStores(ctx context.Context) (*store.DB, *blobs.Dir, error) {
 	if err := os.MkdirAll(g.dataDir, 0o755); err != nil {
 		return nil, nil, fmt.Errorf("create data directory: %w", err)
 	}
@@ -77,6 +78,17 @@ func (g *globals) openImages(ctx context.Context) (*images.Store, func(), error)
 	bs, err := blobs.NewDir(filepath.Join(g.dataDir, "blobs"))
 	if err != nil {
 		db.Close()
+		return nil, nil, err
+	}
+	return db, bs, nil
+}
+
+// openImages opens the local data directory: the metadata store (migrated
+// on open), the blob folder and the image store over both. The returned
+// function closes everything.
+func (g *globals) openImages(ctx context.Context) (*images.Store, func(), error) {
+	db, bs, err := g.openStores(ctx)
+	if err != nil {
 		return nil, nil, err
 	}
 	is := images.NewStore(db, bs, filepath.Join(g.dataDir, "cache"))

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pib-dev/pib/internal/accounts"
+	"github.com/pib-dev/pib/internal/api"
+	"github.com/pib-dev/pib/internal/groups"
+	"github.com/pib-dev/pib/internal/images"
+	"github.com/pib-dev/pib/internal/osversions"
+	"github.com/pib-dev/pib/internal/packages"
+)
+
+// TestClientCommands drives the seller and operator client commands
+// against a real API server over the same data directory.
+func TestClientCommands(t *testing.T) {
+	testenv := t.TempDir()
+	data := filepath.Join(testenv, "data")
+	t.Setenv("HOME", testenv) // pib login writes under the config dir
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(testenv, "config"))
+	if _, err := run(t, data, "image", "import", rootfsTar(t), "--alias", "tiny"); err != nil {
+		t.Fatal(err)
+	}
+	g := &globals{dataDir: data}
+	ctx := context.Background()
+	db, bs, err := g.openStores(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	as := accounts.NewStore(db)
+	if err := as.EnsureOperator(ctx, filepath.Join(data, "operator.token")); err != nil {
+		t.Fatal(err)
+	}
+	ps := packages.NewStore(db, bs)
+	oses := osversions.NewStore(db)
+	hs := httptest.NewServer(api.New(api.Deps{Accounts: as, Packages: ps, Groups: groups.NewStore(db, ps, oses), OSVersions: oses, Images: images.NewStore(db, bs, filepath.Join(data, "cache"))}))
+	defer hs.Close()
+
+	// The operator logs in with the token file pib serve wrote.
+	out, err := run(t, data, "--server", hs.URL, "login", "--token-file", filepath.Join(data, "operator.token"))
+	if err != nil || !strings.Contains(out, "as operator (operator)") {
+		t.Fatalf("login: %v %s", err, out)
+	}
+	if out, err = run(t, data, "os", "add", "alpine-3", "--image", "tiny"); err != nil || !strings.Contains(out, "alpine-3 (linux)") {
+		t.Fatalf("os add: %v %s", err, out)
+	}
+	out, err = run(t, data, "account", "create", "--role", "seller", "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := strings.TrimSpace(out)
+	if !strings.HasPrefix(token, "pib_") {
+		t.Fatalf("account create printed %q, want the token last", out)
+	}
+
+	// The seller works with PIB_SERVER and PIB_TOKEN.
+	t.Setenv("PIB_SERVER", hs.URL)
+	t.Setenv("PIB_TOKEN", token)
+	installer := filepath.Join(testenv, "setup.sh")
+	os.WriteFile(installer, []byte("#!/bin/sh\necho hi\n"), 0o755)
+	readme := filepath.Join(testenv, "README.txt")
+	os.WriteFile(readme, []byte("read me\n"), 0o644)
+	out, err = run(t, data, "groups", "create", "--name", "Acme1Linux1", "--os", "alpine-3", "--installer", installer, "--package", readme)
+	if err != nil || !strings.Contains(out, "created package group Acme1Linux1") {
+		t.Fatalf("groups create: %v %s", err, out)
+	}
+	_, err = run(t, data, "groups", "create", "--name", "Acme1Linux1", "--os", "alpine-3", "--installer", installer)
+	if err == nil || !strings.Contains(err.Error(), "rule N2") || !strings.Contains(err.Error(), "name") {
+		t.Fatalf("reused name: %v, want the N2 rule and the field", err)
+	}
+	_, err = run(t, data, "groups", "create", "--name", "Acme2", "--os", "alpine-3", "--installer", readme)
+	if err == nil || !strings.Contains(err.Error(), "rule P2") {
+		t.Fatalf("txt installer: %v, want rule P2", err)
+	}
+	out, err = run(t, data, "packages", "ls", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pkgs []packages.Package
+	if err := json.Unmarshal([]byte(out), &pkgs); err != nil || len(pkgs) != 2 {
+		t.Fatalf("packages ls --json: %v %s", err, out)
+	}
+	out, err = run(t, data, "groups", "show", "Acme1Linux1")
+	if err != nil || !strings.Contains(out, "setup.sh") || !strings.Contains(out, "(installer)") {
+		t.Fatalf("groups show: %v %s", err, out)
+	}
+	if out, err = run(t, data, "groups", "ls"); err != nil || !strings.Contains(out, "Acme1Linux1") {
+		t.Fatalf("groups ls: %v %s", err, out)
+	}
+	// A seller cannot act as operator.
+	if _, err := run(t, data, "account", "create", "--role", "seller", "sneaky"); err == nil || !strings.Contains(err.Error(), "may not") {
+		t.Fatalf("seller creating accounts: %v", err)
+	}
+}

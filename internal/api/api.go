@@ -1,0 +1,265 @@
+// Package api is pib's REST API: JSON under /v1/, bearer-token
+// authentication, role and ownership checks on every route.
+//
+// Errors have one shape, {"code","rule","field","message"}, and one table
+// maps codes to HTTP statuses (statusOf). A resource of another account
+// answers exactly like a missing one: 404 not_found.
+package api
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/pib-dev/pib/internal/accounts"
+	"github.com/pib-dev/pib/internal/groups"
+	"github.com/pib-dev/pib/internal/images"
+	"github.com/pib-dev/pib/internal/osversions"
+	"github.com/pib-dev/pib/internal/packages"
+)
+
+// Deps are the stores the API serves.
+type Deps struct {
+	Accounts   *accounts.Store
+	Packages   *packages.Store
+	Groups     *groups.Store
+	OSVersions *osversions.Store
+	Images     *images.Store
+	// Registry collects metrics served at /metrics; nil makes a new one.
+	Registry *prometheus.Registry
+}
+
+// Server is the HTTP API.
+type Server struct {
+	Deps
+	mux    *http.ServeMux
+	routes []route
+	reqs   *prometheus.CounterVec
+	dur    *prometheus.HistogramVec
+}
+
+// route is one API route: who may call it and what handles it.
+type route struct {
+	method, pattern string
+	roles           []accounts.Role // empty: any authenticated account; nil with public: no token
+	public          bool
+	handle          func(w http.ResponseWriter, r *http.Request, a *accounts.Account) error
+}
+
+// maxJSONBody bounds request bodies other than uploads.
+const maxJSONBody = 1 << 20
+
+// New returns the API server with all routes registered.
+func New(d Deps) *Server {
+	if d.Registry == nil {
+		d.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{Deps: d, mux: http.NewServeMux()}
+	s.reqs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pib_http_requests_total", Help: "API requests by route and status."}, []string{"route", "status"})
+	s.dur = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "pib_http_request_duration_seconds", Help: "API request latency by route.", Buckets: prometheus.DefBuckets}, []string{"route"})
+	d.Registry.MustRegister(s.reqs, s.dur, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{}))
+	s.mux.HandleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(openAPI)
+	})
+	for _, rt := range s.allRoutes() {
+		s.handle(rt)
+	}
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, &Error{Code: "not_found", Message: fmt.Sprintf("no route %s %s; see /v1/openapi.json", r.Method, r.URL.Path)})
+	})
+	return s
+}
+
+// Routes lists the method and pattern of every /v1 route (for the OpenAPI
+// completeness test).
+func (s *Server) Routes() [][2]string {
+	var out [][2]string
+	for _, rt := range s.routes {
+		out = append(out, [2]string{rt.method, rt.pattern})
+	}
+	return out
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+func (s *Server) handle(rt route) {
+	s.routes = append(s.routes, rt)
+	name := rt.method + " " + rt.pattern
+	s.mux.HandleFunc(name, func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		err := s.serve(rec, r, rt)
+		if err != nil {
+			writeError(rec, err)
+		}
+		s.reqs.WithLabelValues(name, fmt.Sprint(rec.status)).Inc()
+		s.dur.WithLabelValues(name).Observe(time.Since(start).Seconds())
+	})
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt route) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			slog.Error("panic in API handler", "route", rt.pattern, "panic", p)
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	var a *accounts.Account
+	if !rt.public {
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok {
+			return &Error{Code: "unauthenticated", Message: "send your API token as Authorization: Bearer <token> (pib login)"}
+		}
+		if a, err = s.Accounts.Authenticate(r.Context(), strings.TrimSpace(token)); err != nil {
+			if errors.Is(err, accounts.ErrUnauthenticated) {
+				return &Error{Code: "unauthenticated", Message: "unknown API token"}
+			}
+			return err
+		}
+		if len(rt.roles) > 0 && !hasRole(a.Role, rt.roles) {
+			return &Error{Code: "forbidden", Message: fmt.Sprintf("a %s account may not call %s %s", a.Role, rt.method, rt.pattern)}
+		}
+	}
+	return rt.handle(w, r, a)
+}
+
+func hasRole(r accounts.Role, roles []accounts.Role) bool {
+	for _, x := range roles {
+		if x == r {
+			return true
+		}
+	}
+	return false
+}
+
+// Error is an API error; it is also the JSON error body.
+type Error struct {
+	Code    string `json:"code"`
+	Rule    string `json:"rule,omitempty"`
+	Field   string `json:"field,omitempty"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// statusOf maps error codes to HTTP statuses: the one table.
+var statusOf = map[string]int{
+	"invalid":                http.StatusBadRequest,
+	"unauthenticated":        http.StatusUnauthorized,
+	"forbidden":              http.StatusForbidden,
+	"not_found":              http.StatusNotFound,
+	"conflict":               http.StatusConflict,
+	"too_large":              http.StatusRequestEntityTooLarge,
+	"unsupported_media_type": http.StatusUnsupportedMediaType,
+	"internal":               http.StatusInternalServerError,
+}
+
+// toAPIError turns domain errors into API errors; anything unknown is an
+// internal error, logged, its detail not shown to the caller.
+func toAPIError(err error) *Error {
+	var ae *Error
+	if errors.As(err, &ae) {
+		return ae
+	}
+	var ge *groups.Error
+	if errors.As(err, &ge) {
+		return &Error{Code: ge.Code, Rule: ge.Rule, Field: ge.Field, Message: ge.Message}
+	}
+	var pe *packages.Error
+	if errors.As(err, &pe) {
+		code := "invalid"
+		if strings.Contains(pe.Message, "upload limit") {
+			code = "too_large"
+		}
+		return &Error{Code: code, Rule: pe.Rule, Field: pe.Field, Message: pe.Message}
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return &Error{Code: "too_large", Message: fmt.Sprintf("request body is larger than %d bytes", mbe.Limit)}
+	}
+	for _, nf := range []error{packages.ErrNotFound, groups.ErrNotFound, osversions.ErrNotFound, images.ErrNotFound} {
+		if errors.Is(err, nf) {
+			return &Error{Code: "not_found", Message: err.Error()}
+		}
+	}
+	if errors.Is(err, accounts.ErrNameTaken) {
+		return &Error{Code: "conflict", Field: "name", Message: err.Error()}
+	}
+	if errors.Is(err, context.Canceled) {
+		return &Error{Code: "invalid", Message: "request cancelled"}
+	}
+	slog.Error("API request failed", "err", err)
+	return &Error{Code: "internal", Message: "internal error; the server log has the details"}
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	ae := toAPIError(err)
+	status, ok := statusOf[ae.Code]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	writeJSON(w, status, ae)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// readJSON decodes a JSON request body strictly: the right content type,
+// at most maxJSONBody bytes, no unknown fields, nothing after the value.
+func readJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+		return &Error{Code: "unsupported_media_type", Message: "send the request body as Content-Type: application/json"}
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSONBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return &Error{Code: "invalid", Message: "malformed JSON body: " + err.Error()}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return &Error{Code: "invalid", Message: "malformed JSON body: more data after the JSON value"}
+	}
+	return nil
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) { s.status = code; s.ResponseWriter.WriteHeader(code) }
+func (s *statusRecorder) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// openAPI describes every /v1 route; a test keeps it complete.
+//
+//go:embed openapi.json
+var openAPI []byte

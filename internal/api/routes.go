@@ -1,0 +1,182 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/pib-dev/pib/internal/accounts"
+	"github.com/pib-dev/pib/internal/groups"
+	"github.com/pib-dev/pib/internal/images"
+)
+
+var (
+	operatorOnly = []accounts.Role{accounts.Operator}
+	sellerOnly   = []accounts.Role{accounts.Seller}
+)
+
+// allRoutes is the API's route table. Handlers get the authenticated
+// account and use its ID as the owner of everything they touch.
+func (s *Server) allRoutes() []route {
+	return []route{
+		{method: "GET", pattern: "/v1/whoami", handle: s.whoami},
+		{method: "POST", pattern: "/v1/accounts", roles: operatorOnly, handle: s.createAccount},
+		{method: "GET", pattern: "/v1/accounts", roles: operatorOnly, handle: s.listAccounts},
+		{method: "POST", pattern: "/v1/os-versions", roles: operatorOnly, handle: s.addOSVersion},
+		{method: "GET", pattern: "/v1/os-versions", handle: s.listOSVersions},
+		{method: "POST", pattern: "/v1/packages", roles: sellerOnly, handle: s.uploadPackage},
+		{method: "GET", pattern: "/v1/packages", roles: sellerOnly, handle: s.listPackages},
+		{method: "GET", pattern: "/v1/packages/{id}", roles: sellerOnly, handle: s.getPackage},
+		{method: "POST", pattern: "/v1/package-groups", roles: sellerOnly, handle: s.createGroup},
+		{method: "GET", pattern: "/v1/package-groups", roles: sellerOnly, handle: s.listGroups},
+		{method: "GET", pattern: "/v1/package-groups/{ref}", roles: sellerOnly, handle: s.getGroup},
+	}
+}
+
+func (s *Server) whoami(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
+	writeJSON(w, http.StatusOK, a)
+	return nil
+}
+
+type createAccountRequest struct {
+	Name string        `json:"name"`
+	Role accounts.Role `json:"role"`
+}
+
+type createAccountResponse struct {
+	Account *accounts.Account `json:"account"`
+	Token   string            `json:"token"`
+}
+
+func (s *Server) createAccount(w http.ResponseWriter, r *http.Request, _ *accounts.Account) error {
+	var req createAccountRequest
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	a, token, err := s.Accounts.Create(r.Context(), req.Name, req.Role)
+	if err != nil {
+		if errors.Is(err, accounts.ErrNameTaken) {
+			return err
+		}
+		return &Error{Code: "invalid", Field: fieldOf(err.Error()), Message: err.Error()}
+	}
+	writeJSON(w, http.StatusCreated, createAccountResponse{Account: a, Token: token})
+	return nil
+}
+
+func fieldOf(msg string) string {
+	if strings.HasPrefix(msg, "role") {
+		return "role"
+	}
+	return "name"
+}
+
+func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request, _ *accounts.Account) error {
+	list, err := s.Accounts.List(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, list)
+	return nil
+}
+
+type addOSVersionRequest struct {
+	Name  string `json:"name"`
+	Image string `json:"image"` // ID or alias
+}
+
+func (s *Server) addOSVersion(w http.ResponseWriter, r *http.Request, _ *accounts.Account) error {
+	var req addOSVersionRequest
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	im, err := s.Images.Get(r.Context(), req.Image)
+	if errors.Is(err, images.ErrNotFound) {
+		return &Error{Code: "invalid", Field: "image", Message: err.Error()}
+	}
+	if err != nil {
+		return err
+	}
+	v, err := s.OSVersions.Add(r.Context(), req.Name, im.OS, im.ID)
+	if err != nil {
+		return &Error{Code: "invalid", Field: "name", Message: err.Error()}
+	}
+	writeJSON(w, http.StatusCreated, v)
+	return nil
+}
+
+func (s *Server) listOSVersions(w http.ResponseWriter, r *http.Request, _ *accounts.Account) error {
+	list, err := s.OSVersions.List(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, list)
+	return nil
+}
+
+// uploadPackage streams the request body (application/octet-stream) into
+// the package store; the file name is the "name" query parameter.
+func (s *Server) uploadPackage(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
+	if ct := r.Header.Get("Content-Type"); ct != "application/octet-stream" {
+		return &Error{Code: "unsupported_media_type", Message: "upload the file as the request body with Content-Type: application/octet-stream and ?name=FILE"}
+	}
+	name := r.URL.Query().Get("name")
+	if r.ContentLength > s.Packages.MaxSize {
+		return &Error{Code: "too_large", Rule: "P5", Field: "file", Message: "the file is larger than the upload limit"}
+	}
+	p, err := s.Packages.Upload(r.Context(), a.ID, name, r.Body)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, p)
+	return nil
+}
+
+func (s *Server) listPackages(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
+	list, err := s.Packages.List(r.Context(), a.ID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, list)
+	return nil
+}
+
+func (s *Server) getPackage(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
+	p, err := s.Packages.Get(r.Context(), a.ID, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, p)
+	return nil
+}
+
+func (s *Server) createGroup(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
+	var spec groups.Spec
+	if err := readJSON(w, r, &spec); err != nil {
+		return err
+	}
+	g, err := s.Groups.Create(r.Context(), a.ID, spec)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, g)
+	return nil
+}
+
+func (s *Server) listGroups(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
+	list, err := s.Groups.List(r.Context(), a.ID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, list)
+	return nil
+}
+
+func (s *Server) getGroup(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
+	g, err := s.Groups.Get(r.Context(), a.ID, r.PathValue("ref"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, g)
+	return nil
+}
