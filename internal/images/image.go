@@ -219,7 +219,7 @@ func (s *Store) Remove(ctx context.Context, ref string) (*Image, error) {
 		}
 		for _, d := range digests {
 			var n int
-			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM image_blobs WHERE digest = $1`, d).Scan(&n); err != nil {
+			if err := tx.QueryRowContext(ctx, blobRefs, d).Scan(&n); err != nil {
 				return err
 			}
 			if n == 0 {
@@ -248,12 +248,16 @@ func (s *Store) Remove(ctx context.Context, ref string) (*Image, error) {
 	return im, nil
 }
 
+// blobRefs counts what still needs a blob. The blob folder is shared with
+// uploaded packages, so a layer that happens to equal an upload stays.
+const blobRefs = `SELECT (SELECT COUNT(*) FROM image_blobs WHERE digest = $1) + (SELECT COUNT(*) FROM packages WHERE digest = $1)`
+
 // forget deletes blobs written by a failed operation unless some image
 // references them (they may have existed before it started).
 func (s *Store) forget(hs ...v1.Hash) {
 	for _, h := range hs {
 		var n int
-		err := s.db.QueryRowContext(context.Background(), `SELECT COUNT(*) FROM image_blobs WHERE digest = $1`, h.String()).Scan(&n)
+		err := s.db.QueryRowContext(context.Background(), blobRefs, h.String()).Scan(&n)
 		if err == nil && n == 0 {
 			s.blobs.Delete(h)
 		}

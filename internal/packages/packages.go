@@ -166,10 +166,11 @@ func (s *Store) checkArchive(name string, h v1.Hash) error {
 	return nil
 }
 
-// forget deletes a blob just written unless a package already uses it.
+// forget deletes a blob just written unless a package or an image (the
+// blob folder is shared) already uses it.
 func (s *Store) forget(h v1.Hash) {
 	var n int
-	if s.db.QueryRowContext(context.Background(), `SELECT COUNT(*) FROM packages WHERE digest = $1`, h.String()).Scan(&n) == nil && n == 0 {
+	if s.db.QueryRowContext(context.Background(), `SELECT (SELECT COUNT(*) FROM packages WHERE digest = $1) + (SELECT COUNT(*) FROM image_blobs WHERE digest = $1)`, h.String()).Scan(&n) == nil && n == 0 {
 		s.blobs.Delete(h)
 	}
 }
