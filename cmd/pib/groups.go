@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -91,8 +92,18 @@ func newGroupsListCommand(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var list []groups.Group
-			if err := g.client().Do(cmd.Context(), "GET", "/v1/package-groups", nil, &list); err != nil {
-				return err
+			for cursor := ""; ; {
+				var page struct {
+					Items      []groups.Group `json:"items"`
+					NextCursor string         `json:"next_cursor"`
+				}
+				if err := g.client().Do(cmd.Context(), "GET", "/v1/package-groups?limit=1000&cursor="+url.QueryEscape(cursor), nil, &page); err != nil {
+					return err
+				}
+				list = append(list, page.Items...)
+				if cursor = page.NextCursor; cursor == "" {
+					break
+				}
 			}
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), list)

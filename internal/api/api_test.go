@@ -169,12 +169,12 @@ func TestSellerFlow(t *testing.T) {
 		if code := e.json("POST", "/v1/package-groups", other, spec, &apiErr); code != 400 || apiErr.Rule != "P1" {
 			t.Fatalf("group with a foreign installer: %d %+v", code, apiErr)
 		}
-		var list []groups.Group
-		if e.call("GET", "/v1/package-groups", other, "", nil, &list); len(list) != 0 {
-			t.Fatalf("other seller lists %d groups", len(list))
+		var list api.Page[groups.Group]
+		if e.call("GET", "/v1/package-groups", other, "", nil, &list); len(list.Items) != 0 {
+			t.Fatalf("other seller lists %d groups", len(list.Items))
 		}
-		if e.call("GET", "/v1/package-groups", seller, "", nil, &list); len(list) != 1 {
-			t.Fatalf("seller lists %d groups", len(list))
+		if e.call("GET", "/v1/package-groups", seller, "", nil, &list); len(list.Items) != 1 {
+			t.Fatalf("seller lists %d groups", len(list.Items))
 		}
 	})
 }
@@ -200,6 +200,8 @@ func TestBadRequests(t *testing.T) {
 		{"empty upload", "POST", "/v1/packages?name=a.sh", seller, "application/octet-stream", "", 400, "invalid"},
 		{"seller on an operator route", "GET", "/v1/accounts", seller, "", "", 403, "forbidden"},
 		{"unknown route", "GET", "/v1/nothing", seller, "", "", 404, "not_found"},
+		{"bad page limit", "GET", "/v1/package-groups?limit=0", seller, "", "", 400, "invalid"},
+		{"forged cursor", "GET", "/v1/package-groups?cursor=bm9wZQ", seller, "", "", 400, "invalid"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got api.Error
@@ -211,12 +213,12 @@ func TestBadRequests(t *testing.T) {
 	}
 	// Nothing was stored by any of them.
 	list, _ := e.pkgs.List(context.Background(), "")
-	var groupsList []groups.Group
+	var groupsList api.Page[groups.Group]
 	e.call("GET", "/v1/package-groups", seller, "", nil, &groupsList)
 	var pkgList []packages.Package
 	e.call("GET", "/v1/packages", seller, "", nil, &pkgList)
-	if len(list)+len(groupsList)+len(pkgList) != 0 {
-		t.Fatalf("bad requests stored %d groups, %d packages", len(groupsList), len(pkgList))
+	if len(list)+len(groupsList.Items)+len(pkgList) != 0 {
+		t.Fatalf("bad requests stored %d groups, %d packages", len(groupsList.Items), len(pkgList))
 	}
 }
 

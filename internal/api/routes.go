@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/pib-dev/pib/internal/accounts"
@@ -163,12 +164,38 @@ func (s *Server) createGroup(w http.ResponseWriter, r *http.Request, a *accounts
 	return nil
 }
 
+// Page is one page of a listing.
+type Page[T any] struct {
+	Items      []T    `json:"items"`
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// pageParams reads ?limit= (1–1000, default 100) and ?cursor=.
+func pageParams(r *http.Request) (string, int, error) {
+	limit := 100
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return "", 0, &Error{Code: "invalid", Field: "limit", Message: "limit must be a number from 1 to 1000"}
+		}
+		limit = n
+	}
+	return r.URL.Query().Get("cursor"), limit, nil
+}
+
 func (s *Server) listGroups(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
-	list, err := s.Groups.List(r.Context(), a.ID)
+	cursor, limit, err := pageParams(r)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, list)
+	list, next, err := s.Groups.ListPage(r.Context(), a.ID, cursor, limit)
+	if errors.Is(err, groups.ErrBadCursor) {
+		return &Error{Code: "invalid", Field: "cursor", Message: "cursor is not one this server gave out"}
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, Page[*groups.Group]{Items: list, NextCursor: next})
 	return nil
 }
 

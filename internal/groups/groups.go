@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -268,6 +269,63 @@ func (s *Store) List(ctx context.Context, owner string) ([]*Group, error) {
 		out = append(out, g)
 	}
 	return out, rows.Err()
+}
+
+// ListPage returns at most limit of owner's groups, newest first, starting
+// after cursor ("" for the first page), and the cursor of the next page
+// ("" when there is none). Keyset pagination: a page costs the same
+// however deep it is.
+func (s *Store) ListPage(ctx context.Context, owner, cursor string, limit int) ([]*Group, string, error) {
+	q := `SELECT ` + groupColumns + ` FROM package_groups WHERE owner = $1`
+	args := []any{owner}
+	if cursor != "" {
+		at, id, err := decodeCursor(cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		q += ` AND (created_at < $2 OR (created_at = $2 AND id > $3))`
+		args = append(args, at, id)
+	}
+	q += fmt.Sprintf(` ORDER BY created_at DESC, id LIMIT %d`, limit+1)
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, "", err
+	}
+	defer rows.Close()
+	out := []*Group{}
+	for rows.Next() {
+		g, err := s.scanGroup(rows)
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, g)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		last := out[limit-1]
+		next = base64.RawURLEncoding.EncodeToString([]byte(last.Created.Format(time.RFC3339Nano) + "|" + last.ID))
+	}
+	return out, next, nil
+}
+
+// ErrBadCursor is returned for a cursor ListPage did not make.
+var ErrBadCursor = errors.New("invalid page cursor")
+
+func decodeCursor(c string) (time.Time, string, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return time.Time{}, "", ErrBadCursor
+	}
+	ts, id, ok := strings.Cut(string(raw), "|")
+	at, err := time.Parse(time.RFC3339Nano, ts)
+	if !ok || err != nil {
+		return time.Time{}, "", ErrBadCursor
+	}
+	return at.UTC(), id, nil
 }
 
 // MarkSubmitted records the submission time (the pipeline calls it in

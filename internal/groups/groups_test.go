@@ -3,6 +3,7 @@ package groups_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -179,4 +180,43 @@ func TestSuggestName(t *testing.T) {
 	if err := groups.ValidName(groups.SuggestName("x", "1.0", "windows", 1)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestListPage(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, db *store.DB) {
+		f := setup(t, db)
+		ctx := context.Background()
+		var want []string
+		for i := range 7 {
+			g, err := f.groups.Create(ctx, f.seller.ID, groups.Spec{Name: fmt.Sprintf("G%d", i), Platform: "linux", OSVersions: []string{"debian-12"}, InstallerID: f.pkg["setup.sh"]})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = append([]string{g.ID}, want...) // newest first
+		}
+		var got []string
+		cursor := ""
+		for pages := 0; ; pages++ {
+			page, next, err := f.groups.ListPage(ctx, f.seller.ID, cursor, 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, g := range page {
+				got = append(got, g.ID)
+			}
+			if next == "" {
+				if pages != 2 {
+					t.Errorf("%d pages, want 3", pages+1)
+				}
+				break
+			}
+			cursor = next
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("pages gave %v, want %v", got, want)
+		}
+		if _, _, err := f.groups.ListPage(ctx, f.seller.ID, "garbage!", 3); !errors.Is(err, groups.ErrBadCursor) {
+			t.Fatalf("bad cursor: %v", err)
+		}
+	})
 }
