@@ -25,14 +25,16 @@ import (
 )
 
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	srv      *api.Server
 	url      string
 	operator string
 	pkgs     *packages.Store
 }
 
-func newEnv(t *testing.T, db *store.DB) *env {
+func newEnv(t *testing.T, db *store.DB) *env { return newEnvTB(t, db) }
+
+func newEnvTB(t testing.TB, db *store.DB) *env {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
