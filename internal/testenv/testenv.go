@@ -122,3 +122,35 @@ func OpenStore(dataDir string) (*images.Store, func(), error) {
 	}
 	return images.NewStore(db, bs, filepath.Join(dataDir, "cache")), func() { db.Close() }, nil
 }
+
+// ImportDebian12 stores the shared debian-12 image in s under the alias
+// debian-12, importing a docker archive exported once per test run.
+func ImportDebian12(t testing.TB, s *images.Store) *images.Image {
+	t.Helper()
+	deb := Debian12(t)
+	archive := filepath.Join(CacheDir(), "debian-12", "debian-12.docker.tar")
+	if _, err := os.Stat(archive); err != nil {
+		lock, err := os.OpenFile(filepath.Join(CacheDir(), "debian-12", "lock"), os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer lock.Close()
+		unix.Flock(int(lock.Fd()), unix.LOCK_EX)
+		defer unix.Flock(int(lock.Fd()), unix.LOCK_UN)
+		if _, err := os.Stat(archive); err != nil {
+			src, closeFn, err := OpenStore(deb.DataDir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer closeFn()
+			if err := src.Export(context.Background(), deb.ImageID, images.DockerArchive, archive); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	im, err := s.Import(context.Background(), archive, images.ImportOptions{Alias: "debian-12"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return im
+}
