@@ -10,13 +10,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pib-dev/pib/internal/groups"
+	"github.com/pib-dev/pib/internal/pipeline"
 )
 
 func init() { commands = append(commands, newGroupsCommand) }
 
 func newGroupsCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "groups", Aliases: []string{"group"}, Short: "Create, list and show package groups (seller)"}
-	cmd.AddCommand(newGroupsCreateCommand(g), newGroupsListCommand(g), newGroupsShowCommand(g))
+	cmd.AddCommand(newGroupsCreateCommand(g), newGroupsListCommand(g), newGroupsShowCommand(g), newGroupsSubmitCommand(g))
 	return cmd
 }
 
@@ -151,5 +152,33 @@ func newGroupsShowCommand(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newGroupsSubmitCommand(g *globals) *cobra.Command {
+	var watch bool
+	cmd := &cobra.Command{
+		Use:   "submit NAME|ID",
+		Short: "Submit a group: one test build and scan per OS version",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var builds []pipeline.Build
+			if err := g.client().Do(cmd.Context(), "POST", "/v1/package-groups/"+pathEscape(args[0])+"/submit", nil, &builds); err != nil {
+				return err
+			}
+			for _, b := range builds {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t%s\n", b.ID, b.OSName, b.State)
+			}
+			if !watch {
+				fmt.Fprintf(cmd.ErrOrStderr(), "follow it with: pib status %s --watch\n", args[0])
+				return nil
+			}
+			st := newStatusCommand(g)
+			st.SetArgs([]string{args[0], "--watch"})
+			st.SetOut(cmd.OutOrStdout())
+			return st.ExecuteContext(cmd.Context())
+		},
+	}
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "follow the builds until they end")
 	return cmd
 }

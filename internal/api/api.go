@@ -27,6 +27,7 @@ import (
 	"github.com/pib-dev/pib/internal/images"
 	"github.com/pib-dev/pib/internal/osversions"
 	"github.com/pib-dev/pib/internal/packages"
+	"github.com/pib-dev/pib/internal/pipeline"
 )
 
 // Deps are the stores the API serves.
@@ -36,6 +37,8 @@ type Deps struct {
 	Groups     *groups.Store
 	OSVersions *osversions.Store
 	Images     *images.Store
+	// Pipeline runs builds; nil leaves out the build routes.
+	Pipeline *pipeline.Pipeline
 	// Registry collects metrics served at /metrics; nil makes a new one.
 	Registry *prometheus.Registry
 }
@@ -78,7 +81,10 @@ func New(d Deps) *Server {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(openAPI)
 	})
-	for _, rt := range s.allRoutes() {
+	if d.Pipeline != nil {
+		d.Registry.MustRegister(d.Pipeline.Collectors()...)
+	}
+	for _, rt := range append(s.allRoutes(), s.buildRoutes()...) {
 		s.handle(rt)
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -20,6 +20,7 @@ import (
 	"github.com/pib-dev/pib/internal/images"
 	"github.com/pib-dev/pib/internal/osversions"
 	"github.com/pib-dev/pib/internal/packages"
+	"github.com/pib-dev/pib/internal/pipeline"
 	"github.com/pib-dev/pib/internal/store"
 	"github.com/pib-dev/pib/internal/store/storetest"
 )
@@ -32,9 +33,12 @@ type env struct {
 	pkgs     *packages.Store
 }
 
-func newEnv(t *testing.T, db *store.DB) *env { return newEnvTB(t, db) }
+func newEnv(t *testing.T, db *store.DB) *env { return newEnvWith(t, db, nil) }
 
-func newEnvTB(t testing.TB, db *store.DB) *env {
+func newEnvTB(t testing.TB, db *store.DB) *env { return newEnvWith(t, db, nil) }
+
+// newEnvWith lets a test add to the API's dependencies (the pipeline).
+func newEnvWith(t testing.TB, db *store.DB, edit func(*api.Deps)) *env {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -64,7 +68,11 @@ func newEnvTB(t testing.TB, db *store.DB) *env {
 	ps := packages.NewStore(db, bs)
 	ps.MaxSize = 1 << 20
 	oses := osversions.NewStore(db)
-	srv := api.New(api.Deps{Accounts: as, Packages: ps, Groups: groups.NewStore(db, ps, oses), OSVersions: oses, Images: is})
+	deps := api.Deps{Accounts: as, Packages: ps, Groups: groups.NewStore(db, ps, oses), OSVersions: oses, Images: is}
+	if edit != nil {
+		edit(&deps)
+	}
+	srv := api.New(deps)
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
 	return &env{t: t, srv: srv, url: hs.URL, operator: strings.TrimSpace(string(op)), pkgs: ps}
@@ -226,7 +234,18 @@ func TestBadRequests(t *testing.T) {
 
 // TestOpenAPIListsEveryRoute keeps the OpenAPI document complete.
 func TestOpenAPIListsEveryRoute(t *testing.T) {
-	e := newEnv(t, storetest.Open(t, store.SQLite))
+	db := storetest.Open(t, store.SQLite)
+	e := newEnvWith(t, db, func(d *api.Deps) {
+		// A submit-only pipeline: enough to register the build routes.
+		p, err := pipeline.New(context.Background(), db, pipeline.Config{Workers: -1, Groups: d.Groups, OSVersions: d.OSVersions})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Pipeline = p
+	})
+	if len(e.srv.Routes()) < 25 {
+		t.Fatalf("only %d routes registered", len(e.srv.Routes()))
+	}
 	var doc struct {
 		OpenAPI string                    `json:"openapi"`
 		Paths   map[string]map[string]any `json:"paths"`

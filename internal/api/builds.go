@@ -1,0 +1,258 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/pib-dev/pib/internal/accounts"
+	"github.com/pib-dev/pib/internal/groups"
+	"github.com/pib-dev/pib/internal/pipeline"
+	"github.com/pib-dev/pib/internal/store"
+)
+
+// buildRoutes are the routes of the build pipeline: submitting, the scan
+// status view, build logs and reports, investigations and webhooks.
+func (s *Server) buildRoutes() []route {
+	if s.Pipeline == nil {
+		return nil
+	}
+	return []route{
+		{method: "POST", pattern: "/v1/package-groups/{ref}/submit", roles: sellerOnly, handle: s.submitGroup},
+		{method: "GET", pattern: "/v1/package-groups/{ref}/builds", roles: sellerOnly, handle: s.groupBuilds},
+		{method: "GET", pattern: "/v1/package-groups/{ref}/history", roles: sellerOnly, handle: s.groupHistory},
+		{method: "GET", pattern: "/v1/status", roles: sellerOnly, handle: s.status},
+		{method: "GET", pattern: "/v1/builds/{id}", roles: sellerOnly, handle: s.getBuild},
+		{method: "GET", pattern: "/v1/builds/{id}/log", roles: sellerOnly, handle: s.buildLog},
+		{method: "GET", pattern: "/v1/builds/{id}/report", roles: sellerOnly, handle: s.buildReport},
+		{method: "GET", pattern: "/v1/investigations", roles: operatorOnly, handle: s.listInvestigations},
+		{method: "POST", pattern: "/v1/investigations/{build}/retry", roles: operatorOnly, handle: s.retryBuild},
+		{method: "POST", pattern: "/v1/investigations/{build}/resolve", roles: operatorOnly, handle: s.resolveBuild},
+		{method: "PUT", pattern: "/v1/webhook", handle: s.setWebhook},
+		{method: "GET", pattern: "/v1/webhook", handle: s.getWebhook},
+		{method: "DELETE", pattern: "/v1/webhook", handle: s.deleteWebhook},
+		{method: "GET", pattern: "/v1/webhook/deliveries", handle: s.webhookDeliveries},
+	}
+}
+
+// pipelineError maps the pipeline's errors to API errors.
+func pipelineError(err error) error {
+	switch {
+	case errors.Is(err, pipeline.ErrNotFound):
+		return &Error{Code: "not_found", Message: err.Error()}
+	case errors.Is(err, store.ErrConflict):
+		return &Error{Code: "conflict", Message: err.Error()}
+	case errors.Is(err, pipeline.ErrInvalid):
+		return &Error{Code: "invalid", Message: strings.TrimPrefix(err.Error(), pipeline.ErrInvalid.Error()+": ")}
+	}
+	return err
+}
+
+// GroupStatus is a group in the scan status view (SPEC: states).
+type GroupStatus struct {
+	ID        string            `json:"id"`
+	Name      string            `json:"name"`
+	Submitted *time.Time        `json:"submitted,omitempty"`
+	State     pipeline.State    `json:"state"`
+	Builds    []*pipeline.Build `json:"builds"`
+}
+
+func (s *Server) submitGroup(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
+	builds, err := s.Pipeline.Submit(r.Context(), a.ID, r.PathValue("ref"))
+	if err != nil {
+		return pipelineError(err)
+	}
+	writeJSON(w, http.StatusAccepted, builds)
+	return nil
+}
+
+func (s *Server) groupStatus(r *http.Request, a *accounts.Account, g *groups.Group) (*GroupStatus, error) {
+	builds, err := s.Pipeline.Builds(r.Context(), a.ID, g.ID)
+	if err != nil {
+		return nil, pipelineError(err)
+	}
+	return &GroupStatus{ID: g.ID, Name: g.Name, Submitted: g.Submitted, State: pipeline.GroupState(builds), Builds: nonNil(builds)}, nil
+}
+
+func (s *Server) groupBuilds(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
+	g, err := s.Groups.Get(r.Context(), a.ID, r.PathValue("ref"))
+	if err != nil {
+		return err
+	}
+	st, err := s.groupStatus(r, a, g)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, st)
+	return nil
+}
+
+func (s *Server) groupHistory(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
+	ev, err := s.Pipeline.History(r.Context(), a.ID, r.PathValue("ref"))
+	if err != nil {
+		return pipelineError(err)
+	}
+	writeJSON(w, http.StatusOK, nonNil(ev))
+	return nil
+}
+
+// status is the scan status view: a page of groups, newest first, each
+// with its state and its latest builds.
+func (s *Server) status(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
+	if ref := r.URL.Query().Get("group"); ref != "" {
+		g, err := s.Groups.Get(r.Context(), a.ID, ref)
+		if err != nil {
+			return err
+		}
+		st, err := s.groupStatus(r, a, g)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, Page[*GroupStatus]{Items: []*GroupStatus{st}})
+		return nil
+	}
+	cursor, limit, err := pageParams(r)
+	if err != nil {
+		return err
+	}
+	list, next, err := s.Groups.ListPage(r.Context(), a.ID, cursor, limit)
+	if errors.Is(err, groups.ErrBadCursor) {
+		return &Error{Code: "invalid", Field: "cursor", Message: "cursor is not one this server gave out"}
+	}
+	if err != nil {
+		return err
+	}
+	latest, err := s.Pipeline.LatestBuilds(r.Context(), a.ID)
+	if err != nil {
+		return pipelineError(err)
+	}
+	out := Page[*GroupStatus]{Items: []*GroupStatus{}, NextCursor: next}
+	for _, g := range list {
+		b := latest[g.ID]
+		out.Items = append(out.Items, &GroupStatus{ID: g.ID, Name: g.Name, Submitted: g.Submitted, State: pipeline.GroupState(b), Builds: nonNil(b)})
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) getBuild(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
+	b, err := s.Pipeline.Build(r.Context(), a.ID, r.PathValue("id"))
+	if err != nil {
+		return pipelineError(err)
+	}
+	writeJSON(w, http.StatusOK, b)
+	return nil
+}
+
+func (s *Server) buildLog(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
+	log, err := s.Pipeline.Log(r.Context(), a.ID, r.PathValue("id"))
+	if err != nil {
+		return pipelineError(err)
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write(log)
+	return nil
+}
+
+func (s *Server) buildReport(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
+	rep, err := s.Pipeline.Report(r.Context(), a.ID, r.PathValue("id"))
+	if err != nil {
+		return pipelineError(err)
+	}
+	writeJSON(w, http.StatusOK, rep)
+	return nil
+}
+
+func (s *Server) listInvestigations(w http.ResponseWriter, r *http.Request, _ *accounts.Account) error {
+	list, err := s.Pipeline.Investigations(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, nonNil(list))
+	return nil
+}
+
+func (s *Server) retryBuild(w http.ResponseWriter, r *http.Request, _ *accounts.Account) error {
+	b, err := s.Pipeline.Retry(r.Context(), r.PathValue("build"))
+	if err != nil {
+		return pipelineError(err)
+	}
+	writeJSON(w, http.StatusAccepted, b)
+	return nil
+}
+
+type resolveRequest struct {
+	Note string `json:"note"`
+}
+
+func (s *Server) resolveBuild(w http.ResponseWriter, r *http.Request, _ *accounts.Account) error {
+	var req resolveRequest
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	b, err := s.Pipeline.Resolve(r.Context(), r.PathValue("build"), req.Note)
+	if err != nil {
+		return pipelineError(err)
+	}
+	writeJSON(w, http.StatusOK, b)
+	return nil
+}
+
+type webhookRequest struct {
+	URL string `json:"url"`
+}
+
+type webhookResponse struct {
+	URL    string `json:"url"`
+	Secret string `json:"secret,omitempty"`
+}
+
+func (s *Server) setWebhook(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
+	var req webhookRequest
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	secret, err := s.Pipeline.SetWebhook(r.Context(), a.ID, req.URL)
+	if err != nil {
+		if errors.Is(err, pipeline.ErrInvalid) {
+			return &Error{Code: "invalid", Field: "url", Message: strings.TrimPrefix(err.Error(), pipeline.ErrInvalid.Error()+": ")}
+		}
+		return err
+	}
+	writeJSON(w, http.StatusOK, webhookResponse{URL: req.URL, Secret: secret})
+	return nil
+}
+
+func (s *Server) getWebhook(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
+	u, err := s.Pipeline.Webhook(r.Context(), a.ID)
+	if err != nil {
+		return pipelineError(err)
+	}
+	writeJSON(w, http.StatusOK, webhookResponse{URL: u})
+	return nil
+}
+
+func (s *Server) deleteWebhook(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
+	if err := s.Pipeline.DeleteWebhook(r.Context(), a.ID); err != nil {
+		return pipelineError(err)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) webhookDeliveries(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
+	list, err := s.Pipeline.Deliveries(r.Context(), a.ID, 100)
+	if err != nil {
+		return pipelineError(err)
+	}
+	writeJSON(w, http.StatusOK, nonNil(list))
+	return nil
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
