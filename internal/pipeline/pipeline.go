@@ -320,15 +320,34 @@ func (p *Pipeline) Stop(ctx context.Context) error {
 }
 
 // cleanWorkDir removes staging folders of runs that no longer hold a live
-// lease: leftovers of a killed process.
+// lease: leftovers of a killed process. A run whose owner process on this
+// machine is gone is recovered at once (re-queued), without waiting for
+// its heartbeat to go stale: a restarted pib serve resumes its builds
+// within seconds of a kill -9.
 func (p *Pipeline) cleanWorkDir(ctx context.Context) {
 	entries, err := os.ReadDir(p.cfg.WorkDir)
 	if err != nil {
 		return
 	}
 	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ownerSuffix) {
+			if _, err := os.Stat(filepath.Join(p.cfg.WorkDir, strings.TrimSuffix(e.Name(), ownerSuffix))); err != nil {
+				os.Remove(filepath.Join(p.cfg.WorkDir, e.Name()))
+			}
+			continue
+		}
 		buildID, runID, ok := strings.Cut(e.Name(), ".")
 		if !ok {
+			continue
+		}
+		owner := filepath.Join(p.cfg.WorkDir, e.Name()+ownerSuffix)
+		if ownerDead(owner) {
+			p.log.Info("a build's worker process died; queueing the build again", "build", buildID)
+			if err := p.recoverLost(ctx, buildID, runID, "the worker process died"); err != nil {
+				p.log.Error("recover a build after its worker died", "build", buildID, "err", err)
+			}
+			p.cleanup(ctx, buildID, runID)
+			os.Remove(owner)
 			continue
 		}
 		var hb sql.NullTime

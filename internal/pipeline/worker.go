@@ -53,6 +53,12 @@ func (p *Pipeline) runBuild(ctx context.Context, jobID int64, buildID string) er
 	}
 	dir := filepath.Join(p.cfg.WorkDir, buildID+"."+r.id)
 	defer os.RemoveAll(dir)
+	// The owner file lets a restarted process on this machine tell at once
+	// that this run died with its process (see cleanWorkDir).
+	if err := writeOwner(dir + ownerSuffix); err != nil {
+		return err
+	}
+	defer os.Remove(dir + ownerSuffix)
 
 	// work is cancelled by shutdown (ctx) or by losing the lease.
 	work, cancel := context.WithCancelCause(ctx)
