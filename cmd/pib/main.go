@@ -9,9 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+
+	"github.com/pib-dev/pib/internal/sandbox"
 )
 
 func main() {
+	// The sandbox re-executes this binary as its init; that returns here
+	// only in the ordinary case.
+	sandbox.Main()
 	if err := newRootCommand().Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "pib:", err)
 		var ec exitCoder

