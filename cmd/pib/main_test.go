@@ -9,8 +9,20 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pib-dev/pib/internal/sandbox"
 	"github.com/pib-dev/pib/internal/testenv"
 )
+
+// TestMain lets the test binary be pib itself: the sandbox re-executes it
+// as its init, and end-to-end tests run it as `pib serve`.
+func TestMain(m *testing.M) {
+	sandbox.Main()
+	if os.Getenv("PIB_TEST_RUN_PIB") == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
 
 // run executes pib in-process with args and returns stdout and the error.
 func run(t *testing.T, data string, args ...string) (string, error) {

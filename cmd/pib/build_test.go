@@ -1,0 +1,68 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/pib-dev/pib/internal/testenv"
+)
+
+// TestBuildCommand runs pib build on the real debian-12 image: a clean
+// installer, one that reboots (I5) and a missing base image, with their
+// exit statuses 0, 1 and 2.
+func TestBuildCommand(t *testing.T) {
+	testenv.RequireRoot(t)
+	data := t.TempDir()
+	s, closeStore, err := testenv.OpenStore(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.ImportDebian12(t, s)
+	closeStore()
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(body), 0o755)
+		return p
+	}
+	for _, tc := range []struct {
+		name      string
+		args      []string
+		exit      int
+		status    string
+		wantRule  string
+		wantImage bool
+	}{
+		{"clean", []string{"--base", "debian-12", "--installer", write("ok.sh", "#!/bin/sh\nmkdir -p /opt/app && echo hi > /opt/app/hi\n")}, 0, "successful", "", true},
+		{"reboots", []string{"--base", "debian-12", "--installer", write("reboot.sh", "#!/bin/sh\nreboot\n")}, 1, "issues_found", "I5", false},
+		{"missing base", []string{"--base", "debian-99", "--installer", write("x.sh", "#!/bin/sh\n")}, 2, "error", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := run(t, data, append([]string{"build", "--json"}, tc.args...)...)
+			code := 0
+			var ec exitCoder
+			if errors.As(err, &ec) {
+				code = ec.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			var rep struct {
+				Status   string `json:"status"`
+				ImageID  string `json:"image_id"`
+				Findings []struct{ Rule string }
+			}
+			if err := json.Unmarshal([]byte(out), &rep); err != nil {
+				t.Fatalf("--json output: %v\n%s", err, out)
+			}
+			if code != tc.exit || rep.Status != tc.status || (rep.ImageID != "") != tc.wantImage {
+				t.Fatalf("exit %d, report %+v; want exit %d, status %s\n%s", code, rep, tc.exit, tc.status, out)
+			}
+			if tc.wantRule != "" && (len(rep.Findings) == 0 || rep.Findings[0].Rule != tc.wantRule) {
+				t.Fatalf("findings %+v, want %s", rep.Findings, tc.wantRule)
+			}
+		})
+	}
+}
