@@ -174,7 +174,7 @@ func newGroupsSubmitCommand(g *globals) *cobra.Command {
 				return nil
 			}
 			st := newStatusCommand(g)
-			st.SetArgs([]string{args[0], "--watch"})
+			st.SetArgs([]string{args[0], "--watch", "--interval", "500ms"})
 			st.SetOut(cmd.OutOrStdout())
 			return st.ExecuteContext(cmd.Context())
 		},

@@ -9,78 +9,120 @@ import (
 	"net/http"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
-	"github.com/pib-dev/pib/internal/accounts"
 	"github.com/pib-dev/pib/internal/api"
-	"github.com/pib-dev/pib/internal/groups"
-	"github.com/pib-dev/pib/internal/images"
-	"github.com/pib-dev/pib/internal/osversions"
 	"github.com/pib-dev/pib/internal/packages"
+	"github.com/pib-dev/pib/internal/sandbox"
 )
 
-func init() { commands = append(commands, newServeCommand) }
+func init() { commands = append(commands, newServeCommand, newWorkerCommand) }
+
+// addServiceFlags registers the flags pib serve and pib worker share.
+func addServiceFlags(f *pflag.FlagSet, o *serviceOptions) {
+	f.IntVar(&o.workers, "workers", runtime.NumCPU(), "builds this process runs at once")
+	f.DurationVar(&o.buildTimeout, "build-timeout", sandbox.DefaultTimeout, "time limit of one test build (I7)")
+	f.StringVar(&o.policyFile, "policy", "", "scan policy file (JSON or YAML; default: fail on Critical/High with a fix and on any S3 failure)")
+	f.Int64Var(&o.limits.MemoryBytes, "build-memory", sandbox.DefaultMemoryBytes, "memory limit of one build, bytes")
+	f.Int64Var(&o.limits.DiskBytes, "build-disk", sandbox.DefaultDiskBytes, "limit on what one build may write, bytes")
+	f.IntVar(&o.limits.Pids, "build-pids", sandbox.DefaultPids, "process limit of one build")
+}
 
 func newServeCommand(g *globals) *cobra.Command {
 	var listen string
-	var maxUpload int64
+	var o serviceOptions
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the pib service: REST API and job workers",
+		Short: "Run the pib service: REST API and build workers",
 		Long: `Run the pib service: the REST API (/v1/, /v1/openapi.json, /healthz, /metrics)
-and the job workers. On first start it creates the operator account and writes
+and the build workers. On first start it creates the operator account and writes
 its token to <data>/operator.token (mode 0600). SIGINT or SIGTERM stop it
-gracefully.`,
+gracefully: running builds are cancelled cleanly and queued again.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			db, bs, err := g.openStores(ctx)
+			svc, err := g.openService(ctx, o)
 			if err != nil {
 				return err
 			}
-			defer db.Close()
-			as := accounts.NewStore(db)
-			tokenFile := filepath.Join(g.dataDir, "operator.token")
-			if err := as.EnsureOperator(ctx, tokenFile); err != nil {
+			defer svc.db.Close()
+			if err := svc.deps.Accounts.EnsureOperator(ctx, filepath.Join(g.dataDir, "operator.token")); err != nil {
 				return err
 			}
-			ps := packages.NewStore(db, bs)
-			ps.MaxSize = maxUpload
-			oses := osversions.NewStore(db)
-			srv := api.New(api.Deps{
-				Accounts:   as,
-				Packages:   ps,
-				Groups:     groups.NewStore(db, ps, oses),
-				OSVersions: oses,
-				Images:     images.NewStore(db, bs, filepath.Join(g.dataDir, "cache")),
-			})
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {
 				return fmt.Errorf("listen on %s: %w (another pib serve running? choose --listen)", listen, err)
 			}
-			hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+			if err := svc.pipeline.Start(ctx); err != nil {
+				ln.Close()
+				return err
+			}
+			hs := &http.Server{Handler: api.New(svc.deps), ReadHeaderTimeout: 10 * time.Second}
 			errc := make(chan error, 1)
 			go func() { errc <- hs.Serve(ln) }()
-			slog.Info("pib serving", "url", "http://"+ln.Addr().String(), "data", g.dataDir, "database", db.Dialect)
+			slog.Info("pib serving", "url", "http://"+ln.Addr().String(), "data", g.dataDir, "database", svc.db.Dialect, "workers", o.workers)
 			select {
-			case err := <-errc:
-				return err
+			case err = <-errc:
 			case <-ctx.Done():
 			}
-			slog.Info("shutting down")
+			slog.Info("shutting down: finishing requests, queueing running builds again")
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 			defer cancel()
-			if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				return err
+			if serr := hs.Shutdown(sctx); serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
+				err = serr
 			}
-			return nil
+			if perr := svc.pipeline.Stop(sctx); perr != nil && err == nil {
+				err = perr
+			}
+			if errors.Is(err, http.ErrServerClosed) {
+				err = nil
+			}
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address to serve on")
-	cmd.Flags().Int64Var(&maxUpload, "max-upload", packages.DefaultMaxSize, "largest package upload in bytes")
+	cmd.Flags().Int64Var(&o.maxUpload, "max-upload", packages.DefaultMaxSize, "largest package upload in bytes")
+	addServiceFlags(cmd.Flags(), &o)
+	return cmd
+}
+
+func newWorkerCommand(g *globals) *cobra.Command {
+	var o serviceOptions
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Run build workers only, to add build capacity beside pib serve",
+		Long: `Run build workers only. Point it at the same database (--database-url
+postgres://…) and blob store as pib serve to add build capacity on another
+machine. SIGINT or SIGTERM stop it gracefully: running builds are queued again.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.workers < 1 {
+				return errors.New("--workers must be at least 1")
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			svc, err := g.openService(ctx, o)
+			if err != nil {
+				return err
+			}
+			defer svc.db.Close()
+			if err := svc.pipeline.Start(ctx); err != nil {
+				return err
+			}
+			slog.Info("pib worker running", "data", g.dataDir, "database", svc.db.Dialect, "workers", o.workers)
+			<-ctx.Done()
+			slog.Info("stopping: queueing running builds again")
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			return svc.pipeline.Stop(sctx)
+		},
+	}
+	addServiceFlags(cmd.Flags(), &o)
 	return cmd
 }

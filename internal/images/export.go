@@ -56,6 +56,9 @@ func (s *Store) Export(ctx context.Context, ref string, format Format, out strin
 	if err == nil {
 		err = tmp.Sync()
 	}
+	if err == nil {
+		err = tmp.Chmod(0o644) // CreateTemp makes 0600; an export is meant to be shared
+	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}

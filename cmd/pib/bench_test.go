@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pib-dev/pib/internal/api"
+	"github.com/pib-dev/pib/internal/client"
+	"github.com/pib-dev/pib/internal/pipeline"
+	"github.com/pib-dev/pib/internal/testenv"
+)
+
+// benchService starts a real pib serve on a fresh data directory with the
+// debian-12 base image (and the shared OSV data when it is there) and
+// returns a seller client and a function that creates and submits a group.
+func benchService(b *testing.B, workers int) (*client.Client, func(name string) error) {
+	data := b.TempDir()
+	s, closeStore, err := testenv.OpenStore(data)
+	if err != nil {
+		b.Fatal(err)
+	}
+	testenv.ImportDebian12(b, s)
+	closeStore()
+	if zip := sharedOSVZip(); zip != "" {
+		if _, err := runPib(data, "vulndb", "import", zip); err != nil {
+			b.Fatal(err)
+		}
+	}
+	addr := freeAddrTB(b)
+	srv := startServerTB(b, data, addr, workers)
+	ctx := context.Background()
+	token, _ := os.ReadFile(filepath.Join(data, "operator.token"))
+	op := client.New(srv.url, strings.TrimSpace(string(token)))
+	if err := op.Do(ctx, "POST", "/v1/os-versions", map[string]string{"name": "debian-12", "image": "debian-12"}, nil); err != nil {
+		b.Fatal(err)
+	}
+	var acc struct{ Token string }
+	if err := op.Do(ctx, "POST", "/v1/accounts", map[string]string{"name": "bench", "role": "seller"}, &acc); err != nil {
+		b.Fatal(err)
+	}
+	seller := client.New(srv.url, acc.Token)
+	deb := demoDeb(b)
+	var inst, pkg struct{ ID string }
+	script := "#!/bin/sh\nset -e\ndpkg -i hello-pib_1.0_all.deb\nhello-pib\n"
+	if err := seller.Upload(ctx, "install.sh", strings.NewReader(script), int64(len(script)), &inst); err != nil {
+		b.Fatal(err)
+	}
+	f, _ := os.Open(deb)
+	defer f.Close()
+	fi, _ := f.Stat()
+	if err := seller.Upload(ctx, "hello-pib_1.0_all.deb", f, fi.Size(), &pkg); err != nil {
+		b.Fatal(err)
+	}
+	submit := func(name string) error {
+		if err := seller.Do(ctx, "POST", "/v1/package-groups", map[string]any{"name": name, "platform": "linux", "os_versions": []string{"debian-12"}, "installer_id": inst.ID, "package_ids": []string{pkg.ID}}, nil); err != nil {
+			return err
+		}
+		return seller.Do(ctx, "POST", "/v1/package-groups/"+name+"/submit", nil, nil)
+	}
+	return seller, submit
+}
+
+func waitGroup(b *testing.B, c *client.Client, name string) *api.GroupStatus {
+	for deadline := time.Now().Add(10 * time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		var page api.Page[*api.GroupStatus]
+		if err := c.Do(context.Background(), "GET", "/v1/status?group="+name, nil, &page); err != nil {
+			b.Fatal(err)
+		}
+		switch st := page.Items[0]; st.State {
+		case pipeline.Successful, pipeline.GroupIssuesFound, pipeline.Investigating:
+			return st
+		}
+	}
+	b.Fatalf("%s did not end", name)
+	return nil
+}
+
+// BenchmarkSubmitToSuccessful: the demo group (a .deb and an installer
+// script) on debian-12, from submit to Successful; reports the median.
+func BenchmarkSubmitToSuccessful(b *testing.B) {
+	testenv.RequireRoot(b)
+	seller, submit := benchService(b, 1)
+	var times []time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		name := fmt.Sprintf("Demo%d", i)
+		start := time.Now()
+		if err := submit(name); err != nil {
+			b.Fatal(err)
+		}
+		if st := waitGroup(b, seller, name); st.State != pipeline.Successful {
+			b.Fatalf("%s: %+v", name, st.Builds[0])
+		}
+		times = append(times, time.Since(start))
+	}
+	slices.Sort(times)
+	b.ReportMetric(times[len(times)/2].Seconds(), "median-s")
+}
+
+// Benchmark20Groups submits 20 groups at once and waits for all.
+func Benchmark20Groups(b *testing.B) {
+	testenv.RequireRoot(b)
+	seller, submit := benchService(b, 2)
+	b.ResetTimer()
+	for i := range b.N {
+		start := time.Now()
+		var wg sync.WaitGroup
+		errs := make(chan error, 20)
+		for j := range 20 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs <- submit(fmt.Sprintf("Many%d_%d", i, j))
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		ok := 0
+		for j := range 20 {
+			if st := waitGroup(b, seller, fmt.Sprintf("Many%d_%d", i, j)); st.State == pipeline.Successful {
+				ok++
+			}
+		}
+		if ok != 20 {
+			b.Fatalf("%d of 20 groups Successful", ok)
+		}
+		total := time.Since(start)
+		b.ReportMetric(total.Seconds(), "total-s")
+		b.ReportMetric(20/total.Minutes(), "builds/min")
+	}
+}

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pib-dev/pib/internal/api"
+	"github.com/pib-dev/pib/internal/client"
+	"github.com/pib-dev/pib/internal/pipeline"
+	"github.com/pib-dev/pib/internal/testenv"
+)
+
+// pibServer is a real `pib serve` process.
+type pibServer struct {
+	t    testing.TB
+	cmd  *exec.Cmd
+	url  string
+	data string
+	log  *os.File
+}
+
+func startServer(t testing.TB, data, listen string) *pibServer {
+	return startServerTB(t, data, listen, 1)
+}
+
+func startServerTB(t testing.TB, data, listen string, workers int) *pibServer {
+	t.Helper()
+	logf, err := os.OpenFile(filepath.Join(data, "serve.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "serve", "--data", data, "--listen", listen, "--workers", fmt.Sprint(workers))
+	cmd.Env = append(os.Environ(), "PIB_TEST_RUN_PIB=1")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &pibServer{t: t, cmd: cmd, url: "http://" + listen, data: data, log: logf}
+	t.Cleanup(func() { s.stop(syscall.SIGTERM); logf.Close() })
+	for range 100 {
+		if resp, err := http.Get(s.url + "/healthz"); err == nil {
+			resp.Body.Close()
+			return s
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	out, _ := os.ReadFile(logf.Name())
+	t.Fatalf("pib serve did not answer:\n%s", out)
+	return nil
+}
+
+func (s *pibServer) stop(sig syscall.Signal) {
+	if s.cmd.ProcessState != nil {
+		return
+	}
+	s.cmd.Process.Signal(sig)
+	s.cmd.Wait()
+}
+
+func freeAddr(t testing.TB) string { return freeAddrTB(t) }
+
+func freeAddrTB(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestServeSurvivesKill9 kills pib serve with SIGKILL while the sandbox
+// runs an installer, starts it again and checks the build is retried to
+// its end and nothing of the killed run is left: no mount, no process, no
+// staging or scratch folder.
+func TestServeSurvivesKill9(t *testing.T) {
+	testenv.RequireRoot(t)
+	data := t.TempDir()
+	s, closeStore, err := testenv.OpenStore(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.ImportDebian12(t, s)
+	closeStore()
+
+	addr := freeAddr(t)
+	srv := startServer(t, data, addr)
+	ctx := context.Background()
+	token, _ := os.ReadFile(filepath.Join(data, "operator.token"))
+	op := client.New(srv.url, strings.TrimSpace(string(token)))
+	if err := op.Do(ctx, "POST", "/v1/os-versions", map[string]string{"name": "debian-12", "image": "debian-12"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var acc struct{ Token string }
+	if err := op.Do(ctx, "POST", "/v1/accounts", map[string]string{"name": "acme", "role": "seller"}, &acc); err != nil {
+		t.Fatal(err)
+	}
+	seller := client.New(srv.url, acc.Token)
+	var pkg struct{ ID string }
+	installer := "#!/bin/sh\necho started\nsleep 4\necho done > /opt/done\n"
+	if err := seller.Upload(ctx, "slow.sh", strings.NewReader(installer), int64(len(installer)), &pkg); err != nil {
+		t.Fatal(err)
+	}
+	if err := seller.Do(ctx, "POST", "/v1/package-groups", map[string]any{"name": "Slow1", "platform": "linux", "os_versions": []string{"debian-12"}, "installer_id": pkg.ID}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var builds []pipeline.Build
+	if err := seller.Do(ctx, "POST", "/v1/package-groups/Slow1/submit", nil, &builds); err != nil {
+		t.Fatal(err)
+	}
+	buildLog := filepath.Join(data, "builds", builds[0].ID, "build.log")
+	waitFor(t, 60*time.Second, "the installer to start", func() bool {
+		b, _ := os.ReadFile(buildLog)
+		return strings.Contains(string(b), "started")
+	})
+
+	srv.stop(syscall.SIGKILL)
+	srv = startServer(t, data, addr)
+	var st *api.GroupStatus
+	waitFor(t, 120*time.Second, "the build to end after the restart", func() bool {
+		var page api.Page[*api.GroupStatus]
+		if err := seller.Do(ctx, "GET", "/v1/status?group=Slow1", nil, &page); err != nil {
+			t.Fatal(err)
+		}
+		st = page.Items[0]
+		return st.State == pipeline.Successful || st.State == pipeline.Investigating || st.State == pipeline.GroupIssuesFound
+	})
+	if st.State != pipeline.Successful || st.Builds[0].Attempt < 2 {
+		out, _ := os.ReadFile(srv.log.Name())
+		t.Fatalf("after kill -9 and restart: %+v\nserve log:\n%s", st.Builds[0], out)
+	}
+	var hist []pipeline.Event
+	seller.Do(ctx, "GET", "/v1/package-groups/Slow1/history", nil, &hist)
+	if !strings.Contains(fmt.Sprint(hist), "worker process died") {
+		t.Errorf("history does not say the worker died: %+v", hist)
+	}
+	srv.stop(syscall.SIGTERM)
+
+	// Nothing of either run is left on the host.
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, line := range strings.Split(string(mounts), "\n") {
+		if strings.Contains(line, data) {
+			t.Errorf("mount left behind: %s", line)
+		}
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		cmdline, _ := os.ReadFile(p)
+		if strings.Contains(string(cmdline), "slow.sh") || strings.Contains(string(cmdline), data) {
+			t.Errorf("process left behind: %s: %q", p, cmdline)
+		}
+	}
+	for _, d := range []string{"staging", "cache/tmp"} {
+		if ents, _ := os.ReadDir(filepath.Join(data, d)); len(ents) != 0 {
+			var names []string
+			for _, e := range ents {
+				names = append(names, e.Name())
+			}
+			t.Errorf("left in %s: %v", d, names)
+		}
+	}
+}
+
+func waitFor(t *testing.T, limit time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", limit, what)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// runPib runs the pib command (this test binary as pib) on data.
+func runPib(data string, args ...string) (string, error) {
+	cmd := exec.Command(os.Args[0], append([]string{"--data", data}, args...)...)
+	cmd.Env = append(os.Environ(), "PIB_TEST_RUN_PIB=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("pib %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+// sharedOSVZip finds the OSV data our machines keep beside the checkout
+// (../shared/data/osv), or "" elsewhere.
+func sharedOSVZip() string {
+	dir, _ := os.Getwd()
+	for ; dir != "/"; dir = filepath.Dir(dir) {
+		p := filepath.Join(dir, "shared", "data", "osv", "debian-all-2025-02-12.zip")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// demoDeb builds the demo's hello-pib .deb with dpkg-deb.
+func demoDeb(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	root := filepath.Join(dir, "hello-pib")
+	os.MkdirAll(filepath.Join(root, "DEBIAN"), 0o755)
+	os.MkdirAll(filepath.Join(root, "usr", "bin"), 0o755)
+	os.WriteFile(filepath.Join(root, "DEBIAN", "control"), []byte("Package: hello-pib\nVersion: 1.0\nArchitecture: all\nMaintainer: pib <t@example.invalid>\nDescription: test\n"), 0o644)
+	os.WriteFile(filepath.Join(root, "usr", "bin", "hello-pib"), []byte("#!/bin/sh\necho hello\n"), 0o755)
+	deb := filepath.Join(dir, "hello-pib_1.0_all.deb")
+	if out, err := exec.Command("dpkg-deb", "--build", "--root-owner-group", root, deb).CombinedOutput(); err != nil {
+		t.Fatalf("dpkg-deb: %v\n%s", err, out)
+	}
+	return deb
+}

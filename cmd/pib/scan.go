@@ -1,0 +1,229 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pib-dev/pib/internal/images"
+	"github.com/pib-dev/pib/internal/scan"
+	"github.com/pib-dev/pib/internal/vulndb"
+)
+
+func init() { commands = append(commands, newScanCommand) }
+
+// scanExit carries `pib scan`'s exit status: 1 when the image has issues,
+// 2 when the scan itself failed.
+type scanExit struct {
+	code int
+	err  error
+}
+
+func (e *scanExit) Error() string { return e.err.Error() }
+func (e *scanExit) Unwrap() error { return e.err }
+func (e *scanExit) ExitCode() int { return e.code }
+func scanError(err error) error   { return &scanExit{code: 2, err: err} }
+func scanIssues(r *scan.Report) error {
+	return &scanExit{code: 1, err: fmt.Errorf("issues found: %d policy violation(s)", len(r.Violations))}
+}
+
+func newScanCommand(g *globals) *cobra.Command {
+	var rootfs, policyFile, sbomFormat, sbomOut string
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "scan ID|ALIAS | --rootfs DIR",
+		Short: "Scan an image: inventory and SBOM, known vulnerabilities, image policy checks (rules S1–S4)",
+		Long: `Scan an image (or a root filesystem directory) and decide its verdict.
+
+The default policy fails on any Critical or High vulnerability that has a
+fix available and on any failed image policy check (S3.1–S3.7); --policy
+takes a JSON or YAML file with min_severity, fail_on_unfixed,
+fail_on_checks and an allow list (id, package, reason, expires).
+
+Exit status: 0 successful, 1 issues found, 2 the scan could not be done.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if (len(args) == 1) == (rootfs != "") {
+				return scanError(fmt.Errorf("give either an image (ID or alias) or --rootfs DIR"))
+			}
+			if (sbomFormat == "") != (sbomOut == "") {
+				return scanError(fmt.Errorf("--sbom FORMAT and -o FILE go together"))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			err := runScan(cmd, g, args, rootfs, policyFile, sbomFormat, sbomOut, asJSON)
+			var se *scanExit
+			if err != nil && !errors.As(err, &se) {
+				err = scanError(err)
+			}
+			return err
+		},
+	}
+	// Usage errors are errors too (exit 2), never "issues found".
+	c.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return scanError(err) })
+	f := c.Flags()
+	f.StringVar(&rootfs, "rootfs", "", "scan this root filesystem directory instead of a stored image")
+	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	f.StringVar(&policyFile, "policy", "", "policy file (JSON or YAML); default: fail on Critical/High with a fix and on any S3 failure")
+	f.StringVar(&sbomFormat, "sbom", "", "also write the SBOM: cyclonedx-json or spdx-json (with -o)")
+	f.StringVarP(&sbomOut, "output", "o", "", "file the SBOM is written to")
+	return c
+}
+
+func runScan(cmd *cobra.Command, g *globals, args []string, rootfs, policyFile, sbomFormat, sbomOut string, asJSON bool) error {
+	ctx := cmd.Context()
+	policy := scan.DefaultPolicy()
+	if policyFile != "" {
+		p, err := scan.LoadPolicy(policyFile)
+		if err != nil {
+			return err
+		}
+		policy = p
+	}
+	if sbomFormat != "" && sbomFormat != scan.CycloneDXJSON && sbomFormat != scan.SPDXJSON {
+		return fmt.Errorf("--sbom %q: want %s or %s", sbomFormat, scan.CycloneDXJSON, scan.SPDXJSON)
+	}
+	db, bs, err := g.openStores(ctx)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	img := scan.Image{}
+	if rootfs == "" {
+		is := images.NewStore(db, bs, filepath.Join(g.dataDir, "cache"))
+		im, err := is.Get(ctx, args[0])
+		if err != nil {
+			return err
+		}
+		dir, release, err := is.Rootfs(ctx, im)
+		if err != nil {
+			return err
+		}
+		defer release()
+		rootfs, img.ID = dir, im.ID
+	} else if fi, err := os.Stat(rootfs); err != nil || !fi.IsDir() {
+		return fmt.Errorf("--rootfs %s: not a directory", rootfs)
+	}
+
+	s := scan.New(vulndb.New(db), scan.Options{Policy: policy, ToolVersion: version})
+	r, err := s.Scan(ctx, rootfs, img)
+	if err != nil {
+		return err
+	}
+	if sbomOut != "" {
+		if err := writeSBOM(r, sbomFormat, sbomOut); err != nil {
+			return err
+		}
+	}
+	out := cmd.OutOrStdout()
+	if asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(r); err != nil {
+			return err
+		}
+	} else {
+		printReport(out, r)
+	}
+	if r.Status == scan.IssuesFound {
+		return scanIssues(r)
+	}
+	return nil
+}
+
+// writeSBOM writes through a temporary file so a failed scan never leaves
+// half an SBOM behind.
+func writeSBOM(r *scan.Report, format, file string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(file), ".sbom-*")
+	if err != nil {
+		return fmt.Errorf("write SBOM: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := r.EncodeSBOM(tmp, format); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write SBOM: %w", err)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), file)
+}
+
+func printReport(w io.Writer, r *scan.Report) {
+	name := r.ImageID
+	if name == "" {
+		name = "root filesystem"
+	}
+	fmt.Fprintf(w, "%s: %s (%s), %d packages\n", name, orDash(r.OS.Name), orDash(r.OS.Ecosystem), r.Packages)
+	fmt.Fprintf(w, "vulnerability database: %d records, newest modified %s\n", r.VulnDB.Records, r.VulnDB.NewestModified.Format(time.DateOnly))
+	counts := map[scan.Severity]int{}
+	fixable := 0
+	for _, v := range r.Vulnerabilities {
+		counts[v.Severity]++
+		if v.FixedVersion != "" {
+			fixable++
+		}
+	}
+	fmt.Fprintf(w, "\nvulnerabilities: %d (Critical %d, High %d, Medium %d, Low %d, Unknown %d); %d with a fix available\n",
+		len(r.Vulnerabilities), counts[scan.Critical], counts[scan.High], counts[scan.Medium], counts[scan.Low], counts[scan.Unknown], fixable)
+	if len(r.Vulnerabilities) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  ID\tSEVERITY\tPACKAGE\tSOURCE\tINSTALLED\tFIXED")
+		for _, v := range r.Vulnerabilities {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", v.ID, v.Severity, v.Package, v.SourcePackage, v.InstalledVersion, orDash(v.FixedVersion))
+		}
+		tw.Flush()
+	}
+	fmt.Fprintln(w, "\nimage policy checks:")
+	for _, c := range r.Policy {
+		mark := "pass"
+		if !c.Passed {
+			mark = "FAIL"
+		}
+		fmt.Fprintf(w, "  %s %s  %s\n", mark, c.Rule, c.Message)
+		for _, e := range c.Evidence {
+			fmt.Fprintf(w, "         %s\n", e)
+		}
+	}
+	for _, warn := range r.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", warn)
+	}
+	if len(r.Allowed) > 0 {
+		fmt.Fprintln(w, "\naccepted by the policy's allow list:")
+		for _, a := range r.Allowed {
+			fmt.Fprintf(w, "  %s %s: %s (until %s)\n", a.Rule, a.ID, a.AllowReason, a.Expires)
+		}
+	}
+	if len(r.Violations) > 0 {
+		fmt.Fprintln(w, "\npolicy violations:")
+		for _, v := range r.Violations {
+			fmt.Fprintf(w, "  %s %s: %s\n", v.Rule, v.ID, v.Reason)
+		}
+	}
+	status := "Successful"
+	if r.Status == scan.IssuesFound {
+		status = "Issues found"
+	}
+	fmt.Fprintf(w, "\nstatus: %s\n", status)
+}
+
+func orDash(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pib-dev/pib/internal/accounts"
+	"github.com/pib-dev/pib/internal/api"
+	"github.com/pib-dev/pib/internal/groups"
+	"github.com/pib-dev/pib/internal/images"
+	"github.com/pib-dev/pib/internal/osversions"
+	"github.com/pib-dev/pib/internal/packages"
+	"github.com/pib-dev/pib/internal/pipeline"
+	"github.com/pib-dev/pib/internal/sandbox"
+	"github.com/pib-dev/pib/internal/scan"
+	"github.com/pib-dev/pib/internal/store"
+	"github.com/pib-dev/pib/internal/vulndb"
+)
+
+// serviceOptions are what pib serve and pib worker share.
+type serviceOptions struct {
+	workers      int
+	buildTimeout time.Duration
+	limits       sandbox.Limits
+	policyFile   string
+	maxUpload    int64
+}
+
+// service is everything pib serve and pib worker run, wired together:
+// the one place where the stores, the sandbox, the scanner and the
+// pipeline meet.
+type service struct {
+	db       *store.DB
+	pipeline *pipeline.Pipeline
+	deps     api.Deps
+}
+
+func (g *globals) openService(ctx context.Context, o serviceOptions) (*service, error) {
+	db, bs, err := g.openStores(ctx)
+	if err != nil {
+		return nil, err
+	}
+	is := images.NewStore(db, bs, filepath.Join(g.dataDir, "cache"))
+	ps := packages.NewStore(db, bs)
+	if o.maxUpload > 0 {
+		ps.MaxSize = o.maxUpload
+	}
+	oses := osversions.NewStore(db)
+	gs := groups.NewStore(db, ps, oses)
+	policy := scan.DefaultPolicy()
+	if o.policyFile != "" {
+		if policy, err = scan.LoadPolicy(o.policyFile); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	p, err := pipeline.New(ctx, db, pipeline.Config{
+		Builder:      &sandboxBuilder{images: is, dataDir: g.dataDir, limits: o.limits},
+		Scanner:      &imageScanner{images: is, scanner: scan.New(vulndb.New(db), scan.Options{Policy: policy, ToolVersion: version})},
+		Groups:       gs,
+		Packages:     ps,
+		OSVersions:   oses,
+		Workers:      o.workers,
+		WorkDir:      filepath.Join(g.dataDir, "staging"),
+		BuildTimeout: o.buildTimeout,
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &service{db: db, pipeline: p, deps: api.Deps{
+		Accounts: accounts.NewStore(db), Packages: ps, Groups: gs, OSVersions: oses, Images: is, Pipeline: p,
+	}}, nil
+}
+
+// sandboxBuilder runs the pipeline's test builds in the sandbox, on the
+// base image's cached layers, and stores a successful install as a new
+// image (pipeline.Builder and pipeline.Cleaner).
+type sandboxBuilder struct {
+	images  *images.Store
+	dataDir string
+	limits  sandbox.Limits
+}
+
+func (b *sandboxBuilder) buildDir(id string) string {
+	dir, _ := filepath.Abs(filepath.Join(b.dataDir, "builds", id))
+	return dir
+}
+
+func (b *sandboxBuilder) Build(ctx context.Context, req pipeline.BuildRequest) (*pipeline.BuildOutcome, error) {
+	base, err := b.images.Get(ctx, req.BaseImageID)
+	if err != nil {
+		return nil, fmt.Errorf("base image of %s: %w", req.OSName, err)
+	}
+	lowers, err := b.images.LayerDirs(ctx, base)
+	if err != nil {
+		return nil, err
+	}
+	var others []string
+	ents, err := os.ReadDir(req.PackageDir)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range ents {
+		if p := filepath.Join(req.PackageDir, e.Name()); p != req.Installer {
+			others = append(others, p)
+		}
+	}
+	dir := b.buildDir(req.BuildID)
+	// A retried build reuses its directory: sweep what a dead run left.
+	if err := sandbox.Sweep(dir); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	res, err := sandbox.Run(ctx, sandbox.Config{
+		LowerDirs: lowers,
+		Installer: req.Installer,
+		Packages:  others,
+		Timeout:   req.Timeout,
+		Limits:    b.limits,
+		WorkDir:   dir,
+		LogPath:   filepath.Join(dir, "build.log"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer res.Close()
+	out := &pipeline.BuildOutcome{}
+	out.Log, _ = os.ReadFile(res.LogPath)
+	for _, f := range res.Findings {
+		out.Findings = append(out.Findings, pipeline.Finding{Rule: f.Rule, Message: f.Message, Detail: f.Detail})
+	}
+	for _, f := range res.Changes.Files {
+		out.ChangedFiles = append(out.ChangedFiles, fmt.Sprintf("%s /%s (%d bytes)", f.Change, f.Path, f.Size))
+	}
+	if res.Passed() {
+		im, err := b.images.AddLayer(ctx, base, res.UpperDir, images.AddLayerOptions{
+			Owner:     req.Owner,
+			CreatedBy: "pib build " + filepath.Base(req.Installer) + " (" + req.BuildID + ")",
+			Exclude:   sandbox.ExcludePath,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("store the built image: %w", err)
+		}
+		out.ImageID = im.ID
+	}
+	out.Report, _ = json.Marshal(res)
+	return out, nil
+}
+
+// Cleanup removes what a build whose process died left on this machine.
+func (b *sandboxBuilder) Cleanup(ctx context.Context, buildID string) error {
+	return sandbox.Sweep(b.buildDir(buildID))
+}
+
+// imageScanner scans stored images (pipeline.Scanner).
+type imageScanner struct {
+	images  *images.Store
+	scanner *scan.Scanner
+}
+
+func (s *imageScanner) Scan(ctx context.Context, imageID string) (*pipeline.ScanOutcome, error) {
+	im, err := s.images.Get(ctx, imageID)
+	if err != nil {
+		return nil, err
+	}
+	root, release, err := s.images.Rootfs(ctx, im)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	rep, err := s.scanner.Scan(ctx, root, scan.Image{ID: im.ID})
+	if err != nil {
+		return nil, err
+	}
+	out := &pipeline.ScanOutcome{Passed: rep.Status == scan.Successful}
+	for _, v := range rep.Violations {
+		msg := v.Reason
+		if v.Package != "" {
+			msg = v.Package + ": " + msg
+		}
+		out.Violations = append(out.Violations, pipeline.Finding{Rule: v.Rule, Message: msg, Detail: v.ID})
+	}
+	if !out.Passed {
+		out.Summary = fmt.Sprintf("%d policy violation(s) among %d packages scanned: %s", len(rep.Violations), rep.Packages, strings.Join(violationIDs(rep), ", "))
+	}
+	if out.Report, err = json.Marshal(rep); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func violationIDs(rep *scan.Report) []string {
+	var ids []string
+	for i, v := range rep.Violations {
+		if i == 10 {
+			ids = append(ids, fmt.Sprintf("… %d more", len(rep.Violations)-10))
+			break
+		}
+		ids = append(ids, v.ID)
+	}
+	return ids
+}

@@ -1,0 +1,38 @@
+// Package scan checks an image's root filesystem against rules S1–S4:
+// inventory and SBOM, known vulnerabilities, image policy checks, verdict.
+//
+// A Scanner runs one pass per image:
+//
+//   - S1: syft, as a library, catalogs installed OS packages (dpkg, rpm,
+//     apk, …) and installed language packages with a deliberately chosen
+//     set of catalogers (see catalogerSelection) and no file digests; the
+//     SBOM is kept with the report and encoded as CycloneDX or SPDX JSON.
+//   - S2: packages are matched against the OSV records of package vulndb:
+//     /etc/os-release picks the OSV ecosystem (Debian:12, Ubuntu:22.04:LTS,
+//     Alpine:v3.19, …); Debian and Ubuntu packages match by source package
+//     and source version, Alpine by origin, RPM distributions by binary
+//     name; language packages by their package URL's ecosystem. Versions
+//     compare with osv-scalibr's semantic package (the comparator
+//     osv-scanner uses): dpkg, rpm, apk, PyPI, semver, Maven, … rules.
+//     Severity is the highest CVSS v3/v4 base score (pandatix/go-cvss),
+//     else the distribution's urgency, else the highest score of the stored
+//     CVE records the advisory names (Debian's DSA/DLA), else Unknown.
+//   - S3: seven independent checks (checks.go), each reading the image
+//     through rootFS, which resolves symbolic links inside the image.
+//   - S4: a Policy turns findings into violations; the report names each
+//     one and why.
+//
+// Limits, stated plainly:
+//   - A Debian package copy of a language package (python3-jinja2's Jinja2)
+//     is matched through Debian's records only; pip/npm-installed copies
+//     are matched in their own ecosystem.
+//   - OSV GIT ranges are not evaluated (an image has no commits).
+//   - Records with no vector, no urgency and no rated CVE alias (Debian's
+//     "not yet assigned" CVEs) are Unknown: they never fail the default
+//     policy, which counts High and Critical only.
+//   - The S3.6 secret search reads regular files up to 1 MiB under /etc,
+//     /root, /home, /opt, /srv, /usr/local, /var/lib, /var/www and the temp
+//     directories; packaged files in /usr and /lib are not searched.
+//   - The end-of-life table (S3.7) is data in the code and must be kept
+//     current.
+package scan

@@ -1,0 +1,189 @@
+package scan
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/anchore/syft/syft"
+	"github.com/anchore/syft/syft/artifact"
+	"github.com/anchore/syft/syft/cataloging"
+	"github.com/anchore/syft/syft/cataloging/pkgcataloging"
+	"github.com/anchore/syft/syft/pkg"
+	"github.com/anchore/syft/syft/sbom"
+	"github.com/anchore/syft/syft/source"
+	"github.com/anchore/syft/syft/source/directorysource"
+	packageurl "github.com/package-url/packageurl-go"
+	_ "modernc.org/sqlite" // syft reads RPM databases (SQLite format) through database/sql
+)
+
+// catalogerSelection picks syft's catalogers for an installed image: the
+// "image" set (OS package databases: dpkg, rpm, apk, …; installed language
+// packages: Python site-packages, node_modules, gems, jars, Go and Rust
+// binaries), which leaves out lock files and manifests that describe what
+// a project would install rather than what is installed, and the
+// deb/rpm archive catalogers (a leftover apt cache is not installed
+// software, and decompressing it costs seconds). The binary classifier,
+// which reads every executable to guess versions of unpackaged software,
+// stays: it finds what an installer dropped outside any package manager.
+// The GraalVM native-image cataloger goes: it reads the symbol table of
+// every ELF file (a tenth of a scan's CPU) for a rare kind of binary that
+// the binary classifier also recognises by its version string.
+var catalogerSelection = cataloging.NewSelectionRequest().
+	WithDefaults(pkgcataloging.ImageTag).
+	WithRemovals("graalvm-native-image-cataloger")
+
+// skipPaths are trees no cataloger finds packages in, left out of syft's
+// file index: indexing opens every file to sniff its type, so these
+// ~5,000 files of manuals, translations and time zones cost a third of a
+// scan of a Debian server image. /usr/share/doc stays (dpkg's copyright
+// files give the licenses).
+var skipPaths = []string{
+	"./usr/share/man", "./usr/share/locale", "./usr/share/i18n", "./usr/share/info", "./usr/share/zoneinfo",
+	"./proc", "./sys", "./dev", "./run", "./var/log", "./var/cache/apt", "./var/cache/man",
+}
+
+// sbomConfig is syft's configuration for scans: no file metadata or
+// digests (nothing here needs them, and hashing every file dominates the
+// time), no CPEs (matching is by package name in OSV, not CPE), licenses
+// recorded by ID only, without their text.
+func sbomConfig(toolVersion string) *syft.CreateSBOMConfig {
+	cfg := syft.DefaultCreateSBOMConfig().
+		WithTool("pib", toolVersion).
+		WithoutFiles().
+		WithCatalogerSelection(catalogerSelection).
+		WithDataGenerationConfig(cataloging.DefaultDataGenerationConfig().WithGenerateCPEs(false)).
+		WithLicenseConfig(cataloging.LicenseConfig{
+			IncludeContent: cataloging.LicenseContentExcludeAll,
+			Coverage:       cataloging.DefaultLicenseConfig().Coverage,
+		})
+	return cfg
+}
+
+// catalog builds the image's SBOM with syft.
+func (s *Scanner) catalog(ctx context.Context, rootfs string, name string) (*sbom.SBOM, error) {
+	src, err := directorysource.New(directorysource.Config{
+		Path: rootfs,
+		// Base makes the directory the root: absolute symlinks inside
+		// the image resolve inside it, and paths in the SBOM are the
+		// image's own.
+		Base:    rootfs,
+		Alias:   source.Alias{Name: name},
+		Exclude: source.ExcludeConfig{Paths: skipPaths},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open %s for cataloging: %w", rootfs, err)
+	}
+	defer src.Close()
+	doc, err := syft.CreateSBOM(s.syftContext(ctx), src, s.sbomCfg)
+	if err != nil {
+		return nil, fmt.Errorf("catalog packages: %w", err)
+	}
+	return doc, nil
+}
+
+// packagesOf turns syft's packages into matching's view: for dpkg the
+// source package and version (binNMUs and renamed binaries match their
+// source's records), for apk the origin, for language packages the OSV
+// ecosystem named by their package URL.
+//
+// A language package whose files an OS package owns (python3-jinja2's
+// copy of Jinja2 under /usr/lib/python3/dist-packages) is the OS
+// package's to match: the distribution backports fixes without changing
+// the upstream version, so matching it against PyPI advisories would
+// report fixed vulnerabilities. It stays in the inventory and SBOM.
+func packagesOf(doc *sbom.SBOM, osEco string) []Package {
+	ownedByOS := map[artifact.ID]bool{}
+	for _, r := range doc.Relationships {
+		if r.Type != artifact.OwnershipByFileOverlapRelationship {
+			continue
+		}
+		if parent, ok := r.From.(pkg.Package); ok && isOSPackage(parent) {
+			ownedByOS[r.To.ID()] = true
+		}
+	}
+	var out []Package
+	for _, p := range doc.Artifacts.Packages.Sorted() {
+		q := Package{Name: p.Name, Version: p.Version, SourceName: p.Name, SourceVersion: p.Version, Type: string(p.Type), PURL: p.PURL}
+		switch m := p.Metadata.(type) {
+		case pkg.DpkgDBEntry:
+			q.Ecosystem = osEco
+			if m.Source != "" {
+				q.SourceName = m.Source
+			}
+			if m.SourceVersion != "" {
+				q.SourceVersion = m.SourceVersion
+			}
+		case pkg.ApkDBEntry:
+			q.Ecosystem = osEco
+			if m.OriginPackage != "" {
+				q.SourceName = m.OriginPackage
+			}
+		case pkg.RpmDBEntry:
+			q.Ecosystem = osEco
+			// OSV's RPM-based ecosystems key by binary name and write
+			// the epoch only when non-zero.
+			v := m.Version + "-" + m.Release
+			if m.Epoch != nil && *m.Epoch != 0 {
+				v = fmt.Sprintf("%d:%s", *m.Epoch, v)
+			}
+			q.Version, q.SourceVersion = v, v
+		default:
+			if ownedByOS[p.ID()] {
+				break
+			}
+			q.Ecosystem, q.SourceName = purlEcosystem(p.PURL, p.Name)
+			if q.Ecosystem == "Go" && q.SourceName == "stdlib" {
+				q.SourceVersion = strings.TrimPrefix(q.SourceVersion, "go")
+			}
+		}
+		out = append(out, q)
+	}
+	return out
+}
+
+func isOSPackage(p pkg.Package) bool {
+	switch p.Metadata.(type) {
+	case pkg.DpkgDBEntry, pkg.RpmDBEntry, pkg.ApkDBEntry:
+		return true
+	}
+	return false
+}
+
+// purlEcosystem maps a package URL's type to the OSV ecosystem and the
+// package name as OSV spells it there.
+func purlEcosystem(purl, name string) (string, string) {
+	u, err := packageurl.FromString(purl)
+	if err != nil {
+		return "", name
+	}
+	join := func(sep string) string {
+		if u.Namespace == "" {
+			return u.Name
+		}
+		return u.Namespace + sep + u.Name
+	}
+	switch u.Type {
+	case "pypi":
+		return "PyPI", u.Name
+	case "npm":
+		return "npm", join("/")
+	case "golang":
+		return "Go", join("/")
+	case "maven":
+		return "Maven", join(":")
+	case "gem":
+		return "RubyGems", u.Name
+	case "cargo":
+		return "crates.io", u.Name
+	case "composer":
+		return "Packagist", join("/")
+	case "nuget":
+		return "NuGet", u.Name
+	case "hex":
+		return "Hex", u.Name
+	case "pub":
+		return "Pub", u.Name
+	}
+	return "", name
+}

@@ -1,0 +1,16 @@
+// Package vulndb is pib's local vulnerability database in the OSV format
+// (rule S2), kept in the metadata store beside everything else.
+//
+// Records come from OSV zips (osv.dev's per-ecosystem all.zip layout) or
+// directories of OSV JSON files, either imported by hand or downloaded by
+// Update with conditional requests. Import is idempotent: a record replaces
+// the stored one only when its `modified` is newer; withdrawn records are
+// not stored (and remove an older stored version); a record that does not
+// parse is reported by ID and skipped.
+//
+// Limits: only what matching and reports need is stored (ID, modified,
+// summary, CVE aliases, severity, and per affected package its ranges,
+// versions and ecosystem_specific urgency); details and references are
+// dropped, so reports link to the ID. Matching itself lives in package
+// scan, which knows installed packages.
+package vulndb
