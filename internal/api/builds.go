@@ -123,7 +123,11 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, a *accounts.Acco
 	if err != nil {
 		return err
 	}
-	latest, err := s.Pipeline.LatestBuilds(r.Context(), a.ID)
+	ids := make([]string, len(list))
+	for i, g := range list {
+		ids[i] = g.ID
+	}
+	latest, err := s.Pipeline.LatestBuilds(r.Context(), a.ID, ids)
 	if err != nil {
 		return pipelineError(err)
 	}

@@ -236,12 +236,27 @@ func (p *Pipeline) Builds(ctx context.Context, owner, ref string) ([]*Build, err
 	return collectBuilds(rows)
 }
 
-// LatestBuilds returns, for every group of owner that was submitted, the
-// builds of its latest submission: the status view in one query.
-func (p *Pipeline) LatestBuilds(ctx context.Context, owner string) (map[string][]*Build, error) {
-	rows, err := p.db.QueryContext(ctx, `SELECT `+buildColumns+` FROM builds b
-		WHERE owner = $1 AND submission = (SELECT MAX(submission) FROM builds WHERE group_id = b.group_id)
-		ORDER BY group_id, os_name`, owner)
+// LatestBuilds returns, for each of owner's groups groupIDs (a page of the
+// status view, at most a few thousand) that was submitted, the builds of its
+// latest submission, in one query.
+func (p *Pipeline) LatestBuilds(ctx context.Context, owner string, groupIDs []string) (map[string][]*Build, error) {
+	out := map[string][]*Build{}
+	if len(groupIDs) == 0 {
+		return out, nil
+	}
+	args := []any{owner}
+	marks := make([]string, len(groupIDs))
+	for i, id := range groupIDs {
+		args = append(args, id)
+		marks[i] = fmt.Sprintf("$%d", i+2)
+	}
+	// Latest submission per group first, then its builds: no correlated
+	// subquery per row.
+	rows, err := p.db.QueryContext(ctx, `SELECT `+prefixed("b.", buildColumns)+` FROM builds b
+		JOIN (SELECT group_id, MAX(submission) AS latest FROM builds
+			WHERE owner = $1 AND group_id IN (`+strings.Join(marks, ", ")+`) GROUP BY group_id) l
+		ON b.group_id = l.group_id AND b.submission = l.latest
+		ORDER BY b.group_id, b.os_name`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -249,11 +264,19 @@ func (p *Pipeline) LatestBuilds(ctx context.Context, owner string) (map[string][
 	if err != nil {
 		return nil, err
 	}
-	out := map[string][]*Build{}
 	for _, b := range bs {
 		out[b.GroupID] = append(out[b.GroupID], b)
 	}
 	return out, nil
+}
+
+// prefixed qualifies each column of a column list with a table alias.
+func prefixed(alias, columns string) string {
+	cols := strings.Split(columns, ",")
+	for i, c := range cols {
+		cols[i] = alias + strings.TrimSpace(c)
+	}
+	return strings.Join(cols, ", ")
 }
 
 func collectBuilds(rows *sql.Rows) ([]*Build, error) {

@@ -256,11 +256,11 @@ func TestSubmitRefusals(t *testing.T) {
 				t.Errorf("foreign %v / missing %v: want the same not found", foreign, missing)
 			}
 		}
-		latest, err := p.LatestBuilds(ctx, e.seller)
+		latest, err := p.LatestBuilds(ctx, e.seller, []string{e.group.ID})
 		if err != nil || len(latest[e.group.ID]) != 2 {
 			t.Errorf("LatestBuilds = %v, %v", latest, err)
 		}
-		if l, _ := p.LatestBuilds(ctx, e.other); len(l) != 0 {
+		if l, _ := p.LatestBuilds(ctx, e.other, []string{e.group.ID}); len(l) != 0 {
 			t.Errorf("LatestBuilds of another account = %v", l)
 		}
 		once.Do(func() { close(release) })
