@@ -17,7 +17,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/pib-dev/pib/internal/images"
 	"github.com/pib-dev/pib/internal/sandbox"
 )
 
@@ -168,33 +167,22 @@ func runBuild(ctx context.Context, g *globals, req buildRequest, stderr io.Write
 	if baseImg.OS != "" && baseImg.OS != "linux" {
 		return fail("base image %s is %s; pib build runs Linux installers only (P3)", baseImg.ID, baseImg.OS)
 	}
-	lowers, err := s.LayerDirs(ctx, baseImg)
-	if err != nil {
-		return fail("unpack the base image's layers: %v", err)
-	}
 	// Builds of a pib that was SIGKILLed left a mount and a cgroup behind.
 	if stale, _ := filepath.Glob(filepath.Join(g.dataDir, "builds", "b-*")); len(stale) > 0 {
 		if err := sandbox.Sweep(stale...); err != nil {
 			fmt.Fprintf(stderr, "pib: cleaning up after earlier builds: %v\n", err)
 		}
 	}
-	buildDir := filepath.Join(g.dataDir, "builds", r.BuildID)
-	if err := os.MkdirAll(buildDir, 0o755); err != nil {
-		return fail("create the build directory: %v", err)
-	}
-	absBuild, _ := filepath.Abs(buildDir)
+	absBuild, _ := filepath.Abs(filepath.Join(g.dataDir, "builds", r.BuildID))
 	r.Log = filepath.Join(absBuild, "build.log")
-	res, err := sandbox.Run(ctx, sandbox.Config{
-		LowerDirs:     lowers,
+	res, im, err := installOnImage(ctx, s, baseImg, absBuild, sandbox.Config{
 		Installer:     req.installer,
 		Packages:      req.packages,
 		Timeout:       req.timeout,
 		Limits:        req.limits,
-		WorkDir:       absBuild,
-		LogPath:       r.Log,
 		KeepOnFailure: req.keep,
-	})
-	if err != nil {
+	}, "", "pib build --installer "+r.Installer)
+	if res == nil {
 		if errors.Is(err, context.Canceled) {
 			return fail("build cancelled (signal); the sandbox was torn down")
 		}
@@ -209,16 +197,12 @@ func runBuild(ctx context.Context, g *globals, req buildRequest, stderr io.Write
 	if cj, err := json.MarshalIndent(res.Changes, "", "  "); err == nil {
 		os.WriteFile(filepath.Join(absBuild, "changes.json"), cj, 0o644)
 	}
+	if err != nil {
+		return fail("%v", err)
+	}
 	if !res.Passed() {
 		r.Status = "issues_found"
 		return r
-	}
-	im, err := s.AddLayer(ctx, baseImg, res.UpperDir, images.AddLayerOptions{
-		CreatedBy: "pib build --installer " + r.Installer,
-		Exclude:   sandbox.ExcludePath,
-	})
-	if err != nil {
-		return fail("store the new image: %v", err)
 	}
 	r.ImageID = im.ID
 	r.Status = "successful"

@@ -97,10 +97,6 @@ func (b *sandboxBuilder) Build(ctx context.Context, req pipeline.BuildRequest) (
 	if err != nil {
 		return nil, fmt.Errorf("base image of %s: %w", req.OSName, err)
 	}
-	lowers, err := b.images.LayerDirs(ctx, base)
-	if err != nil {
-		return nil, err
-	}
 	var others []string
 	ents, err := os.ReadDir(req.PackageDir)
 	if err != nil {
@@ -111,27 +107,18 @@ func (b *sandboxBuilder) Build(ctx context.Context, req pipeline.BuildRequest) (
 			others = append(others, p)
 		}
 	}
-	dir := b.buildDir(req.BuildID)
-	// A retried build reuses its directory: sweep what a dead run left.
-	if err := sandbox.Sweep(dir); err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	res, err := sandbox.Run(ctx, sandbox.Config{
-		LowerDirs: lowers,
+	res, im, err := installOnImage(ctx, b.images, base, b.buildDir(req.BuildID), sandbox.Config{
 		Installer: req.Installer,
 		Packages:  others,
 		Timeout:   req.Timeout,
 		Limits:    b.limits,
-		WorkDir:   dir,
-		LogPath:   filepath.Join(dir, "build.log"),
-	})
+	}, req.Owner, "pib build "+filepath.Base(req.Installer)+" ("+req.BuildID+")")
+	if res != nil {
+		defer res.Close()
+	}
 	if err != nil {
 		return nil, err
 	}
-	defer res.Close()
 	out := &pipeline.BuildOutcome{}
 	out.Log, _ = os.ReadFile(res.LogPath)
 	for _, f := range res.Findings {
@@ -140,19 +127,41 @@ func (b *sandboxBuilder) Build(ctx context.Context, req pipeline.BuildRequest) (
 	for _, f := range res.Changes.Files {
 		out.ChangedFiles = append(out.ChangedFiles, fmt.Sprintf("%s /%s (%d bytes)", f.Change, f.Path, f.Size))
 	}
-	if res.Passed() {
-		im, err := b.images.AddLayer(ctx, base, res.UpperDir, images.AddLayerOptions{
-			Owner:     req.Owner,
-			CreatedBy: "pib build " + filepath.Base(req.Installer) + " (" + req.BuildID + ")",
-			Exclude:   sandbox.ExcludePath,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("store the built image: %w", err)
-		}
+	if im != nil {
 		out.ImageID = im.ID
 	}
 	out.Report, _ = json.Marshal(res)
 	return out, nil
+}
+
+// installOnImage runs one sandboxed install on base in dir (swept first: a
+// retried build reuses its directory) and stores a passing result as a new
+// image owned by owner. The caller closes the result, which may come with
+// an error when storing the image failed.
+func installOnImage(ctx context.Context, s *images.Store, base *images.Image, dir string, cfg sandbox.Config, owner, createdBy string) (*sandbox.Result, *images.Image, error) {
+	lowers, err := s.LayerDirs(ctx, base)
+	if err != nil {
+		return nil, nil, fmt.Errorf("unpack the base image's layers: %w", err)
+	}
+	if err := sandbox.Sweep(dir); err != nil {
+		return nil, nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, nil, fmt.Errorf("create the build directory: %w", err)
+	}
+	cfg.LowerDirs, cfg.WorkDir, cfg.LogPath = lowers, dir, filepath.Join(dir, "build.log")
+	res, err := sandbox.Run(ctx, cfg)
+	if err != nil || !res.Passed() {
+		return res, nil, err
+	}
+	if owner == "" {
+		owner = base.Owner
+	}
+	im, err := s.AddLayer(ctx, base, res.UpperDir, images.AddLayerOptions{Owner: owner, CreatedBy: createdBy, Exclude: sandbox.ExcludePath})
+	if err != nil {
+		return res, nil, fmt.Errorf("store the new image: %w", err)
+	}
+	return res, im, nil
 }
 
 // Cleanup removes what a build whose process died left on this machine.
