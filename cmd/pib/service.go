@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -8,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/pib-dev/pib/internal/accounts"
 	"github.com/pib-dev/pib/internal/api"
@@ -200,10 +203,31 @@ func (s *imageScanner) Scan(ctx context.Context, imageID string) (*pipeline.Scan
 	if !out.Passed {
 		out.Summary = fmt.Sprintf("%d policy violation(s) among %d packages scanned: %s", len(rep.Violations), rep.Packages, strings.Join(violationIDs(rep), ", "))
 	}
-	if out.Report, err = json.Marshal(rep); err != nil {
+	// S1: the SBOM is kept with the scan, in both formats, as blobs the
+	// report names.
+	stored := storedScan{Report: rep, SBOMs: map[string]string{}}
+	for _, format := range []string{scan.CycloneDXJSON, scan.SPDXJSON} {
+		var buf bytes.Buffer
+		if err := rep.EncodeSBOM(&buf, format); err != nil {
+			return nil, fmt.Errorf("encode the %s SBOM: %w", format, err)
+		}
+		h, _, err := s.images.Blobs().Put(ctx, &buf, v1.Hash{})
+		if err != nil {
+			return nil, fmt.Errorf("store the %s SBOM: %w", format, err)
+		}
+		stored.SBOMs[format] = h.String()
+	}
+	if out.Report, err = json.Marshal(stored); err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// storedScan is the scan report a build keeps: the scanner's report plus
+// the digests of its SBOMs in the blob store, by format.
+type storedScan struct {
+	*scan.Report
+	SBOMs map[string]string `json:"sboms"`
 }
 
 func violationIDs(rep *scan.Report) []string {

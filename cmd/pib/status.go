@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -150,7 +151,37 @@ func newBuildsCommand(g *globals) *cobra.Command {
 		},
 	}
 	report.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	cmd.AddCommand(log, report)
+	var format, out string
+	sbom := &cobra.Command{
+		Use:   "sbom BUILD [--format cyclonedx-json|spdx-json] [-o FILE]",
+		Short: "The SBOM of the image a build made (rule S1)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path := "/v1/builds/" + url.PathEscape(args[0]) + "/sbom?format=" + url.QueryEscape(format)
+			if out == "" {
+				return g.client().Do(cmd.Context(), "GET", path, nil, cmd.OutOrStdout())
+			}
+			f, err := os.CreateTemp(filepath.Dir(out), ".sbom-*")
+			if err != nil {
+				return err
+			}
+			defer os.Remove(f.Name())
+			err = g.client().Do(cmd.Context(), "GET", path, nil, f)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err == nil {
+				err = os.Chmod(f.Name(), 0o644)
+			}
+			if err != nil {
+				return err
+			}
+			return os.Rename(f.Name(), out)
+		},
+	}
+	sbom.Flags().StringVar(&format, "format", "cyclonedx-json", "cyclonedx-json or spdx-json")
+	sbom.Flags().StringVarP(&out, "output", "o", "", "write to FILE instead of standard output")
+	cmd.AddCommand(log, report, sbom)
 	return cmd
 }
 

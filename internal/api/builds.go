@@ -1,10 +1,15 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/pib-dev/pib/internal/accounts"
 	"github.com/pib-dev/pib/internal/groups"
@@ -26,6 +31,7 @@ func (s *Server) buildRoutes() []route {
 		{method: "GET", pattern: "/v1/builds/{id}", roles: sellerOnly, handle: s.getBuild},
 		{method: "GET", pattern: "/v1/builds/{id}/log", roles: sellerOnly, handle: s.buildLog},
 		{method: "GET", pattern: "/v1/builds/{id}/report", roles: sellerOnly, handle: s.buildReport},
+		{method: "GET", pattern: "/v1/builds/{id}/sbom", roles: sellerOnly, handle: s.buildSBOM},
 		{method: "GET", pattern: "/v1/investigations", roles: operatorOnly, handle: s.listInvestigations},
 		{method: "POST", pattern: "/v1/investigations/{build}/retry", roles: operatorOnly, handle: s.retryBuild},
 		{method: "POST", pattern: "/v1/investigations/{build}/resolve", roles: operatorOnly, handle: s.resolveBuild},
@@ -166,6 +172,50 @@ func (s *Server) buildReport(w http.ResponseWriter, r *http.Request, a *accounts
 	}
 	writeJSON(w, http.StatusOK, rep)
 	return nil
+}
+
+// sbomTypes are the SBOM formats a build keeps, with their media types.
+var sbomTypes = map[string]string{
+	"cyclonedx-json": "application/vnd.cyclonedx+json",
+	"spdx-json":      "application/spdx+json",
+}
+
+// buildSBOM streams the SBOM of a build's scan (rule S1).
+func (s *Server) buildSBOM(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
+	format := r.URL.Query().Get("format")
+	if format == "" {
+		format = "cyclonedx-json"
+	}
+	ctype, ok := sbomTypes[format]
+	if !ok {
+		return &Error{Code: "invalid", Field: "format", Message: "format must be cyclonedx-json or spdx-json"}
+	}
+	rep, err := s.Pipeline.Report(r.Context(), a.ID, r.PathValue("id"))
+	if err != nil {
+		return pipelineError(err)
+	}
+	var scanned struct {
+		SBOMs map[string]string `json:"sboms"`
+	}
+	if len(rep.Scan) > 0 {
+		json.Unmarshal(rep.Scan, &scanned)
+	}
+	digest, ok := scanned.SBOMs[format]
+	if !ok {
+		return &Error{Code: "not_found", Message: fmt.Sprintf("build %s has no SBOM: it was not scanned (state %s)", rep.BuildID, rep.State)}
+	}
+	h, err := v1.NewHash(digest)
+	if err != nil {
+		return err
+	}
+	rc, err := s.Images.Blobs().Open(h)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	w.Header().Set("Content-Type", ctype)
+	_, err = io.Copy(w, rc)
+	return err
 }
 
 func (s *Server) listInvestigations(w http.ResponseWriter, r *http.Request, _ *accounts.Account) error {

@@ -105,6 +105,14 @@ func TestBuildRoutes(t *testing.T) {
 				t.Errorf("GET %s as another seller: %d, want 404", p, code)
 			}
 		}
+		// The fake scanner keeps no SBOM: a clear 404; a bad format names the field.
+		var sbomErr api.Error
+		if code := e.call("GET", "/v1/builds/"+good.Builds[0].ID+"/sbom", seller, "", nil, &sbomErr); code != 404 || !strings.Contains(sbomErr.Message, "no SBOM") {
+			t.Fatalf("sbom without one: %d %+v", code, sbomErr)
+		}
+		if code := e.call("GET", "/v1/builds/"+good.Builds[0].ID+"/sbom?format=xml", seller, "", nil, &sbomErr); code != 400 || sbomErr.Field != "format" {
+			t.Fatalf("sbom format xml: %d %+v", code, sbomErr)
+		}
 		var hist []pipeline.Event
 		if e.call("GET", "/v1/package-groups/Good1/history", seller, "", nil, &hist); len(hist) < 3 {
 			t.Fatalf("history: %+v", hist)
