@@ -1,7 +1,7 @@
 # pib's two entry points (see README.md): `make demo` and `make test`.
 SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(PATH)
-PIB_DATA ?= ./pib-data
+PIB_DATA ?= $(CURDIR)/pib-data
 GO_TEST_FLAGS ?= -timeout 40m
 
 .PHONY: demo test build deps test-deps bench clean

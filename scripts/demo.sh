@@ -8,8 +8,10 @@ cd "$(dirname "$0")/.."
 PIB="$PWD/pib"
 export PIB_DATA="${PIB_DATA:-$PWD/pib-data}"
 LISTEN="${PIB_LISTEN:-127.0.0.1:8080}"
-export PIB_SERVER="http://$LISTEN"
-unset PIB_TOKEN
+SERVER="http://$LISTEN"
+# Image and vulndb steps work on the local data directory; client commands
+# get the server from step 3 on.
+unset PIB_TOKEN PIB_SERVER
 mkdir -p "$PIB_DATA"
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
@@ -30,6 +32,7 @@ else
 	"$PIB" vulndb update --ecosystem Debian
 fi
 
+export PIB_SERVER="$SERVER"
 step "Service on $PIB_SERVER"
 if curl -fsS "$PIB_SERVER/healthz" >/dev/null 2>&1; then
 	echo "a pib server already answers there; using it"
@@ -92,6 +95,7 @@ cat <<NEXT
     ./pib status                       the scan status view of all your groups
     ./pib builds log $build       the installer's output, with timestamps
     ./pib builds report $build    findings, vulnerabilities, policy checks, changed files
+    ./pib builds sbom $build      the image's SBOM (CycloneDX; --format spdx-json)
   As the operator:     PIB_TOKEN=\$(cat $PIB_DATA/operator.token) ./pib investigations ls
   The API:             $PIB_SERVER/v1/openapi.json   metrics: $PIB_SERVER/metrics
 NEXT

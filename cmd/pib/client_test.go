@@ -94,6 +94,37 @@ func TestClientCommands(t *testing.T) {
 	if out, err = run(t, data, "groups", "ls"); err != nil || !strings.Contains(out, "Acme1Linux1") {
 		t.Fatalf("groups ls: %v %s", err, out)
 	}
+	// Images through the API: the seller's own, invisible to others.
+	out, err = run(t, data, "image", "import", rootfsTar(t), "--alias", "mine")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine := strings.TrimSpace(out)
+	out, err = run(t, data, "image", "ls", "--json")
+	if err != nil || !strings.Contains(out, mine) || strings.Contains(out, `"tiny"`) {
+		t.Fatalf("seller's image ls: %v %s", err, out)
+	}
+	exp := filepath.Join(testenv, "mine.tar")
+	if _, err := run(t, data, "image", "export", "mine", "--format", "oci-archive", "-o", exp); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(exp); err != nil || fi.Size() < 1024 {
+		t.Fatalf("export: %v %v", fi, err)
+	}
+	if _, err := run(t, data, "image", "import", rootfsTar(t), "--alias", "mine"); err == nil || !strings.Contains(err.Error(), "already taken") {
+		t.Fatalf("second import with the same alias: %v", err)
+	}
+	if _, err := run(t, data, "image", "bootstrap", "debian-12"); err == nil || !strings.Contains(err.Error(), "server's own machine") {
+		t.Fatalf("bootstrap through a server: %v", err)
+	}
+	// The operator's alias "tiny" is not the seller's to see or remove.
+	if _, err := run(t, data, "image", "rm", "tiny"); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Fatalf("seller removing the operator's image: %v", err)
+	}
+	if out, err = run(t, data, "image", "rm", "mine"); err != nil || !strings.Contains(out, mine) {
+		t.Fatalf("rm: %v %s", err, out)
+	}
+
 	// A seller cannot act as operator.
 	if _, err := run(t, data, "account", "create", "--role", "seller", "sneaky"); err == nil || !strings.Contains(err.Error(), "may not") {
 		t.Fatalf("seller creating accounts: %v", err)

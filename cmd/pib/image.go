@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -46,6 +47,9 @@ pib's image policy. The image is stored as one layer under the alias NAME (or
 --alias). The image ID is the last line printed.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if g.remoteImages() {
+				return errors.New("pib image bootstrap runs on the server's own machine (it needs root and debootstrap there): run it there without --server/PIB_SERVER")
+			}
 			opts.Name = args[0]
 			opts.Log = cmd.ErrOrStderr()
 			s, closeFn, err := g.openImages(cmd.Context())
@@ -80,6 +84,14 @@ checked entry by entry; an archive with entries escaping its root is refused and
 nothing is stored. Prints the new image ID.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if g.remoteImages() {
+				im, err := g.remoteImageImport(cmd, args[0], opts.Alias)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), im.ID)
+				return nil
+			}
 			s, closeFn, err := g.openImages(cmd.Context())
 			if err != nil {
 				return err
@@ -107,6 +119,9 @@ func newImageExportCommand(g *globals) *cobra.Command {
 			if out == "" {
 				return fmt.Errorf("say where to write the export with -o FILE")
 			}
+			if g.remoteImages() {
+				return g.remoteImageExport(cmd, args[0], format, out)
+			}
 			s, closeFn, err := g.openImages(cmd.Context())
 			if err != nil {
 				return err
@@ -128,12 +143,7 @@ func newImageListCommand(g *globals) *cobra.Command {
 		Short:   "List images",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, closeFn, err := g.openImages(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			list, err := s.List(cmd.Context())
+			list, err := g.imageList(cmd)
 			if err != nil {
 				return err
 			}
@@ -175,6 +185,13 @@ func newImageInspectCommand(g *globals) *cobra.Command {
 		Short: "Show an image's metadata and layers",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if g.remoteImages() {
+				im, err := g.remoteImage(cmd, args[0])
+				if err != nil {
+					return err
+				}
+				return printImage(cmd, imageDetail{Image: im}, asJSON)
+			}
 			s, closeFn, err := g.openImages(cmd.Context())
 			if err != nil {
 				return err
@@ -200,20 +217,50 @@ func newImageInspectCommand(g *globals) *cobra.Command {
 			for i, l := range m.Layers {
 				d.Layers = append(d.Layers, layerDetail{Digest: l.Digest.String(), DiffID: cfg.RootFS.DiffIDs[i].String(), Size: l.Size})
 			}
-			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), d)
-			}
-			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "ID:        %s\nAlias:     %s\nOwner:     %s\nOS:        %s\nDistro:    %s %s\nArch:      %s\nParent:    %s\nCreated:   %s\nSize:      %s\nManifest:  %s\nConfig:    %s\nLayers:\n",
-				im.ID, dash(im.Alias), im.Owner, im.OS, im.DistroID, im.DistroVersion, im.Architecture, dash(im.ParentID), im.Created.Format(time.RFC3339), humanSize(im.Size), im.Manifest, im.Config)
-			for _, l := range d.Layers {
-				fmt.Fprintf(w, "  %s  %s\n", l.Digest, humanSize(l.Size))
-			}
-			return nil
+			return printImage(cmd, d, asJSON)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+func printImage(cmd *cobra.Command, d imageDetail, asJSON bool) error {
+	im := d.Image
+	if asJSON {
+		return writeJSON(cmd.OutOrStdout(), d)
+	}
+	w := cmd.OutOrStdout()
+	fmt.Fprintf(w, "ID:        %s\nAlias:     %s\nOwner:     %s\nOS:        %s\nDistro:    %s %s\nArch:      %s\nParent:    %s\nCreated:   %s\nSize:      %s\nManifest:  %s\nConfig:    %s\nLayers:\n",
+		im.ID, dash(im.Alias), im.Owner, im.OS, im.DistroID, im.DistroVersion, im.Architecture, dash(im.ParentID), im.Created.Format(time.RFC3339), humanSize(im.Size), im.Manifest, im.Config)
+	if len(d.Layers) == 0 {
+		fmt.Fprintln(w, "  (not listed by the server)")
+	}
+	for _, l := range d.Layers {
+		fmt.Fprintf(w, "  %s  %s\n", l.Digest, humanSize(l.Size))
+	}
+	return nil
+}
+
+// imageList lists images locally or through the server.
+func (g *globals) imageList(cmd *cobra.Command) ([]*images.Image, error) {
+	if g.remoteImages() {
+		return g.remoteImageList(cmd)
+	}
+	s, closeFn, err := g.openImages(cmd.Context())
+	if err != nil {
+		return nil, err
+	}
+	defer closeFn()
+	return s.List(cmd.Context())
+}
+
+func (g *globals) localImageRemove(cmd *cobra.Command, ref string) (*images.Image, error) {
+	s, closeFn, err := g.openImages(cmd.Context())
+	if err != nil {
+		return nil, err
+	}
+	defer closeFn()
+	return s.Remove(cmd.Context(), ref)
 }
 
 func newImageRemoveCommand(g *globals) *cobra.Command {
@@ -223,12 +270,13 @@ func newImageRemoveCommand(g *globals) *cobra.Command {
 		Short:   "Remove an image; blobs and cached layers no other image uses are deleted",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, closeFn, err := g.openImages(cmd.Context())
-			if err != nil {
-				return err
+			var im *images.Image
+			var err error
+			if g.remoteImages() {
+				im, err = g.remoteImageRemove(cmd, args[0])
+			} else {
+				im, err = g.localImageRemove(cmd, args[0])
 			}
-			defer closeFn()
-			im, err := s.Remove(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -84,7 +85,7 @@ func New(d Deps) *Server {
 	if d.Pipeline != nil {
 		d.Registry.MustRegister(d.Pipeline.Collectors()...)
 	}
-	for _, rt := range append(s.allRoutes(), s.buildRoutes()...) {
+	for _, rt := range slices.Concat(s.allRoutes(), s.imageRoutes(), s.buildRoutes()) {
 		s.handle(rt)
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

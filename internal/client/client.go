@@ -70,6 +70,12 @@ func (c *Client) Upload(ctx context.Context, name string, r io.Reader, size int6
 	return c.send(ctx, "POST", "/v1/packages?name="+url.QueryEscape(name), "application/octet-stream", r, size, out)
 }
 
+// Send streams body (size bytes, -1 if unknown) of content type ctype and
+// decodes the JSON answer into out.
+func (c *Client) Send(ctx context.Context, method, path, ctype string, body io.Reader, size int64, out any) error {
+	return c.send(ctx, method, path, ctype, body, size, out)
+}
+
 func (c *Client) send(ctx context.Context, method, path, ctype string, body io.Reader, size int64, out any) error {
 	if c.Server == "" {
 		return fmt.Errorf("no server given: pass --server URL or set PIB_SERVER (or run pib login)")

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -27,32 +28,15 @@ func (s *Store) Export(ctx context.Context, ref string, format Format, out strin
 	if err != nil {
 		return err
 	}
-	img, err := s.Image(im)
-	if err != nil {
-		return err
+	if !slices.Contains(ExportFormats, format) {
+		return fmt.Errorf("unknown format %q; use docker-archive, oci-archive or rootfs-tar", format)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("export %s: %w", im.ID, err)
 	}
 	defer os.Remove(tmp.Name())
-	switch format {
-	case DockerArchive:
-		tag, terr := name.NewTag("pib/" + refName(im) + ":latest")
-		if terr != nil {
-			err = terr
-			break
-		}
-		err = tarball.Write(tag, img, tmp)
-	case OCIArchive:
-		err = s.writeOCIArchive(im, img, tmp)
-	case RootfsTar:
-		rc := mutate.Extract(img)
-		_, err = io.Copy(tmp, rc)
-		rc.Close()
-	default:
-		err = fmt.Errorf("unknown format %q; use docker-archive, oci-archive or rootfs-tar", format)
-	}
+	err = s.WriteArchive(im, format, tmp)
 	if err == nil {
 		err = tmp.Sync()
 	}
@@ -69,6 +53,30 @@ func (s *Store) Export(ctx context.Context, ref string, format Format, out strin
 		return fmt.Errorf("export %s as %s to %s: %w", im.ID, format, out, err)
 	}
 	return nil
+}
+
+// WriteArchive streams image im to w in the given format.
+func (s *Store) WriteArchive(im *Image, format Format, w io.Writer) error {
+	img, err := s.Image(im)
+	if err != nil {
+		return err
+	}
+	switch format {
+	case DockerArchive:
+		tag, err := name.NewTag("pib/" + refName(im) + ":latest")
+		if err != nil {
+			return err
+		}
+		return tarball.Write(tag, img, w)
+	case OCIArchive:
+		return s.writeOCIArchive(im, img, w)
+	case RootfsTar:
+		rc := mutate.Extract(img)
+		defer rc.Close()
+		_, err = io.Copy(w, rc)
+		return err
+	}
+	return fmt.Errorf("unknown format %q; use docker-archive, oci-archive or rootfs-tar", format)
 }
 
 func refName(im *Image) string {

@@ -76,8 +76,11 @@ var (
 	aliasPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 )
 
-// ErrNotFound is returned for an ID or alias that names no image.
-var ErrNotFound = errors.New("image not found")
+// Errors callers test with errors.Is.
+var (
+	ErrNotFound   = errors.New("image not found")
+	ErrAliasTaken = errors.New("image alias is already taken")
+)
 
 func newID() string {
 	b := make([]byte, 9)
@@ -117,13 +120,25 @@ func scanImage(row interface{ Scan(...any) error }) (*Image, error) {
 
 // Get returns the image named by ref: an ID (img-…) or an alias.
 func (s *Store) Get(ctx context.Context, ref string) (*Image, error) {
-	q := `SELECT ` + imageColumns + ` FROM images WHERE alias = $1`
+	// Aliases are unique per owner; across owners the operator's (the
+	// base images) win.
+	q := `SELECT ` + imageColumns + ` FROM images WHERE alias = $1 ORDER BY CASE WHEN owner = '` + Operator + `' THEN 0 ELSE 1 END, created_at LIMIT 1`
 	if idPattern.MatchString(ref) {
 		q = `SELECT ` + imageColumns + ` FROM images WHERE id = $1`
 	}
 	im, err := scanImage(s.db.QueryRowContext(ctx, q, ref))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: %q (list images with `pib image ls`)", ErrNotFound, ref)
+	}
+	return im, err
+}
+
+// GetOwned is Get within one owner's images: another owner's image (even
+// one with the same alias) is ErrNotFound.
+func (s *Store) GetOwned(ctx context.Context, owner, ref string) (*Image, error) {
+	im, err := scanImage(s.db.QueryRowContext(ctx, `SELECT `+imageColumns+` FROM images WHERE owner = $1 AND (id = $2 OR alias = $2)`, owner, ref))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: %q", ErrNotFound, ref)
 	}
 	return im, err
 }
@@ -176,7 +191,7 @@ func (s *Store) insert(ctx context.Context, im *Image, refs []v1.Hash) error {
 		return nil
 	})
 	if err = store.Classify(err); errors.Is(err, store.ErrConflict) && im.Alias != "" {
-		return fmt.Errorf("alias %q is already taken; choose another --alias or remove that image first (pib image rm %s)", im.Alias, im.Alias)
+		return fmt.Errorf("%w: %q; choose another --alias or remove that image first (pib image rm %s)", ErrAliasTaken, im.Alias, im.Alias)
 	}
 	return err
 }

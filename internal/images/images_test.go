@@ -336,7 +336,7 @@ func TestAliasIsUnique(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := s.Import(ctx, file, images.ImportOptions{Alias: "base"})
-	if err == nil || !strings.Contains(err.Error(), `alias "base" is already taken`) {
+	if err == nil || !errors.Is(err, images.ErrAliasTaken) || !strings.Contains(err.Error(), `"base"`) {
 		t.Fatalf("got %v, want alias conflict", err)
 	}
 	for _, bad := range []string{"Upper", "img-0123456789abcdef0", "-x", "a/b", ""} {

@@ -56,8 +56,12 @@ func (s *Store) importFile(ctx context.Context, file string, opts ImportOptions)
 		if err := ValidAlias(opts.Alias); err != nil {
 			return nil, err
 		}
-		if _, err := s.Get(ctx, opts.Alias); err == nil {
-			return nil, fmt.Errorf("alias %q is already taken; choose another --alias or remove that image first (pib image rm %s)", opts.Alias, opts.Alias)
+		owner := opts.Owner
+		if owner == "" {
+			owner = Operator
+		}
+		if _, err := s.GetOwned(ctx, owner, opts.Alias); err == nil {
+			return nil, fmt.Errorf("%w: %q; choose another --alias or remove that image first (pib image rm %s)", ErrAliasTaken, opts.Alias, opts.Alias)
 		}
 	}
 	fi, err := os.Stat(file)

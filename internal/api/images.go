@@ -1,0 +1,146 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/pib-dev/pib/internal/accounts"
+	"github.com/pib-dev/pib/internal/images"
+)
+
+// imageRoutes let an account list, inspect, import, export and remove its
+// images; the operator sees every image and owns the base images.
+func (s *Server) imageRoutes() []route {
+	if s.Images == nil {
+		return nil
+	}
+	return []route{
+		{method: "GET", pattern: "/v1/images", handle: s.listImages},
+		{method: "POST", pattern: "/v1/images", handle: s.importImage},
+		{method: "GET", pattern: "/v1/images/{ref}", handle: s.getImage},
+		{method: "DELETE", pattern: "/v1/images/{ref}", handle: s.removeImage},
+		{method: "GET", pattern: "/v1/images/{ref}/export", handle: s.exportImage},
+	}
+}
+
+// imageOwner is the owner an account's images carry: base images belong
+// to the operator role, every other image to its account.
+func imageOwner(a *accounts.Account) string {
+	if a.Role == accounts.Operator {
+		return images.Operator
+	}
+	return a.ID
+}
+
+// image resolves ref among the images a may see.
+func (s *Server) image(r *http.Request, a *accounts.Account) (*images.Image, error) {
+	ref := r.PathValue("ref")
+	if a.Role == accounts.Operator {
+		return s.Images.Get(r.Context(), ref)
+	}
+	return s.Images.GetOwned(r.Context(), a.ID, ref)
+}
+
+func (s *Server) listImages(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
+	all, err := s.Images.List(r.Context())
+	if err != nil {
+		return err
+	}
+	out := []*images.Image{}
+	for _, im := range all {
+		if a.Role == accounts.Operator || im.Owner == a.ID {
+			out = append(out, im)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) getImage(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
+	im, err := s.image(r, a)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, im)
+	return nil
+}
+
+func (s *Server) removeImage(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
+	im, err := s.image(r, a)
+	if err != nil {
+		return err
+	}
+	if _, err := s.Images.Remove(r.Context(), im.ID); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, im)
+	return nil
+}
+
+// importImage takes an image archive as the request body (streamed to a
+// temporary file: archive formats need random access) and imports it as
+// the caller's.
+func (s *Server) importImage(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
+	if ct := r.Header.Get("Content-Type"); ct != "application/octet-stream" {
+		return &Error{Code: "unsupported_media_type", Message: "send the image archive as the request body with Content-Type: application/octet-stream"}
+	}
+	tmp, err := os.CreateTemp("", "pib-image-upload-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	_, err = io.Copy(tmp, http.MaxBytesReader(w, r.Body, s.Packages.MaxSize))
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	im, err := s.Images.Import(r.Context(), tmp.Name(), images.ImportOptions{Alias: r.URL.Query().Get("alias"), Owner: imageOwner(a)})
+	if err != nil {
+		code := "invalid"
+		if errors.Is(err, images.ErrAliasTaken) {
+			code = "conflict"
+		}
+		// The archive's name is ours, not the caller's: say "the archive".
+		msg := err.Error()
+		if rest, ok := cutPrefixPath(msg, tmp.Name()); ok {
+			msg = "the archive" + rest
+		}
+		return &Error{Code: code, Field: "archive", Message: msg}
+	}
+	writeJSON(w, http.StatusCreated, im)
+	return nil
+}
+
+func cutPrefixPath(msg, path string) (string, bool) {
+	const prefix = "import "
+	if len(msg) > len(prefix)+len(path) && msg[:len(prefix)+len(path)] == prefix+path {
+		return msg[len(prefix)+len(path):], true
+	}
+	return "", false
+}
+
+func (s *Server) exportImage(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
+	format := images.Format(r.URL.Query().Get("format"))
+	if format == "" {
+		format = images.DockerArchive
+	}
+	if !slices.Contains(images.ExportFormats, format) {
+		return &Error{Code: "invalid", Field: "format", Message: "format must be docker-archive, oci-archive or rootfs-tar"}
+	}
+	im, err := s.image(r, a)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/x-tar")
+	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", filepath.Base(im.ID)+"."+string(format)+".tar"))
+	// Errors after the first byte can only cut the stream short; the
+	// client sees a truncated archive, which every reader refuses.
+	return s.Images.WriteArchive(im, format, w)
+}
