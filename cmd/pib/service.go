@@ -32,6 +32,9 @@ type serviceOptions struct {
 	limits       sandbox.Limits
 	policyFile   string
 	maxUpload    int64
+	// webhookAllowPrivate lets webhooks reach loopback and private
+	// addresses (off: a seller's URL must not probe the service's network).
+	webhookAllowPrivate bool
 }
 
 // service is everything pib serve and pib worker run, wired together:
@@ -71,6 +74,7 @@ func (g *globals) openService(ctx context.Context, o serviceOptions) (*service, 
 		Workers:      o.workers,
 		WorkDir:      filepath.Join(g.dataDir, "staging"),
 		BuildTimeout: o.buildTimeout,
+		HTTPClient:   webhookClient(o.webhookAllowPrivate),
 	})
 	if err != nil {
 		db.Close()
