@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -36,16 +35,7 @@ func benchService(b *testing.B, workers int) (*client.Client, func(name string) 
 	addr := freeAddrTB(b)
 	srv := startServerTB(b, data, addr, workers)
 	ctx := context.Background()
-	token, _ := os.ReadFile(filepath.Join(data, "operator.token"))
-	op := client.New(srv.url, strings.TrimSpace(string(token)))
-	if err := op.Do(ctx, "POST", "/v1/os-versions", map[string]string{"name": "debian-12", "image": "debian-12"}, nil); err != nil {
-		b.Fatal(err)
-	}
-	var acc struct{ Token string }
-	if err := op.Do(ctx, "POST", "/v1/accounts", map[string]string{"name": "bench", "role": "seller"}, &acc); err != nil {
-		b.Fatal(err)
-	}
-	seller := client.New(srv.url, acc.Token)
+	seller := srv.seller(b, "bench")
 	deb := demoDeb(b)
 	var inst, pkg struct{ ID string }
 	script := "#!/bin/sh\nset -e\ndpkg -i hello-pib_1.0_all.deb\nhello-pib\n"

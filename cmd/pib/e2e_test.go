@@ -66,6 +66,23 @@ func (s *pibServer) stop(sig syscall.Signal) {
 	s.cmd.Wait()
 }
 
+// seller registers debian-12 as an OS version (as the operator) and
+// returns a client of a new seller account.
+func (s *pibServer) seller(t testing.TB, name string) *client.Client {
+	t.Helper()
+	ctx := context.Background()
+	token, _ := os.ReadFile(filepath.Join(s.data, "operator.token"))
+	op := client.New(s.url, strings.TrimSpace(string(token)))
+	if err := op.Do(ctx, "POST", "/v1/os-versions", map[string]string{"name": "debian-12", "image": "debian-12"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var acc struct{ Token string }
+	if err := op.Do(ctx, "POST", "/v1/accounts", map[string]string{"name": name, "role": "seller"}, &acc); err != nil {
+		t.Fatal(err)
+	}
+	return client.New(s.url, acc.Token)
+}
+
 func freeAddr(t testing.TB) string { return freeAddrTB(t) }
 
 func freeAddrTB(t testing.TB) string {
@@ -95,16 +112,7 @@ func TestServeSurvivesKill9(t *testing.T) {
 	addr := freeAddr(t)
 	srv := startServer(t, data, addr)
 	ctx := context.Background()
-	token, _ := os.ReadFile(filepath.Join(data, "operator.token"))
-	op := client.New(srv.url, strings.TrimSpace(string(token)))
-	if err := op.Do(ctx, "POST", "/v1/os-versions", map[string]string{"name": "debian-12", "image": "debian-12"}, nil); err != nil {
-		t.Fatal(err)
-	}
-	var acc struct{ Token string }
-	if err := op.Do(ctx, "POST", "/v1/accounts", map[string]string{"name": "acme", "role": "seller"}, &acc); err != nil {
-		t.Fatal(err)
-	}
-	seller := client.New(srv.url, acc.Token)
+	seller := srv.seller(t, "acme")
 	var pkg struct{ ID string }
 	installer := "#!/bin/sh\necho started\nsleep 4\necho done > /opt/done\n"
 	if err := seller.Upload(ctx, "slow.sh", strings.NewReader(installer), int64(len(installer)), &pkg); err != nil {
@@ -145,7 +153,7 @@ func TestServeSurvivesKill9(t *testing.T) {
 	}
 	// The scan kept the SBOM in both formats (S1).
 	t.Setenv("PIB_SERVER", srv.url)
-	t.Setenv("PIB_TOKEN", acc.Token)
+	t.Setenv("PIB_TOKEN", seller.Token)
 	for format, want := range map[string]string{"cyclonedx-json": `"bomFormat":"CycloneDX"`, "spdx-json": `"spdxVersion"`} {
 		out, err := run(t, data, "builds", "sbom", st.Builds[0].ID, "--format", format)
 		if err != nil || !strings.Contains(out, want) || !strings.Contains(out, "openssh-server") {
