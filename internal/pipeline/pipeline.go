@@ -130,7 +130,9 @@ type Config struct {
 
 	// RescueStuckJobsAfter is River's rescuer threshold (default 10m).
 	RescueStuckJobsAfter time.Duration
-	// PollInterval is how often River looks for new jobs (default 1s;
+	// PollInterval is how often River looks for new jobs (default 200ms:
+	// a cheap indexed query, and what a seller waits at most for a free
+	// worker to pick a submitted build up;
 	// neither driver used here has LISTEN/NOTIFY).
 	PollInterval time.Duration
 
@@ -163,7 +165,7 @@ func (c *Config) defaults() {
 	def(&c.StaleAfter, time.Minute)
 	def(&c.ReapInterval, 30*time.Second)
 	def(&c.RescueStuckJobsAfter, 10*time.Minute)
-	def(&c.PollInterval, time.Second)
+	def(&c.PollInterval, 200*time.Millisecond)
 	def(&c.WebhookTimeout, 10*time.Second)
 	def(&c.WebhookBackoff, 5*time.Second)
 	if c.MaxLost <= 0 {
