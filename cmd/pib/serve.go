@@ -19,6 +19,7 @@ import (
 	"github.com/pib-dev/pib/internal/api"
 	"github.com/pib-dev/pib/internal/packages"
 	"github.com/pib-dev/pib/internal/sandbox"
+	"github.com/pib-dev/pib/internal/vulndb"
 )
 
 func init() { commands = append(commands, newServeCommand, newWorkerCommand) }
@@ -67,6 +68,9 @@ gracefully: running builds are cancelled cleanly and queued again.`,
 			hs := &http.Server{Handler: api.New(svc.deps), ReadHeaderTimeout: 10 * time.Second}
 			errc := make(chan error, 1)
 			go func() { errc <- hs.Serve(ln) }()
+			if sum, err := vulndb.New(svc.db).Summary(ctx); err == nil && sum.Records == 0 {
+				slog.Warn("the vulnerability database is empty: scans will find no vulnerabilities; load it with pib vulndb import FILE or pib vulndb update")
+			}
 			slog.Info("pib serving", "url", "http://"+ln.Addr().String(), "data", g.dataDir, "database", svc.db.Dialect, "workers", o.workers)
 			select {
 			case err = <-errc:
