@@ -160,6 +160,12 @@ func TestServeSurvivesKill9(t *testing.T) {
 			t.Errorf("%s SBOM: %v, %.300s", format, err, out)
 		}
 	}
+	out, err := run(t, data, "builds", "report", st.Builds[0].ID)
+	for _, want := range []string{"Scan: successful", "Image policy checks:", "pass S3.1", "Changed files", "/opt/done"} {
+		if err != nil || !strings.Contains(out, want) {
+			t.Errorf("builds report lacks %q: %v\n%s", want, err, out)
+		}
+	}
 	srv.stop(syscall.SIGTERM)
 
 	// Nothing of either run is left on the host.

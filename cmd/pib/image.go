@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -284,16 +283,6 @@ func newImageRemoveCommand(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-}
-
-// indentJSON re-indents raw JSON for display.
-func indentJSON(w io.Writer, raw []byte) error {
-	var buf bytes.Buffer
-	if err := json.Indent(&buf, raw, "", "  "); err != nil {
-		return err
-	}
-	_, err := buf.WriteTo(w)
-	return err
 }
 
 func writeJSON(w io.Writer, v any) error {
