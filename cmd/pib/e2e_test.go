@@ -114,8 +114,11 @@ func TestServeSurvivesKill9(t *testing.T) {
 	ctx := context.Background()
 	seller := srv.seller(t, "acme")
 	var pkg struct{ ID string }
+	// A name of its own: other test packages run sandboxes at the same
+	// time, and the process check below must see only this test's.
+	installerName := fmt.Sprintf("kill9-%d.sh", os.Getpid())
 	installer := "#!/bin/sh\necho started\nsleep 4\necho done > /opt/done\n"
-	if err := seller.Upload(ctx, "slow.sh", strings.NewReader(installer), int64(len(installer)), &pkg); err != nil {
+	if err := seller.Upload(ctx, installerName, strings.NewReader(installer), int64(len(installer)), &pkg); err != nil {
 		t.Fatal(err)
 	}
 	if err := seller.Do(ctx, "POST", "/v1/package-groups", map[string]any{"name": "Slow1", "platform": "linux", "os_versions": []string{"debian-12"}, "installer_id": pkg.ID}, nil); err != nil {
@@ -178,7 +181,7 @@ func TestServeSurvivesKill9(t *testing.T) {
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
 		cmdline, _ := os.ReadFile(p)
-		if strings.Contains(string(cmdline), "slow.sh") || strings.Contains(string(cmdline), data) {
+		if strings.Contains(string(cmdline), installerName) || strings.Contains(string(cmdline), data) {
 			t.Errorf("process left behind: %s: %q", p, cmdline)
 		}
 	}
