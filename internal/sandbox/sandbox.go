@@ -150,6 +150,10 @@ type event struct {
 	Signal   string   `json:"signal,omitempty"`
 }
 
+// testHookStarted, when set by a test, runs once the init is running: the
+// teardown test panics there to prove a panic leaves nothing behind.
+var testHookStarted func()
+
 // Run runs one test build. An error means the platform failed (the sandbox
 // could not start or was cancelled); rule violations are Result.Findings.
 // The caller must Close the result.
@@ -345,6 +349,9 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	}
 	goW.Write([]byte{1})
 	goW.Close()
+	if testHookStarted != nil {
+		testHookStarted()
+	}
 
 	// Collect events until the init closes its end.
 	res = &Result{ExitCode: -1, LogPath: logPath, UpperDir: upper, Findings: []Finding{}}

@@ -493,3 +493,48 @@ func TestKeepOnFailure(t *testing.T) {
 	}
 	os.RemoveAll(res.KeptDir)
 }
+
+// TestTeardownAfterPanic: a panic in Run while the installer runs still
+// tears everything down (and the panic goes on to the caller).
+func TestTeardownAfterPanic(t *testing.T) {
+	lowers := lowerDirs(t)
+	work := t.TempDir()
+	mountsBefore := mountinfo(t)
+	installer := filepath.Join(t.TempDir(), "panic-wait.sh")
+	os.WriteFile(installer, []byte("#!/bin/sh\nsleep 31.7 &\nsleep 31.7\n"), 0o755)
+	// The installer's processes, found by their unusual argument.
+	running := func() []string {
+		var out []string
+		procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+		for _, p := range procs {
+			if b, _ := os.ReadFile(p); strings.Contains(string(b), "31.7") {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+	sawInstaller := false
+	defer sandbox.SetStartedHook(func() {
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && len(running()) < 2; {
+			time.Sleep(20 * time.Millisecond)
+		}
+		sawInstaller = len(running()) >= 2
+		panic("test panic in Run")
+	})()
+	func() {
+		defer func() {
+			if p := recover(); p != "test panic in Run" {
+				t.Fatalf("recovered %v, want the test panic", p)
+			}
+		}()
+		sandbox.Run(context.Background(), sandbox.Config{LowerDirs: lowers, Installer: installer, WorkDir: work, LogPath: filepath.Join(work, "build.log")})
+		t.Fatal("Run returned instead of panicking")
+	}()
+	if !sawInstaller {
+		t.Fatal("the installer's processes never ran: the test proves nothing")
+	}
+	checkTeardown(t, work, mountsBefore)
+	if left := running(); len(left) > 0 {
+		t.Errorf("installer processes left behind after the panic: %v", left)
+	}
+}
