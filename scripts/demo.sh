@@ -50,13 +50,18 @@ OPERATOR="$(cat "$PIB_DATA/operator.token")"
 PIB_TOKEN="$OPERATOR" "$PIB" os add debian-12 --image debian-12
 
 step "A demo seller"
+# A token kept from an earlier run may belong to a database since reset.
+if [ -s "$PIB_DATA/demo-seller.token" ] && ! PIB_TOKEN="$(cat "$PIB_DATA/demo-seller.token")" "$PIB" packages ls >/dev/null 2>&1; then
+	rm -f "$PIB_DATA/demo-seller.token"
+fi
 if [ ! -s "$PIB_DATA/demo-seller.token" ]; then
-	PIB_TOKEN="$OPERATOR" "$PIB" account create --role seller demo-seller >"$PIB_DATA/demo-seller.token.tmp"
+	PIB_TOKEN="$OPERATOR" "$PIB" account create --role seller demo-seller >"$PIB_DATA/demo-seller.token.tmp" 2>/dev/null ||
+		PIB_TOKEN="$OPERATOR" "$PIB" account create --role seller "demo-seller-$(date +%s)" >"$PIB_DATA/demo-seller.token.tmp"
 	mv "$PIB_DATA/demo-seller.token.tmp" "$PIB_DATA/demo-seller.token"
 	chmod 600 "$PIB_DATA/demo-seller.token"
 fi
 export PIB_TOKEN="$(cat "$PIB_DATA/demo-seller.token")"
-echo "seller demo-seller; its token is in $PIB_DATA/demo-seller.token"
+echo "the demo seller's token is in $PIB_DATA/demo-seller.token"
 
 step "A package group: a .deb built here and an installer script"
 work="$PIB_DATA/demo"
