@@ -1,6 +1,6 @@
 // Command pib is the Private Image Build service and its command-line client.
 //
-// One binary: `pib serve` runs the API, portal and workers; the other
+// One binary: `pib serve` runs the API and the build workers; the other
 // commands either work on the local data directory (pib image …, pib build …)
 // or talk to a server.
 package main
