@@ -164,7 +164,7 @@ func TestServeSurvivesKill9(t *testing.T) {
 		}
 	}
 	out, err := run(t, data, "builds", "report", st.Builds[0].ID)
-	for _, want := range []string{"Scan: successful", "Image policy checks:", "pass S3.1", "Changed files", "/opt/done"} {
+	for _, want := range []string{"status: Successful", "image policy checks:", "pass S3.1", "Changed files", "/opt/done"} {
 		if err != nil || !strings.Contains(out, want) {
 			t.Errorf("builds report lacks %q: %v\n%s", want, err, out)
 		}

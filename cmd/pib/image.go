@@ -292,7 +292,7 @@ func writeJSON(w io.Writer, v any) error {
 }
 
 func dash(s string) string {
-	if s == "" {
+	if strings.TrimSpace(s) == "" {
 		return "-"
 	}
 	return s

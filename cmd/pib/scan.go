@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -168,7 +167,7 @@ func printReport(w io.Writer, r *scan.Report) {
 	if name == "" {
 		name = "root filesystem"
 	}
-	fmt.Fprintf(w, "%s: %s (%s), %d packages\n", name, orDash(r.OS.Name), orDash(r.OS.Ecosystem), r.Packages)
+	fmt.Fprintf(w, "%s: %s (%s), %d packages\n", name, dash(r.OS.Name), dash(r.OS.Ecosystem), r.Packages)
 	fmt.Fprintf(w, "vulnerability database: %d records, newest modified %s\n", r.VulnDB.Records, r.VulnDB.NewestModified.Format(time.DateOnly))
 	counts := map[scan.Severity]int{}
 	fixable := 0
@@ -184,7 +183,7 @@ func printReport(w io.Writer, r *scan.Report) {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "  ID\tSEVERITY\tPACKAGE\tSOURCE\tINSTALLED\tFIXED")
 		for _, v := range r.Vulnerabilities {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", v.ID, v.Severity, v.Package, v.SourcePackage, v.InstalledVersion, orDash(v.FixedVersion))
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", v.ID, v.Severity, v.Package, v.SourcePackage, v.InstalledVersion, dash(v.FixedVersion))
 		}
 		tw.Flush()
 	}
@@ -211,7 +210,11 @@ func printReport(w io.Writer, r *scan.Report) {
 	if len(r.Violations) > 0 {
 		fmt.Fprintln(w, "\npolicy violations:")
 		for _, v := range r.Violations {
-			fmt.Fprintf(w, "  %s %s: %s\n", v.Rule, v.ID, v.Reason)
+			if v.ID == v.Rule {
+				fmt.Fprintf(w, "  %s: %s\n", v.Rule, v.Reason)
+			} else {
+				fmt.Fprintf(w, "  %s %s: %s\n", v.Rule, v.ID, v.Reason)
+			}
 		}
 	}
 	status := "Successful"
@@ -219,11 +222,4 @@ func printReport(w io.Writer, r *scan.Report) {
 		status = "Issues found"
 	}
 	fmt.Fprintf(w, "\nstatus: %s\n", status)
-}
-
-func orDash(s string) string {
-	if strings.TrimSpace(s) == "" {
-		return "-"
-	}
-	return s
 }

@@ -209,60 +209,16 @@ func renderReport(w io.Writer, rep *pipeline.Report) {
 	}
 }
 
-// renderScan shows the scan part of a build report: the verdict, what broke
-// the policy, every vulnerability and the image policy checks.
+// renderScan shows the scan part of a build report the way pib scan shows
+// a scan.
 func renderScan(w io.Writer, raw []byte) {
-	var sc struct {
-		Status          scan.Status        `json:"status"`
-		Packages        int                `json:"packages"`
-		Vulnerabilities []scan.Finding     `json:"vulnerabilities"`
-		Policy          []scan.CheckResult `json:"policy"`
-		Violations      []scan.Violation   `json:"violations"`
-		Warnings        []string           `json:"warnings"`
-	}
-	if err := json.Unmarshal(raw, &sc); err != nil {
+	var rep scan.Report
+	if err := json.Unmarshal(raw, &rep); err != nil {
 		fmt.Fprintf(w, "\nScan report: unreadable (%v); see --json\n", err)
 		return
 	}
-	fixed := 0
-	for _, v := range sc.Vulnerabilities {
-		if v.FixedVersion != "" {
-			fixed++
-		}
-	}
-	fmt.Fprintf(w, "\nScan: %s — %d packages, %d vulnerabilities (%d with a fix available)\n", strings.ReplaceAll(string(sc.Status), "_", " "), sc.Packages, len(sc.Vulnerabilities), fixed)
-	if len(sc.Violations) > 0 {
-		fmt.Fprintln(w, "\nPolicy violations (what to fix):")
-		for _, v := range sc.Violations {
-			fmt.Fprintf(w, "  [%s] %s", v.Rule, v.ID)
-			if v.Package != "" {
-				fmt.Fprintf(w, " in %s", v.Package)
-			}
-			fmt.Fprintf(w, ": %s\n", v.Reason)
-		}
-	}
-	if len(sc.Vulnerabilities) > 0 {
-		fmt.Fprintln(w, "\nVulnerabilities:")
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "  ID\tPACKAGE\tINSTALLED\tFIXED\tSEVERITY")
-		for _, v := range sc.Vulnerabilities {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", v.ID, v.Package, v.InstalledVersion, dash(v.FixedVersion), v.Severity)
-		}
-		tw.Flush()
-	}
-	if len(sc.Policy) > 0 {
-		fmt.Fprintln(w, "\nImage policy checks:")
-		for _, c := range sc.Policy {
-			mark := "pass"
-			if !c.Passed {
-				mark = "FAIL"
-			}
-			fmt.Fprintf(w, "  %s %-5s %s\n", mark, c.Rule, c.Message)
-		}
-	}
-	for _, warn := range sc.Warnings {
-		fmt.Fprintf(w, "\nwarning: %s\n", warn)
-	}
+	fmt.Fprintln(w, "\nScan:")
+	printReport(w, &rep)
 }
 
 func newInvestigationsCommand(g *globals) *cobra.Command {
