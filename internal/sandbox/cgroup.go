@@ -109,6 +109,23 @@ func newCgroup(name string, lim Limits) (cg *cgroup, err error) {
 			return nil, err
 		}
 	}
+	// T1's second wall after the user namespace: the devices controller
+	// lets the build open only the devices it is given (mounts.go).
+	if mnt := filepath.Join(cgroupRoot, "devices"); fileExists(filepath.Join(mnt, "devices.deny")) {
+		dir := filepath.Join(mnt, own["devices"], name)
+		if err := mkdir(dir); err != nil {
+			return nil, err
+		}
+		cg.v1["devices"] = dir
+		if err := set(dir, "devices.deny", "a"); err != nil {
+			return nil, err
+		}
+		for _, rule := range deviceAllowList {
+			if err := set(dir, "devices.allow", rule); err != nil {
+				return nil, err
+			}
+		}
+	}
 	// Without swap accounting the memsw file is absent; that is fine.
 	os.WriteFile(filepath.Join(cg.v1["memory"], "memory.memsw.limit_in_bytes"), []byte(strconv.FormatInt(lim.MemoryBytes, 10)), 0)
 	cg.installer = filepath.Join(cg.v1["pids"], "installer")
@@ -172,6 +189,9 @@ func (cg *cgroup) add(pid int) error {
 	targets := []string{filepath.Join(cg.v2, "init")}
 	if cg.v2 == "" {
 		targets = []string{cg.v1["memory"], cg.v1["pids"], cg.v1["cpu"]}
+		if d, ok := cg.v1["devices"]; ok {
+			targets = append(targets, d)
+		}
 	}
 	for _, d := range targets {
 		if err := os.WriteFile(filepath.Join(d, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
@@ -274,7 +294,7 @@ func removeCgroups(name string) error {
 			dirs = append(dirs, filepath.Join(d, "init"), filepath.Join(d, "installer"), d)
 		}
 	}
-	for _, ctl := range []string{"memory", "pids", "cpu"} {
+	for _, ctl := range []string{"memory", "pids", "cpu", "devices"} {
 		d := filepath.Join(cgroupRoot, ctl, own[ctl], name)
 		if _, err := os.Stat(d); err == nil {
 			dirs = append(dirs, filepath.Join(d, "installer"), d)
@@ -286,4 +306,14 @@ func removeCgroups(name string) error {
 		}
 	}
 	return cg.remove()
+}
+
+// deviceAllowList is what the devices controller lets a build open: the
+// character devices of buildDevices (null 1:3, zero 1:5, full 1:7, random
+// 1:8, urandom 1:9, tty 5:0), nothing else, no mknod.
+var deviceAllowList = []string{"c 1:3 rw", "c 1:5 rw", "c 1:7 rw", "c 1:8 rw", "c 1:9 rw", "c 5:0 rw"}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

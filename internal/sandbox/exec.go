@@ -14,17 +14,20 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// keptCaps is Docker's default capability set plus CAP_SYS_BOOT: with it,
-// reboot(2) reaches only the build's PID namespace, which is how I5 sees it;
-// and CAP_NET_ADMIN, which acts only on the build's own network namespace,
-// so that a routing or firewall change is seen and reported (I6) rather
-// than merely refused.
+// keptCaps is Docker's default capability set without CAP_MKNOD, plus
+// CAP_SYS_BOOT: with it, reboot(2) reaches only the build's PID namespace,
+// which is how I5 sees it; and CAP_NET_ADMIN, so that a routing or
+// firewall change is seen and reported (I6) rather than merely refused.
+// All of them are capabilities of the build's user namespace (T1): they act
+// on the build's own files, network and processes, never on the host's.
 // Everything a package manager needs (chown, setuid/setgid, fowner,
-// dac_override, mknod) is kept; CAP_SYS_ADMIN, CAP_SYS_MODULE,
-// CAP_SYS_RAWIO, CAP_SYS_TIME, CAP_SYS_PTRACE… are not.
+// dac_override) is kept; CAP_MKNOD is not (an image has no device nodes to
+// make, T1–T2, and mknod of a device fails in a user namespace anyway);
+// CAP_SYS_ADMIN, CAP_SYS_MODULE, CAP_SYS_RAWIO, CAP_SYS_TIME,
+// CAP_SYS_PTRACE… are not.
 var keptCaps = []uint{
 	unix.CAP_CHOWN, unix.CAP_DAC_OVERRIDE, unix.CAP_FSETID, unix.CAP_FOWNER,
-	unix.CAP_MKNOD, unix.CAP_NET_RAW, unix.CAP_SETGID, unix.CAP_SETUID,
+	unix.CAP_NET_RAW, unix.CAP_SETGID, unix.CAP_SETUID,
 	unix.CAP_SETFCAP, unix.CAP_SETPCAP, unix.CAP_NET_BIND_SERVICE,
 	unix.CAP_SYS_CHROOT, unix.CAP_KILL, unix.CAP_AUDIT_WRITE, unix.CAP_SYS_BOOT, unix.CAP_NET_ADMIN,
 }
@@ -85,6 +88,14 @@ func runExec() {
 	if n, _ := sock.Read(b[:]); n != 1 {
 		fail("the sandbox init did not let the installer start")
 	}
+	// Now in its own cgroup: a cgroup namespace rooted there shows the
+	// installer "/" in /proc/self/cgroup instead of the host's cgroup
+	// paths. It holds for the exec below because this thread execs.
+	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+		fail("cgroup namespace: %v", err)
+	}
+	// The init is exempt from the OOM killer; the installer must not be.
+	os.WriteFile("/proc/self/oom_score_adj", []byte("0"), 0)
 	err := loadSeccomp(sock)
 	sock.Close()
 	if err != nil {
@@ -152,6 +163,11 @@ func loadSeccomp(notify *os.File) error {
 	const cloneNS = unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC | unix.CLONE_NEWUSER |
 		unix.CLONE_NEWPID | unix.CLONE_NEWNET | unix.CLONE_NEWCGROUP
 	add("clone", notifyAction, [][]argCond{{{arg: 0, op: opMaskAnySet, val: cloneNS}}})
+	// mknod of a device (S_IFCHR, and S_IFBLK which contains its bit) is
+	// refused and reported (T1): FIFOs and sockets stay possible.
+	const deviceBit = unix.S_IFCHR
+	add("mknod", notifyAction, [][]argCond{{{arg: 1, op: opMaskAnySet, val: deviceBit}}})
+	add("mknodat", notifyAction, [][]argCond{{{arg: 2, op: opMaskAnySet, val: deviceBit}}})
 	// clone3's flags sit in memory a filter cannot read: ENOSYS makes libc
 	// fall back to clone(2), which is checked above (as Docker does).
 	add("clone3", enosys, nil)

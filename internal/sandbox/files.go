@@ -1,6 +1,8 @@
 package sandbox
 
 import (
+	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -23,18 +25,23 @@ type FileChange struct {
 	Path   string `json:"path"`
 	Change string `json:"change"` // added, modified, deleted
 	Size   int64  `json:"size"`   // bytes after the change; before it for deleted
-	Type   string `json:"type"`   // file, dir, symlink, other
+	Type   string `json:"type"`   // file, dir, symlink, device, fifo, socket
 }
 
 // changedFiles walks the overlay upper directory. A whiteout (0:0 char
 // device) is a deletion; an entry absent from every lower is an addition;
 // anything else is a modification, except directories copied up only
 // because something below them changed.
+//
+// The upper directory and the lowers of a child image are hostile data
+// (T2): the walk never follows a symlink, and a path is looked up in a
+// lower with no symlink allowed on the way, so a link planted by one layer
+// cannot lead a host-side Lstat out of the image.
 func changedFiles(upper string, lowers []string) (Changes, error) {
 	var ch Changes
 	inLower := func(rel string) (os.FileInfo, bool) {
 		for i := len(lowers) - 1; i >= 0; i-- {
-			if fi, err := os.Lstat(filepath.Join(lowers[i], rel)); err == nil {
+			if fi, err := lstatBeneath(lowers[i], rel); err == nil {
 				return fi, true
 			}
 		}
@@ -95,10 +102,74 @@ func changedFiles(upper string, lowers []string) (Changes, error) {
 	return ch, err
 }
 
+// opaque reports an overlay opaque directory. The build's overlay is
+// mounted in its user namespace with userxattr, so it marks them with
+// user.overlay.opaque; trusted.overlay.opaque is the host overlay's.
 func opaque(dir string) bool {
-	b := make([]byte, 4)
-	n, err := unix.Lgetxattr(dir, "trusted.overlay.opaque", b)
-	return err == nil && n == 1 && b[0] == 'y'
+	for _, name := range []string{"user.overlay.opaque", "trusted.overlay.opaque"} {
+		b := make([]byte, 4)
+		if n, err := unix.Lgetxattr(dir, name, b); err == nil && n == 1 && b[0] == 'y' {
+			return true
+		}
+	}
+	return false
+}
+
+// lstatBeneath is Lstat of root/rel that refuses symlinks on the way
+// (the last component may be one: it is reported, not followed).
+func lstatBeneath(root, rel string) (os.FileInfo, error) {
+	dir, err := os.Open(root)
+	if err != nil {
+		return nil, err
+	}
+	defer dir.Close()
+	fd, err := unix.Openat2(int(dir.Fd()), rel, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if err != nil {
+		return nil, &fs.PathError{Op: "lstat", Path: filepath.Join(root, rel), Err: err}
+	}
+	f := os.NewFile(uintptr(fd), filepath.Join(root, rel))
+	defer f.Close()
+	return f.Stat()
+}
+
+// readInRoot reads the regular file rel of the tree at root, resolving
+// every link as if root were "/" (T2), refusing anything but a regular
+// file (a FIFO would hang the reader, a device would be a host device)
+// and more than max bytes.
+func readInRoot(root, rel string, max int64) ([]byte, error) {
+	dir, err := os.Open(root)
+	if err != nil {
+		return nil, err
+	}
+	defer dir.Close()
+	fd, err := unix.Openat2(int(dir.Fd()), rel, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: rel, Err: err}
+	}
+	path := os.NewFile(uintptr(fd), rel)
+	defer path.Close()
+	fi, err := path.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, &fs.PathError{Op: "open", Path: rel, Err: fmt.Errorf("not a regular file (%s)", fi.Mode().Type())}
+	}
+	if fi.Size() > max {
+		return nil, &fs.PathError{Op: "read", Path: rel, Err: fmt.Errorf("%d bytes, over the %d-byte limit", fi.Size(), max)}
+	}
+	f, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", fd), os.O_RDONLY|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, max))
 }
 
 func sizeOf(fi os.FileInfo) int64 {
@@ -109,16 +180,45 @@ func sizeOf(fi os.FileInfo) int64 {
 }
 
 func fileType(fi os.FileInfo) string {
-	switch {
-	case fi.Mode().IsRegular():
+	switch m := fi.Mode(); {
+	case m.IsRegular():
 		return "file"
-	case fi.IsDir():
+	case m.IsDir():
 		return "dir"
-	case fi.Mode()&os.ModeSymlink != 0:
+	case m&os.ModeSymlink != 0:
 		return "symlink"
+	case m&os.ModeDevice != 0:
+		return "device"
+	case m&os.ModeNamedPipe != 0:
+		return "fifo"
+	case m&os.ModeSocket != 0:
+		return "socket"
 	}
 	return "other"
 }
+
+// specialFileFindings reports the device nodes, FIFOs and sockets a build
+// added (T2): an image has no business shipping them, and none of them is
+// ever created on the host (keepUpper skips them, the build's layer is not
+// stored).
+func specialFileFindings(ch Changes) []Finding {
+	var paths []string
+	for _, f := range ch.Files {
+		if f.Change != "deleted" && (f.Type == "device" || f.Type == "fifo" || f.Type == "socket" || f.Type == "other") {
+			paths = append(paths, "/"+f.Path+" ("+f.Type+")")
+		}
+	}
+	if len(paths) == 0 {
+		return nil
+	}
+	return []Finding{{Rule: "T2",
+		Message: fmt.Sprintf("the installer left %d device node(s), FIFO(s) or socket(s) in the image; an image must not ship them: remove them before the installer exits (create FIFOs and sockets at run time, e.g. under /run)", len(paths)),
+		Detail:  strings.Join(paths, "\n")}}
+}
+
+// maxNetworkFileBytes caps how much of one changed network or sysctl
+// file the I6 check reads.
+const maxNetworkFileBytes = 1 << 20
 
 // networkConfigPaths are the I6 network configuration files and folders.
 var networkConfigPaths = []string{
@@ -144,7 +244,7 @@ func networkFileFindings(upper string, ch Changes) []Finding {
 		if !hit && (f.Path == "etc/sysctl.conf" || strings.HasPrefix(f.Path, "etc/sysctl.d/") ||
 			strings.HasPrefix(f.Path, "usr/lib/sysctl.d/") || strings.HasPrefix(f.Path, "lib/sysctl.d/") ||
 			strings.HasPrefix(f.Path, "run/sysctl.d/")) && f.Change != "deleted" {
-			hit = sysctlSetsRouting(filepath.Join(upper, f.Path))
+			hit = sysctlSetsRouting(upper, f.Path)
 		}
 		if hit {
 			out = append(out, Finding{Rule: "I6",
@@ -154,10 +254,13 @@ func networkFileFindings(upper string, ch Changes) []Finding {
 	return out
 }
 
-// sysctlSetsRouting reports whether a sysctl file sets forwarding or
-// routing keys.
-func sysctlSetsRouting(path string) bool {
-	b, err := os.ReadFile(path)
+// sysctlSetsRouting reports whether the sysctl file rel of the upper
+// directory sets forwarding or routing keys. It is read inside the upper
+// directory as its root (T2): a link out of it, to a FIFO or to a device
+// is not read (and a link is reported by networkFileFindings' caller as
+// an ordinary change).
+func sysctlSetsRouting(upper, rel string) bool {
+	b, err := readInRoot(upper, rel, maxNetworkFileBytes)
 	if err != nil {
 		return false
 	}
@@ -176,4 +279,82 @@ func sysctlSetsRouting(path string) bool {
 		}
 	}
 	return false
+}
+
+// keepUpper copies a failed build's upper directory to kept for
+// inspection (Config.KeepOnFailure). The copy is hostile data on the host
+// (T2): kept is 0700, so no other local user reaches a setuid file or
+// anything else in it; only directories, regular files and symlinks are
+// copied (links as links, never followed); device nodes, FIFOs, sockets
+// and overlay whiteouts are not created on the host; owners and modes are
+// kept, extended attributes are not.
+func keepUpper(upper, kept string) error {
+	if err := os.Mkdir(kept, 0o700); err != nil {
+		return err
+	}
+	return filepath.WalkDir(upper, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(upper, p)
+		if rel == "." {
+			return nil
+		}
+		dst := filepath.Join(kept, rel)
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		st, _ := fi.Sys().(*syscall.Stat_t)
+		switch m := fi.Mode(); {
+		case m.IsDir():
+			// Created 0700, given its real mode at once: the kept root
+			// (0700) already keeps other users out.
+			if err := os.Mkdir(dst, 0o700); err != nil {
+				return err
+			}
+		case m.IsRegular():
+			if err := copyRegular(p, dst); err != nil {
+				return err
+			}
+		case m&os.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			if err := os.Symlink(target, dst); err != nil {
+				return err
+			}
+		default:
+			return nil // devices, FIFOs, sockets, whiteouts: never on the host
+		}
+		if st != nil {
+			if err := os.Lchown(dst, int(st.Uid), int(st.Gid)); err != nil {
+				return err
+			}
+		}
+		if fi.Mode()&os.ModeSymlink == 0 {
+			// chmod after chown: chown clears setuid/setgid bits.
+			return unix.Fchmodat(unix.AT_FDCWD, dst, uint32(st.Mode&0o7777), 0)
+		}
+		return nil
+	})
+}
+
+// copyRegular copies one regular file without following a link at src.
+func copyRegular(src, dst string) error {
+	in, err := os.OpenFile(src, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NOCTTY, 0)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }

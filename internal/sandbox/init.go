@@ -57,6 +57,11 @@ type sandboxInit struct {
 	net         *netRecorder
 	attempts    *attempts
 	cgroupProcs *os.File
+	// devices are the host devices the build gets (mount fds, until bound).
+	devices map[string]int
+	// boundResolv is the image's resolv.conf with the DNS recorder's bound
+	// over it; createdResolv is set when the image had none.
+	boundResolv, createdResolv string
 }
 
 func (s *sandboxInit) emit(e event) {
@@ -97,22 +102,18 @@ func runInit() int {
 		events:      json.NewEncoder(os.NewFile(fdEvents, "events")),
 		cgroupProcs: os.NewFile(fdCgroup, "cgroup.procs"),
 	}
-	// The OOM killer picks a victim among the installer's processes,
-	// never the init that reports what happened.
-	os.WriteFile("/proc/self/oom_score_adj", []byte("-1000"), 0)
-	// Wait until Run has put us into the build's cgroup.
-	goPipe := os.NewFile(fdGo, "go")
-	var b [1]byte
-	if n, _ := goPipe.Read(b[:]); n != 1 {
-		fmt.Fprintln(os.Stderr, "sandbox init: cancelled before start")
-		return 1
-	}
-	goPipe.Close()
 	if err := json.Unmarshal([]byte(os.Getenv(envConfig)), &s.cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "sandbox init: bad config:", err)
 		return 1
 	}
-	if err := s.run(); err != nil {
+	// Wait until Run has put us into the build's cgroups; the go socket
+	// then brings the build's layers as mounts.
+	layers, err := receiveMounts(fdGo, s.cfg.Layers+1)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sandbox init:", err)
+		return 1
+	}
+	if err := s.run(layers); err != nil {
 		fmt.Fprintln(os.Stderr, "sandbox init:", err)
 		s.log.note("sandbox error: %v", err)
 		return 1
@@ -120,8 +121,8 @@ func runInit() int {
 	return 0
 }
 
-func (s *sandboxInit) run() error {
-	if err := s.setupRoot(); err != nil {
+func (s *sandboxInit) run(layers []int) error {
+	if err := s.setupRoot(layers); err != nil {
 		return err
 	}
 	nr, err := startNetRecorder(s)
@@ -132,9 +133,6 @@ func (s *sandboxInit) run() error {
 	before, err := snapshotNetwork()
 	if err != nil {
 		return fmt.Errorf("record network state: %w", err)
-	}
-	if err := pivot(s.cfg.Root); err != nil {
-		return err
 	}
 	if err := s.setupInside(); err != nil {
 		return err
@@ -205,6 +203,7 @@ func (s *sandboxInit) run() error {
 	if resolvAfter, err := os.ReadFile("/etc/resolv.conf"); err == nil && string(resolvAfter) != string(resolvBefore) {
 		s.finding("I6", "the installer changed /etc/resolv.conf; installers must not change network configuration", string(resolvAfter))
 	}
+	s.unbindResolv()
 	if s.attempts != nil {
 		for _, f := range s.attempts.findings() {
 			s.finding(f.Rule, f.Message, f.Detail)

@@ -46,6 +46,9 @@ type Config struct {
 	// KeepOnFailure copies the upper directory of a build with findings to
 	// a directory that outlives Close (Result.KeptDir).
 	KeepOnFailure bool
+	// IDs is the host ID range of the build's user namespace (T1); zero
+	// fields take the defaults.
+	IDs IDs
 }
 
 // Limits bound what one build may use (zero fields take the defaults).
@@ -131,15 +134,13 @@ const (
 	envConfig = "_PIB_SANDBOX_CONFIG"
 )
 
-// initConfig is what Run hands to the sandbox init.
+// initConfig is what Run hands to the sandbox init. It holds no host path:
+// the init receives its layers as mounts over the go socket.
 type initConfig struct {
-	Root       string   `json:"root"`
-	LowerDirs  []string `json:"lower"`
-	UpperDir   string   `json:"upper"`
-	OverlayWrk string   `json:"work"`
-	Installer  string   `json:"installer"` // base name
-	Packages   []string `json:"packages"`  // base names, in fd order after the installer
-	TimeoutMS  int64    `json:"timeout_ms"`
+	Layers    int      `json:"layers"`    // lower layers sent, bottom-most first
+	Installer string   `json:"installer"` // base name
+	Packages  []string `json:"packages"`  // base names, in fd order after the installer
+	TimeoutMS int64    `json:"timeout_ms"`
 }
 
 // event is one line of the init's report stream.
@@ -229,8 +230,8 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 		}
 		return nil
 	})
-	upper, ovWork, root := filepath.Join(fsDir, "upper"), filepath.Join(fsDir, "work"), filepath.Join(dir, "root")
-	for _, d := range []string{upper, ovWork, root} {
+	upper, ovWork := filepath.Join(fsDir, "upper"), filepath.Join(fsDir, "work")
+	for _, d := range []string{upper, ovWork} {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			return nil, err
 		}
@@ -240,7 +241,7 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	if logPath == "" {
 		logPath = dir + ".log"
 	}
-	logFile, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o644)
+	logFile, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("create build log: %w", err)
 	}
@@ -255,8 +256,7 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 			f.Close()
 		}
 	}()
-	ic := initConfig{Root: root, LowerDirs: cfg.LowerDirs, UpperDir: upper, OverlayWrk: ovWork,
-		TimeoutMS: cfg.Timeout.Milliseconds()}
+	ic := initConfig{Layers: len(cfg.LowerDirs), TimeoutMS: cfg.Timeout.Milliseconds()}
 	seen := map[string]bool{}
 	for i, p := range append([]string{cfg.Installer}, cfg.Packages...) {
 		name := filepath.Base(p)
@@ -285,17 +285,25 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 		return nil, err
 	}
 	cleanups = append(cleanups, cg.remove)
+	idBase, releaseIDs, err := acquireIDs(cfg.IDs)
+	if err != nil {
+		return nil, err
+	}
+	cleanups = append(cleanups, releaseIDs)
+	idSize := cfg.IDs.withDefaults().Size
 
 	evR, evW, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
 	defer evR.Close()
-	goR, goW, err := os.Pipe()
+	// The go socket carries the start signal and the build's mounts.
+	goPair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		evW.Close()
 		return nil, err
 	}
+	goW, goR := os.NewFile(uintptr(goPair[0]), "go"), os.NewFile(uintptr(goPair[1]), "go")
 	defer goW.Close()
 
 	procs, err := cg.openInstallerProcs()
@@ -305,12 +313,11 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	}
 	defer procs.Close()
 
-	self, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("find own executable for the sandbox init: %w", err)
-	}
 	var stderr bytes.Buffer
-	cmd := exec.Command(self)
+	// /proc/self/exe, resolved by the child before its exec, is this very
+	// binary: no host path to it needs to be searchable by the build's
+	// unprivileged IDs.
+	cmd := exec.Command("/proc/self/exe")
 	cmd.Args = []string{"pib-sandbox-init"}
 	cmd.Env = []string{envInit + "=1", envConfig + "=" + string(cj), "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 	cmd.Stdin = nil
@@ -319,10 +326,21 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	// fd 3 log, 4 events, 5 go signal, 6 the installer's cgroup.procs,
 	// 7… packages.
 	cmd.ExtraFiles = append([]*os.File{logFile, evW, goR, procs}, files...)
+	// T1: a user namespace whose 0…size-1 are the host's unprivileged
+	// idBase…; it owns the other namespaces, so the init's capabilities
+	// act on the build's own mounts, network and processes only. setgroups
+	// stays allowed (the maps are written by root): package managers drop
+	// privileges with it.
+	idmap := []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(idBase), Size: int(idSize)}}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags: unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWNET | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC,
-		Pdeathsig:  syscall.SIGKILL,
-		Setsid:     true,
+		Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWNET |
+			unix.CLONE_NEWUTS | unix.CLONE_NEWIPC,
+		UidMappings:                idmap,
+		GidMappings:                idmap,
+		GidMappingsEnableSetgroups: true,
+		Credential:                 &syscall.Credential{Uid: 0, Gid: 0},
+		Pdeathsig:                  syscall.SIGKILL,
+		Setsid:                     true,
 	}
 	if err := cmd.Start(); err != nil {
 		evW.Close()
@@ -347,7 +365,13 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	if err := cg.add(cmd.Process.Pid); err != nil {
 		return nil, err
 	}
-	goW.Write([]byte{1})
+	// The OOM killer picks a victim among the installer's processes, never
+	// the init that reports what happened; inside its user namespace the
+	// init could not lower its own score.
+	os.WriteFile(fmt.Sprintf("/proc/%d/oom_score_adj", cmd.Process.Pid), []byte("-1000"), 0)
+	if err := sendMounts(goW, cmd.Process.Pid, cfg.LowerDirs, fsDir); err != nil {
+		return nil, err
+	}
 	goW.Close()
 	if testHookStarted != nil {
 		testHookStarted()
@@ -440,10 +464,11 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 		return nil, fmt.Errorf("list changed files: %w", err)
 	}
 	res.Findings = append(res.Findings, networkFileFindings(upper, res.Changes)...)
+	res.Findings = append(res.Findings, specialFileFindings(res.Changes)...)
 	if cfg.KeepOnFailure && !res.Passed() {
 		kept := dir + ".upper"
-		if out, err := exec.Command("cp", "-a", upper, kept).CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("keep the upper directory: %v: %s", err, out)
+		if err := keepUpper(upper, kept); err != nil {
+			return nil, fmt.Errorf("keep the upper directory: %w", err)
 		}
 		res.KeptDir = kept
 	}
