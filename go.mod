@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	github.com/anchore/syft v1.57.1
+	github.com/cilium/ebpf v0.17.3
 	github.com/dustin/go-humanize v1.1.0
 	github.com/elastic/go-seccomp-bpf v1.6.0
 	github.com/google/go-cmp v0.7.0

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -26,6 +27,7 @@ type cgroup struct {
 	v1        map[string]string // controller → build directory
 	installer string            // directory the installer is moved into
 	dirs      []string          // every directory, children before parents
+	devices   io.Closer         // v2: the device filter program's link
 }
 
 const (
@@ -85,7 +87,15 @@ func newCgroup(name string, lim Limits) (cg *cgroup, err error) {
 			}
 		}
 		cg.installer = filepath.Join(dir, "installer")
-		return cg, set(cg.installer, "pids.max", strconv.Itoa(lim.Pids))
+		if err := set(cg.installer, "pids.max", strconv.Itoa(lim.Pids)); err != nil {
+			return nil, err
+		}
+		// T1's second wall after the user namespace, as the devices
+		// controller is on v1.
+		if cg.devices, err = attachDeviceFilter(dir); err != nil {
+			return nil, err
+		}
+		return cg, nil
 	}
 	for _, ctl := range []string{"memory", "pids", "cpu"} {
 		mnt := filepath.Join(cgroupRoot, ctl)
@@ -120,8 +130,8 @@ func newCgroup(name string, lim Limits) (cg *cgroup, err error) {
 		if err := set(dir, "devices.deny", "a"); err != nil {
 			return nil, err
 		}
-		for _, rule := range deviceAllowList {
-			if err := set(dir, "devices.allow", rule); err != nil {
+		for _, d := range allowedDevices {
+			if err := set(dir, "devices.allow", fmt.Sprintf("c %d:%d rw", d.major, d.minor)); err != nil {
 				return nil, err
 			}
 		}
@@ -228,6 +238,10 @@ func (cg *cgroup) kill() {
 func (cg *cgroup) remove() error {
 	cg.kill()
 	var errs []error
+	if cg.devices != nil {
+		errs = append(errs, cg.devices.Close())
+		cg.devices = nil
+	}
 	for _, d := range cg.dirs {
 		var err error
 		for range 100 {
@@ -308,10 +322,10 @@ func removeCgroups(name string) error {
 	return cg.remove()
 }
 
-// deviceAllowList is what the devices controller lets a build open: the
-// character devices of buildDevices (null 1:3, zero 1:5, full 1:7, random
-// 1:8, urandom 1:9, tty 5:0), nothing else, no mknod.
-var deviceAllowList = []string{"c 1:3 rw", "c 1:5 rw", "c 1:7 rw", "c 1:8 rw", "c 1:9 rw", "c 5:0 rw"}
+// allowedDevices is what the build's cgroup lets it open: the character
+// devices of buildDevices (null, zero, full, random, urandom, tty) for
+// reading and writing; nothing else, and no mknod.
+var allowedDevices = []struct{ major, minor uint32 }{{1, 3}, {1, 5}, {1, 7}, {1, 8}, {1, 9}, {5, 0}}
 
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
