@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -80,7 +81,7 @@ func (s *Store) Bootstrap(ctx context.Context, opts BootstrapOptions) (*Image, e
 	// The tree just packed is exactly the layer's unpacked form: keep it as
 	// the cache entry instead of unpacking the blob again for the first
 	// build.
-	if dir := s.layerDir(l.diffID); os.MkdirAll(filepath.Dir(dir), 0o755) == nil {
+	if dir := s.layerDir(l.diffID); s.privateDir(filepath.Dir(dir)) == nil {
 		os.Rename(root, dir)
 	}
 	return im, nil
@@ -319,7 +320,21 @@ WantedBy=multi-user.target
 	}
 	// debootstrap copies the build host's resolver; instances get theirs
 	// from DHCP or cloud-init.
-	return os.WriteFile(p("etc/resolv.conf"), nil, 0o644)
+	if err := os.WriteFile(p("etc/resolv.conf"), nil, 0o644); err != nil {
+		return err
+	}
+	// debootstrap mknods /dev/null, /dev/zero, … A layer carries no device
+	// nodes, FIFOs or sockets (T2; layer.Pack refuses them): a machine's
+	// /dev is a devtmpfs, a build's the sandbox's own.
+	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type()&(fs.ModeDevice|fs.ModeNamedPipe|fs.ModeSocket) != 0 {
+			return os.Remove(path)
+		}
+		return nil
+	})
 }
 
 func truncateIfExists(path string) error {

@@ -60,7 +60,7 @@ func (s *Store) unpack(ctx context.Context, d v1.Descriptor, diffID v1.Hash) (st
 	if _, err := os.Stat(dir); err == nil {
 		return dir, nil
 	}
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+	if err := s.privateDir(filepath.Dir(dir)); err != nil {
 		return "", err
 	}
 	tmp, err := s.tempDir("unpack-" + diffID.Hex[:12] + "-*")
@@ -96,7 +96,9 @@ func (s *Store) unpackTo(ctx context.Context, d v1.Descriptor, dir string) error
 		defer zr.Close()
 		r = zr
 	}
-	// Unpack wants an empty directory; MkdirTemp made it 0700.
+	// Unpack wants an empty directory; MkdirTemp made it 0700. It becomes
+	// the image's "/", whose mode overlayfs shows inside the image: 0755,
+	// as every image's root. No other local user reaches it: privateDir.
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return err
 	}
@@ -146,6 +148,10 @@ type AddLayerOptions struct {
 // AddLayer packs upperDir (an overlayfs upper directory: whiteouts and
 // opaque directories are converted to OCI form) as one new layer on top of
 // base and stores the result as a new image whose parent is base.
+//
+// An upper directory holding device nodes, FIFOs or sockets (outside
+// opts.Exclude) is refused with an error wrapping *layer.SpecialFilesError,
+// which lists them for a T2 finding; nothing is stored.
 func (s *Store) AddLayer(ctx context.Context, base *Image, upperDir string, opts AddLayerOptions) (*Image, error) {
 	if opts.Alias != "" {
 		if err := ValidAlias(opts.Alias); err != nil {
@@ -161,11 +167,23 @@ func (s *Store) AddLayer(ctx context.Context, base *Image, upperDir string, opts
 		return nil, fmt.Errorf("image %s: %w", base.ID, err)
 	}
 	pr, pw := io.Pipe()
+	packed := make(chan error, 1)
 	go func() {
-		pw.CloseWithError(layer.Pack(ctx, upperDir, pw, layer.PackOptions{Exclude: opts.Exclude}))
+		err := layer.Pack(ctx, upperDir, pw, layer.PackOptions{Exclude: opts.Exclude})
+		packed <- err
+		pw.CloseWithError(err)
 	}()
 	l, err := s.ingest(ctx, pr, false)
 	pr.CloseWithError(errors.New("ingest stopped"))
+	var special *layer.SpecialFilesError
+	if packErr := <-packed; errors.As(packErr, &special) {
+		// T2: the tree's device nodes, FIFOs or sockets, not the cut
+		// stream they left ingest with, are what the caller reports.
+		if err == nil {
+			s.forget(l.desc.Digest)
+		}
+		return nil, fmt.Errorf("pack %s: %w", upperDir, packErr)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("pack %s: %w", upperDir, err)
 	}

@@ -283,10 +283,38 @@ func (s *Store) forget(hs ...v1.Hash) {
 // system as the blobs and layers so renames are atomic.
 func (s *Store) tempDir(pattern string) (string, error) {
 	base := filepath.Join(s.cache, "tmp")
-	if err := os.MkdirAll(base, 0o755); err != nil {
+	if err := s.privateDir(base); err != nil {
 		return "", err
 	}
 	return os.MkdirTemp(base, pattern)
+}
+
+// privateDir makes dir, a directory under the cache, and every directory
+// from the cache down to it, root's alone (0700), fixing the mode of ones
+// that exist. Unpacked layers and scratch trees hold what builds made —
+// setuid-root files, anything an image carries — which no other local user
+// may reach (T2); a closed directory above them is what keeps them out,
+// since each layer's own root must keep the mode the image's "/" has.
+func (s *Store) privateDir(dir string) error {
+	rel, err := filepath.Rel(s.cache, dir)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return fmt.Errorf("%s is not under the image cache %s", dir, s.cache)
+	}
+	p := s.cache
+	parts := []string{"."}
+	if rel != "." {
+		parts = append(parts, strings.Split(rel, string(filepath.Separator))...)
+	}
+	for _, part := range parts {
+		p = filepath.Join(p, part)
+		if err := os.MkdirAll(p, 0o700); err != nil {
+			return fmt.Errorf("create the image cache directory: %w", err)
+		}
+		if err := os.Chmod(p, 0o700); err != nil {
+			return fmt.Errorf("make %s private to root: %w", p, err)
+		}
+	}
+	return nil
 }
 
 // removeTree removes a directory tree, clearing immutable-looking modes

@@ -24,6 +24,8 @@
 //   - only regular files, hard links, symlinks, directories, character and
 //     block devices and fifos are supported; GNU sparse files, contiguous
 //     files and other types are refused;
+//   - device nodes and fifos are accepted but never created on the host
+//     (rule T2): Unpack writes a whiteout in their place (see Unpack);
 //   - xattrs must be in the user (regular files and directories only, as the
 //     kernel demands), trusted or security namespaces or POSIX ACLs; overlay
 //     xattrs (trusted.overlay.*, user.overlay.*) in a layer are dropped, so a
@@ -63,7 +65,9 @@
 //     metacopy=off: with either on, the upper directory is not a complete
 //     layer by itself. Whiteout entries it writes carry no metadata.
 //   - Sparse files are packed with their holes filled; Unpack writes them in
-//     full. Sockets are skipped by Pack. Directories Unpack creates because
+//     full. Pack refuses a tree with device nodes (whiteouts aside), fifos
+//     or sockets with a *SpecialFilesError listing them (T2), so an image
+//     made by Pack never has them and a build that leaves one has no layer. Directories Unpack creates because
 //     the stream lacks them are 0755 root:root with the current time as mtime.
 //   - Pack reads the tree as it is; nothing may write to it meanwhile.
 //   - Unpack reads r through a buffer and may consume bytes past the end of

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"sort"
 	"strings"
@@ -14,6 +15,48 @@ import (
 
 	"golang.org/x/sys/unix"
 )
+
+// Special is a device node, FIFO or socket Pack met in the tree. A new
+// layer may not carry one (rule T2 of SPEC.md: they are a finding).
+type Special struct {
+	Path string      // slash-separated, relative to the root, e.g. "opt/n"
+	Mode fs.FileMode // type and permission bits
+	Dev  uint64      // device number, for devices
+}
+
+func (s Special) String() string {
+	var what string
+	switch {
+	case s.Mode&fs.ModeCharDevice != 0:
+		what = fmt.Sprintf("character device %d:%d", unix.Major(s.Dev), unix.Minor(s.Dev))
+	case s.Mode&fs.ModeDevice != 0:
+		what = fmt.Sprintf("block device %d:%d", unix.Major(s.Dev), unix.Minor(s.Dev))
+	case s.Mode&fs.ModeNamedPipe != 0:
+		what = "FIFO"
+	default:
+		what = "socket"
+	}
+	return fmt.Sprintf("/%s: %s, mode %#o", s.Path, what, uint32(s.Mode.Perm()))
+}
+
+// SpecialFilesError is Pack's refusal of a tree holding device nodes, FIFOs
+// or sockets (T2); Files lists every one of them in path order, so that a
+// caller can report each as a finding.
+type SpecialFilesError struct {
+	Files []Special
+}
+
+func (e *SpecialFilesError) Error() string {
+	names := make([]string, 0, min(len(e.Files), 5))
+	for _, f := range e.Files[:min(len(e.Files), 5)] {
+		names = append(names, f.String())
+	}
+	more := ""
+	if len(e.Files) > 5 {
+		more = fmt.Sprintf(" and %d more", len(e.Files)-5)
+	}
+	return fmt.Sprintf("the tree holds %d device nodes, FIFOs or sockets, which a layer may not carry (T2): %s%s; remove them (a service creates what it needs at run time)", len(e.Files), strings.Join(names, "; "), more)
+}
 
 // PackOptions tunes Pack.
 type PackOptions struct {
@@ -41,8 +84,14 @@ type PackOptions struct {
 // ".wh.<name>"; a directory with trusted.overlay.opaque="y" (or
 // user.overlay.opaque="y") is followed by "<dir>/.wh..wh..opq". Overlay xattrs
 // are never copied into the tar. Whiteout entries carry no metadata (mode 0,
-// owner 0:0, mtime 0) so that equal changes give equal layers. Sockets are
-// skipped. A file whose name starts with ".wh." and that is not a whiteout
+// owner 0:0, mtime 0) so that equal changes give equal layers.
+//
+// Device nodes (other than whiteouts), FIFOs and sockets are refused (rule
+// T2: a build's output is hostile data, and such files are a finding): Pack
+// writes no entry for them, walks the whole tree, and returns a
+// *SpecialFilesError listing all of them. Refusing rather than omitting
+// means no image is ever stored with them, and the caller decides how to
+// report it. A file whose name starts with ".wh." and that is not a whiteout
 // cannot be expressed in an OCI layer and is an error, as are overlay
 // redirect and metacopy xattrs (mount the overlay with redirect_dir=off and
 // metacopy=off).
@@ -58,6 +107,9 @@ func Pack(ctx context.Context, dir string, w io.Writer, opts PackOptions) error 
 	}
 	if err := p.dir(dir, ""); err != nil {
 		return err
+	}
+	if len(p.special) > 0 {
+		return &SpecialFilesError{Files: p.special}
 	}
 	if err := p.tw.Close(); err != nil {
 		return fmt.Errorf("pack %s: %w", dir, err)
@@ -77,6 +129,8 @@ type packer struct {
 	links map[fileID]string // first entry name of each multiply-linked inode
 	buf   []byte
 	xbuf  []byte
+	// special lists device nodes, FIFOs and sockets met, in entry order.
+	special []Special
 }
 
 // child is one directory entry, examined before any is written so that they
@@ -114,14 +168,10 @@ func (p *packer) dir(abs, rel string) error {
 		if err := unix.Lstat(full, &c.st); err != nil {
 			return fmt.Errorf("pack: %w", &os.PathError{Op: "lstat", Path: full, Err: err})
 		}
-		t := c.st.Mode & unix.S_IFMT
-		if t == unix.S_IFSOCK {
-			continue
-		}
 		if err := p.readXattrs(full, &c); err != nil {
 			return fmt.Errorf("pack %s: %w", r, err)
 		}
-		if t == unix.S_IFCHR && c.st.Rdev == 0 {
+		if c.st.Mode&unix.S_IFMT == unix.S_IFCHR && c.st.Rdev == 0 {
 			c.whiteout = true
 		}
 		if c.whiteout {
@@ -166,6 +216,22 @@ func (p *packer) entry(full, name string, c *child) error {
 	if c.whiteout {
 		return p.write(&tar.Header{Typeflag: tar.TypeReg, Name: name, ModTime: epoch, Format: tar.FormatPAX})
 	}
+	switch t := st.Mode & unix.S_IFMT; t {
+	case unix.S_IFCHR, unix.S_IFBLK, unix.S_IFIFO, unix.S_IFSOCK:
+		m := fs.FileMode(st.Mode & 0o777)
+		switch t {
+		case unix.S_IFCHR:
+			m |= fs.ModeDevice | fs.ModeCharDevice
+		case unix.S_IFBLK:
+			m |= fs.ModeDevice
+		case unix.S_IFIFO:
+			m |= fs.ModeNamedPipe
+		default:
+			m |= fs.ModeSocket
+		}
+		p.special = append(p.special, Special{Path: name, Mode: m, Dev: uint64(st.Rdev)})
+		return nil
+	}
 	hdr := &tar.Header{
 		Name:       name,
 		Mode:       int64(st.Mode & 0o7777),
@@ -203,14 +269,6 @@ func (p *packer) entry(full, name string, c *child) error {
 			return fmt.Errorf("pack: %w", err)
 		}
 		hdr.Typeflag, hdr.Linkname = tar.TypeSymlink, target
-	case unix.S_IFCHR, unix.S_IFBLK:
-		hdr.Typeflag = tar.TypeChar
-		if t == unix.S_IFBLK {
-			hdr.Typeflag = tar.TypeBlock
-		}
-		hdr.Devmajor, hdr.Devminor = int64(unix.Major(uint64(st.Rdev))), int64(unix.Minor(uint64(st.Rdev)))
-	case unix.S_IFIFO:
-		hdr.Typeflag = tar.TypeFifo
 	default:
 		return fmt.Errorf("pack %s: unsupported file type %#o", name, t)
 	}

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"golang.org/x/sys/unix"
 
 	"github.com/pib-dev/pib/internal/layer"
 )
@@ -27,7 +26,8 @@ func bigContent(n int) string {
 	return string(b)
 }
 
-// sampleTree has one of everything a layer can hold.
+// sampleTree has one of everything Pack puts in a layer (device nodes,
+// FIFOs and sockets it refuses: TestPackRefusesSpecials).
 func sampleTree() []node {
 	long := "opt/" + strings.Repeat("d", 90) + "/" + strings.Repeat("f", 120)
 	return []node{
@@ -37,8 +37,6 @@ func sampleTree() []node {
 		{path: "bin/big", typ: tar.TypeReg, mode: 0o644, content: bigContent(3<<20 + 17)},
 		{path: "bin/empty", typ: tar.TypeReg, mode: 0o600},
 		{path: "dev", typ: tar.TypeDir, mode: 0o755},
-		{path: "dev/null", typ: tar.TypeChar, mode: 0o666, major: 1, minor: 3},
-		{path: "dev/loop0", typ: tar.TypeBlock, mode: 0o660, gid: 6, major: 7, minor: 0},
 		{path: "empty", typ: tar.TypeDir, mode: 0o711, mtime: 1600000000},
 		{path: "etc", typ: tar.TypeDir, mode: 0o755, xattrs: map[string]string{"user.dir": "on a dir"}},
 		{path: "etc/passwd-link", typ: tar.TypeSymlink, link: "/etc/passwd"},
@@ -48,7 +46,6 @@ func sampleTree() []node {
 			xattrs: map[string]string{"user.foo": "bar", "trusted.bin": "\x00\x01\xff"}},
 		{path: "home/user/hard", typ: tar.TypeLink, link: "home/user/notes.txt"},
 		{path: "home/user/link", typ: tar.TypeSymlink, uid: 1000, gid: 1000, link: "notes.txt"},
-		{path: "home/user/pipe", typ: tar.TypeFifo, mode: 0o620, uid: 1000},
 		{path: "a/b/c/d", typ: tar.TypeDir, mode: 0o755},
 		{path: "a/b/c/d/deep.txt", typ: tar.TypeReg, mode: 0o444, content: "deep", mtime: 1234567890},
 		{path: "opt/" + strings.Repeat("d", 90), typ: tar.TypeDir, mode: 0o755},
@@ -83,24 +80,12 @@ func TestRoundTrip(t *testing.T) {
 			defer layer.SetOpenat2(openat2)()
 			src := t.TempDir()
 			makeTree(t, src, sampleTree(), false, time.Now())
-			// The source has sockets, which are skipped; add one.
-			if fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM, 0); err == nil {
-				if err := unix.Bind(fd, &unix.SockaddrUnix{Name: filepath.Join(src, "tmp", "sock")}); err != nil {
-					t.Fatal(err)
-				}
-				unix.Close(fd)
-				ts := []unix.Timespec{{Sec: defaultMtime}, {Sec: defaultMtime}}
-				if err := unix.UtimesNano(filepath.Join(src, "tmp"), ts); err != nil {
-					t.Fatal(err)
-				}
-			}
 			b := pack(t, src, layer.PackOptions{})
 			if err := layer.Check(context.Background(), bytes.NewReader(b), nil, nil); err != nil {
 				t.Fatalf("Check of Pack's own output: %v", err)
 			}
 			dst := unpack(t, b)
 			want := snapshot(t, src)
-			delete(want, "tmp/sock")
 			if diff := cmp.Diff(want, snapshot(t, dst)); diff != "" {
 				t.Errorf("tree after Pack+Unpack (-want +got):\n%s", diff)
 			}
@@ -140,10 +125,10 @@ func TestPackFormat(t *testing.T) {
 	want := []string{
 		"a/", "a/b/", "a/b/c/", "a/b/c/d/", "a/b/c/d/deep.txt",
 		"bin/", "bin/big", "bin/empty", "bin/su", "bin/wall",
-		"dev/", "dev/loop0", "dev/null",
+		"dev/",
 		"empty/",
 		"etc/", "etc/passwd-link",
-		"home/", "home/user/", "home/user/hard", "home/user/link", "home/user/notes.txt", "home/user/pipe",
+		"home/", "home/user/", "home/user/hard", "home/user/link", "home/user/notes.txt",
 		"opt/", long + "/", long + "/" + strings.Repeat("f", 120),
 		"tmp/",
 		"zz-link-to-bin",

@@ -15,14 +15,26 @@ import (
 )
 
 // UnpackOptions tunes Unpack.
-type UnpackOptions struct{}
+type UnpackOptions struct {
+	// Skipped, if set, is called for each device node or FIFO entry that
+	// Unpack did not create (see Unpack), with the entry's cleaned path.
+	Skipped func(path string, hdr *tar.Header)
+}
 
 // useOpenat2 is switched off by tests to exercise the fallback resolver.
 var useOpenat2 = true
 
 // Unpack extracts the uncompressed layer tar r into dir, which must exist and
 // be empty, as root: numeric owners, modes including setuid/setgid/sticky,
-// mtimes, xattrs, device nodes, fifos, symlinks and hard links.
+// mtimes, xattrs, symlinks and hard links.
+//
+// Device nodes and FIFOs are never created on the host (rule T2: a layer is
+// hostile data, and a world-writable /dev/mem twin in the layer cache would
+// be reachable by anyone who can reach the cache). Each becomes an overlayfs
+// whiteout instead (a 0:0 character device, mode 0, which no driver backs),
+// so the path exists in no form in the merged image, as if the layer had
+// deleted it — never showing a lower layer's file the layer replaced. Hard
+// links to such an entry become whiteouts too. opts.Skipped hears of each.
 //
 // OCI whiteouts become overlayfs ones so that dir can serve as an overlayfs
 // lower directory: ".wh.<name>" becomes a character device 0:0 named <name>,
@@ -47,6 +59,7 @@ func Unpack(ctx context.Context, r io.Reader, dir string, opts UnpackOptions) (e
 	}
 
 	u := &unpacker{
+		skipped:  opts.Skipped,
 		root:     rootfd,
 		dir:      dir,
 		cachedFD: -1,
@@ -100,6 +113,7 @@ type dirTime struct {
 }
 
 type unpacker struct {
+	skipped    func(string, *tar.Header)
 	root       int
 	dir        string
 	openat2    bool
@@ -244,6 +258,14 @@ func (u *unpacker) apply(s *stream, hdr *tar.Header, a *action) error {
 	if a.op == opWhiteout {
 		return unix.Mknodat(pfd, base, unix.S_IFCHR, 0)
 	}
+	switch hdr.Typeflag {
+	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		// T2: never a device or FIFO on the host; see Unpack.
+		if u.skipped != nil {
+			u.skipped(a.path, hdr)
+		}
+		return unix.Mknodat(pfd, base, unix.S_IFCHR, 0)
+	}
 
 	mode := uint32(hdr.Mode & 0o7777)
 	switch hdr.Typeflag {
@@ -308,28 +330,10 @@ func (u *unpacker) apply(s *stream, hdr *tar.Header, a *action) error {
 		if err := unix.Symlinkat(hdr.Linkname, pfd, base); err != nil {
 			return err
 		}
-	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
-		t := uint32(unix.S_IFIFO)
-		switch hdr.Typeflag {
-		case tar.TypeChar:
-			t = unix.S_IFCHR
-		case tar.TypeBlock:
-			t = unix.S_IFBLK
-		}
-		dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
-		if err := unix.Mknodat(pfd, base, t|mode, int(dev)); err != nil {
-			return err
-		}
 	}
-	// Symlinks, devices and fifos: no descriptor to work on, so by name in pfd.
+	// Symlinks: no descriptor to work on, so by name in pfd.
 	if err := unix.Fchownat(pfd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return err
-	}
-	if hdr.Typeflag != tar.TypeSymlink {
-		// mknod honoured the umask and chown may have cleared setuid/setgid.
-		if err := unix.Fchmodat(pfd, base, mode, 0); err != nil {
-			return err
-		}
 	}
 	if len(a.xattrs) > 0 {
 		// /proc/self/fd/N pins the parent; Lsetxattr does not follow base.

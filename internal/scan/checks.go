@@ -3,16 +3,24 @@ package scan
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/pib-dev/pib/internal/rootfs"
 )
+
+// maxConfigFile caps every configuration file read from an image (passwd,
+// shadow, sshd_config, authorized_keys): far above any real one, low
+// enough that a hostile image cannot make the scanner hold gigabytes.
+const maxConfigFile = 4 << 20
+
+func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
 
 // CheckResult is the outcome of one image policy check (rule S3).
 type CheckResult struct {
@@ -25,7 +33,7 @@ type CheckResult struct {
 
 // checkEnv is what every check gets: the image and facts read once.
 type checkEnv struct {
-	root *rootFS
+	root *rootfs.FS
 	os   OS
 	now  time.Time
 	sshd *sshdConfig
@@ -54,7 +62,7 @@ var checks = []check{
 	{"S3.7", checkSupportedOS},
 }
 
-func runChecks(root *rootFS, o OS, now time.Time) []CheckResult {
+func runChecks(root *rootfs.FS, o OS, now time.Time) []CheckResult {
 	env := &checkEnv{root: root, os: o, now: now}
 	env.sshd, env.sshdPresent, env.sshdErr = readSSHDConfig(root)
 	env.shadow, env.shadowErr = readShadow(root)
@@ -129,8 +137,8 @@ func checkSSHRootPassword(e *checkEnv) CheckResult {
 // shadowEntry is one line of /etc/shadow.
 type shadowEntry struct{ user, hash string }
 
-func readShadow(root *rootFS) ([]shadowEntry, error) {
-	data, err := root.ReadFile("/etc/shadow")
+func readShadow(root *rootfs.FS) ([]shadowEntry, error) {
+	data, err := root.ReadFile("/etc/shadow", maxConfigFile)
 	if err != nil {
 		return nil, err
 	}
@@ -148,8 +156,8 @@ func readShadow(root *rootFS) ([]shadowEntry, error) {
 
 type passwdEntry struct{ user, home string }
 
-func readPasswd(root *rootFS) ([]passwdEntry, error) {
-	data, err := root.ReadFile("/etc/passwd")
+func readPasswd(root *rootfs.FS) ([]passwdEntry, error) {
+	data, err := root.ReadFile("/etc/passwd", maxConfigFile)
 	if err != nil {
 		return nil, err
 	}
@@ -259,9 +267,9 @@ func checkAuthorizedKeys(e *checkEnv) CheckResult {
 			continue
 		}
 		seen[f] = true
-		data, err := e.root.ReadFile(f)
+		data, err := e.root.ReadFile(f, maxConfigFile)
 		if err != nil {
-			continue
+			continue // missing, not a regular file (never opened), or absurdly large
 		}
 		if hasKeyLines(data) {
 			bad = append(bad, f)
@@ -331,21 +339,22 @@ func checkSecrets(e *checkEnv) CheckResult {
 	for _, b := range bad {
 		reported[strings.SplitN(b, ":", 2)[0]] = true
 	}
+	// T2: the walk never follows a link below each directory and reads
+	// regular files only, inside the image root: a link to a host path or
+	// a FIFO left by the installer is neither followed nor opened.
 	for _, d := range secretDirs {
-		host := filepath.Join(e.root.dir, d)
-		fi, err := os.Lstat(host)
+		fi, err := e.root.Lstat(d)
 		if err != nil || !fi.IsDir() {
 			continue
 		}
-		filepath.WalkDir(host, func(p string, de fs.DirEntry, err error) error {
+		e.root.Walk(d, func(ip string, de fs.DirEntry, err error) error {
 			if err != nil {
 				return nil // unreadable entries are skipped, not fatal
 			}
-			ip := "/" + filepath.ToSlash(strings.TrimPrefix(p, e.root.dir+string(filepath.Separator)))
 			if de.IsDir() {
 				for _, s := range secretSkip {
 					if ip == s {
-						return filepath.SkipDir
+						return fs.SkipDir
 					}
 				}
 				return nil
@@ -357,7 +366,7 @@ func checkSecrets(e *checkEnv) CheckResult {
 			if err != nil || info.Size() == 0 || info.Size() > secretMaxFile {
 				return nil
 			}
-			data, err := os.ReadFile(p)
+			data, err := e.root.ReadFile(ip, secretMaxFile)
 			if err != nil {
 				return nil
 			}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pib-dev/pib/internal/rootfs"
 	"github.com/pib-dev/pib/internal/vulndb"
 )
 
@@ -26,7 +27,7 @@ var base = map[string]string{
 	"etc/ssh/sshd_config.d/README.notes": "PasswordAuthentication yes (not a .conf file: not included)\n",
 }
 
-func makeRoot(t *testing.T, files map[string]string) *rootFS {
+func makeRoot(t *testing.T, files map[string]string) *rootfs.FS {
 	t.Helper()
 	dir := t.TempDir()
 	for name, body := range files {
@@ -44,7 +45,12 @@ func makeRoot(t *testing.T, files map[string]string) *rootFS {
 			t.Fatal(err)
 		}
 	}
-	return &rootFS{dir: dir}
+	root, err := rootfs.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { root.Close() })
+	return root
 }
 
 func with(over map[string]string, without ...string) map[string]string {

@@ -18,7 +18,10 @@
 //     else the distribution's urgency, else the highest score of the stored
 //     CVE records the advisory names (Debian's DSA/DLA), else Unknown.
 //   - S3: seven independent checks (checks.go), each reading the image
-//     through rootFS, which resolves symbolic links inside the image.
+//     through package rootfs: paths resolve inside the image root, only
+//     regular files are read, with size caps (T2). A link out of the image
+//     leads nowhere; a FIFO or device is never opened (an sshd_config or
+//     shadow that is one fails its check, the secret search skips it).
 //   - S4: a Policy turns findings into violations; the report names each
 //     one and why.
 //
@@ -33,6 +36,10 @@
 //   - The S3.6 secret search reads regular files up to 1 MiB under /etc,
 //     /root, /home, /opt, /srv, /usr/local, /var/lib, /var/www and the temp
 //     directories; packaged files in /usr and /lib are not searched.
+//   - syft reads the directory itself and resolves link targets the
+//     host's way; links whose targets would take it out of the image are
+//     excluded from its index (syftEscapes). Its file reads are syft's own:
+//     it skips FIFOs and devices when indexing.
 //   - The end-of-life table (S3.7) is data in the code and must be kept
 //     current.
 package scan

@@ -3,6 +3,11 @@ package scan
 import (
 	"context"
 	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/anchore/syft/syft"
@@ -14,6 +19,8 @@ import (
 	"github.com/anchore/syft/syft/source"
 	"github.com/anchore/syft/syft/source/directorysource"
 	packageurl "github.com/package-url/packageurl-go"
+
+	"github.com/pib-dev/pib/internal/rootfs"
 	_ "modernc.org/sqlite" // syft reads RPM databases (SQLite format) through database/sql
 )
 
@@ -61,18 +68,22 @@ func sbomConfig(toolVersion string) *syft.CreateSBOMConfig {
 }
 
 // catalog builds the image's SBOM with syft.
-func (s *Scanner) catalog(ctx context.Context, rootfs string, name string) (*sbom.SBOM, error) {
+func (s *Scanner) catalog(ctx context.Context, root *rootfs.FS, name string) (*sbom.SBOM, error) {
+	escapes, err := syftEscapes(root)
+	if err != nil {
+		return nil, fmt.Errorf("look for links out of the image before cataloging: %w", err)
+	}
 	src, err := directorysource.New(directorysource.Config{
-		Path: rootfs,
+		Path: root.Dir(),
 		// Base makes the directory the root: absolute symlinks inside
 		// the image resolve inside it, and paths in the SBOM are the
 		// image's own.
-		Base:    rootfs,
+		Base:    root.Dir(),
 		Alias:   source.Alias{Name: name},
-		Exclude: source.ExcludeConfig{Paths: skipPaths},
+		Exclude: source.ExcludeConfig{Paths: append(slices.Clone(skipPaths), escapes...)},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("open %s for cataloging: %w", rootfs, err)
+		return nil, fmt.Errorf("open %s for cataloging: %w", root.Dir(), err)
 	}
 	defer src.Close()
 	doc, err := syft.CreateSBOM(s.syftContext(ctx), src, s.sbomCfg)
@@ -80,6 +91,69 @@ func (s *Scanner) catalog(ctx context.Context, rootfs string, name string) (*sbo
 		return nil, fmt.Errorf("catalog packages: %w", err)
 	}
 	return doc, nil
+}
+
+// syftEscapes returns, as syft exclusion patterns, the image's symbolic
+// links that would lead syft's directory indexer out of the image (T2).
+//
+// syft (v1.57, internal/fileresolver/directory_indexer.go, addSymlinkToIndex)
+// joins a link's target lexically onto Base, which keeps it inside the
+// root, but then os.Stat's that path and, if it exists, indexes it as a new
+// root through filepath.EvalSymlinks: both resolve the host's way, so any
+// absolute link the path passes through ("/var" -> "/home/operator") takes
+// syft onto the host, where catalogers read what they find. syft has no
+// option against it, so pib leaves such links out of the index: each link
+// whose target, as syft computes it, exists on the host and resolves
+// outside the root. Nothing is lost from the image: a link that resolves
+// outside the root leads nowhere inside it.
+func syftEscapes(root *rootfs.FS) ([]string, error) {
+	base, err := filepath.EvalSymlinks(root.Dir())
+	if err == nil {
+		base, err = filepath.Abs(base)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	err = root.Walk("/", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.Type() != fs.ModeSymlink {
+			return nil
+		}
+		target, err := root.ReadLink(p)
+		if err != nil {
+			return nil
+		}
+		var t string
+		if path.IsAbs(target) {
+			t = filepath.Join(base, path.Clean(target))
+		} else {
+			t = filepath.Join(base, path.Join(path.Dir(p), target))
+		}
+		// The same host lookups syft makes: they only stat and read
+		// links, so nothing is opened.
+		if _, err := os.Stat(t); err != nil {
+			return nil // syft ignores a target that does not exist
+		}
+		if real, err := filepath.EvalSymlinks(t); err == nil && (real == base || strings.HasPrefix(real, base+"/")) {
+			return nil
+		}
+		out = append(out, "./"+globEscape(p[1:]))
+		return nil
+	})
+	return out, err
+}
+
+// globEscape quotes the characters doublestar (syft's exclusion matcher)
+// treats as pattern syntax.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]{}\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // packagesOf turns syft's packages into matching's view: for dpkg the

@@ -6,7 +6,12 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/pib-dev/pib/internal/rootfs"
 )
+
+// maxOSRelease caps the os-release read; real ones are under 1 KiB.
+const maxOSRelease = 64 << 10
 
 // OS identifies the image's distribution release, as /etc/os-release
 // states it, and the OSV ecosystem its packages are matched in.
@@ -45,10 +50,10 @@ func parseOSRelease(data []byte) map[string]string {
 
 // detectOS reads /etc/os-release, falling back to /usr/lib/os-release as
 // os-release(5) prescribes.
-func detectOS(root *rootFS) (OS, error) {
-	data, err := root.ReadFile("/etc/os-release")
+func detectOS(root *rootfs.FS) (OS, error) {
+	data, err := root.ReadFile("/etc/os-release", maxOSRelease)
 	if err != nil {
-		data, err = root.ReadFile("/usr/lib/os-release")
+		data, err = root.ReadFile("/usr/lib/os-release", maxOSRelease)
 	}
 	if err != nil {
 		return OS{}, fmt.Errorf("no /etc/os-release or /usr/lib/os-release in the image: cannot tell its distribution")

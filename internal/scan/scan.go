@@ -12,6 +12,7 @@ import (
 	"github.com/anchore/syft/syft/format/spdxjson"
 	"github.com/anchore/syft/syft/sbom"
 
+	"github.com/pib-dev/pib/internal/rootfs"
 	"github.com/pib-dev/pib/internal/vulndb"
 )
 
@@ -141,13 +142,20 @@ func (c valuesFrom) Value(key any) any {
 	return c.values.Value(key)
 }
 
-// Scan inventories the root filesystem at rootfs (S1), matches it against
+// Scan inventories the root filesystem at dir (S1), matches it against
 // the vulnerability database (S2), runs the image policy checks (S3) and
 // decides the verdict (S4). An error means the scan itself failed (the
 // platform's problem), never that the image has issues.
-func (s *Scanner) Scan(ctx context.Context, rootfs string, img Image) (*Report, error) {
+//
+// The image is hostile data (T2): every read goes through package rootfs,
+// inside the image root, regular files only.
+func (s *Scanner) Scan(ctx context.Context, dir string, img Image) (*Report, error) {
 	now := s.now().UTC()
-	root := &rootFS{dir: rootfs}
+	root, err := rootfs.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("scan: %w", err)
+	}
+	defer root.Close()
 	osInfo, err := detectOS(root)
 	r := &Report{Status: Successful, ImageID: img.ID, ScannedAt: now, Vulnerabilities: []Finding{}, Violations: []Violation{}}
 	if err != nil {
@@ -169,7 +177,7 @@ func (s *Scanner) Scan(ctx context.Context, rootfs string, img Image) (*Report, 
 	if name == "" {
 		name = "rootfs"
 	}
-	doc, err := s.catalog(ctx, rootfs, name)
+	doc, err := s.catalog(ctx, root, name)
 	<-done
 	if err != nil {
 		return nil, err

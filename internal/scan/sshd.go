@@ -3,9 +3,12 @@ package scan
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"path"
 	"strings"
+
+	"github.com/pib-dev/pib/internal/rootfs"
 )
 
 // sshdConfig is the global (outside any Match block) configuration sshd
@@ -35,7 +38,7 @@ func (c *sshdConfig) isSet(keyword string) bool {
 
 // readSSHDConfig parses /etc/ssh/sshd_config. ok is false when the image
 // has none (no SSH server to judge).
-func readSSHDConfig(root *rootFS) (cfg *sshdConfig, ok bool, err error) {
+func readSSHDConfig(root *rootfs.FS) (cfg *sshdConfig, ok bool, err error) {
 	cfg = &sshdConfig{values: map[string]string{}, matchOverrides: map[string][]string{}}
 	if _, err := root.Stat("/etc/ssh/sshd_config"); err != nil {
 		if isNotExist(err) {
@@ -50,13 +53,18 @@ func readSSHDConfig(root *rootFS) (cfg *sshdConfig, ok bool, err error) {
 	return cfg, true, nil
 }
 
-func (c *sshdConfig) parse(root *rootFS, file string, depth int, inMatch *bool) error {
+func (c *sshdConfig) parse(root *rootfs.FS, file string, depth int, inMatch *bool) error {
 	if depth > 16 {
 		return fmt.Errorf("%s: Include nested too deeply", file)
 	}
-	data, err := root.ReadFile(file)
+	data, err := root.ReadFile(file, maxConfigFile)
+	if errors.Is(err, rootfs.ErrNotRegular) {
+		// T2: never opened. sshd would read whatever a FIFO is fed at
+		// boot, so the configuration cannot be judged: the check fails.
+		return fmt.Errorf("%w; sshd_config and the files it includes must be regular files", err)
+	}
 	if err != nil {
-		return fmt.Errorf("read %s: %w", file, err)
+		return err
 	}
 	c.files = append(c.files, file)
 	sc := bufio.NewScanner(bytes.NewReader(data))
