@@ -206,6 +206,9 @@ func toAPIError(err error) *Error {
 			return &Error{Code: "not_found", Message: err.Error()}
 		}
 	}
+	if errors.Is(err, images.ErrInUse) {
+		return &Error{Code: "conflict", Message: strings.TrimPrefix(err.Error(), images.ErrInUse.Error()+": ")}
+	}
 	if errors.Is(err, accounts.ErrNameTaken) {
 		return &Error{Code: "conflict", Field: "name", Message: err.Error()}
 	}

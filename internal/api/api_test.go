@@ -31,6 +31,7 @@ type env struct {
 	url      string
 	operator string
 	pkgs     *packages.Store
+	images   *images.Store
 }
 
 func newEnv(t *testing.T, db *store.DB) *env { return newEnvWith(t, db, nil) }
@@ -75,7 +76,7 @@ func newEnvWith(t testing.TB, db *store.DB, edit func(*api.Deps)) *env {
 	srv := api.New(deps)
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
-	return &env{t: t, srv: srv, url: hs.URL, operator: strings.TrimSpace(string(op)), pkgs: ps}
+	return &env{t: t, srv: srv, url: hs.URL, operator: strings.TrimSpace(string(op)), pkgs: ps, images: is}
 }
 
 // call sends a request and decodes the JSON answer into out (if not nil).

@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -91,9 +92,11 @@ func (s *Server) addOSVersion(w http.ResponseWriter, r *http.Request, _ *account
 	if err := readJSON(w, r, &req); err != nil {
 		return err
 	}
-	im, err := s.Images.Get(r.Context(), req.Image)
+	// Only the operator's own images: a base image another account owns
+	// could be deleted or replaced under every seller's builds.
+	im, err := s.Images.GetOwned(r.Context(), images.Operator, req.Image)
 	if errors.Is(err, images.ErrNotFound) {
-		return &Error{Code: "invalid", Field: "image", Message: err.Error()}
+		return &Error{Code: "invalid", Field: "image", Message: fmt.Sprintf("no operator image has ID or alias %q; an OS version builds only on an image the operator imported or bootstrapped (pib image ls shows the owner)", req.Image)}
 	}
 	if err != nil {
 		return err
