@@ -14,6 +14,7 @@ import (
 
 	"github.com/pib-dev/pib/internal/accounts"
 	"github.com/pib-dev/pib/internal/api"
+	"github.com/pib-dev/pib/internal/audit"
 	"github.com/pib-dev/pib/internal/groups"
 	"github.com/pib-dev/pib/internal/images"
 	"github.com/pib-dev/pib/internal/osversions"
@@ -81,7 +82,7 @@ func (g *globals) openService(ctx context.Context, o serviceOptions) (*service, 
 		return nil, err
 	}
 	return &service{db: db, pipeline: p, deps: api.Deps{
-		Accounts: accounts.NewStore(db), Packages: ps, Groups: gs, OSVersions: oses, Images: is, Pipeline: p,
+		Accounts: accounts.NewStore(db), Packages: ps, Groups: gs, OSVersions: oses, Images: is, Pipeline: p, Audit: audit.New(db),
 	}}, nil
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/pib-dev/pib/internal/accounts"
 	"github.com/pib-dev/pib/internal/api"
+	"github.com/pib-dev/pib/internal/audit"
 	"github.com/pib-dev/pib/internal/blobs"
 	"github.com/pib-dev/pib/internal/groups"
 	"github.com/pib-dev/pib/internal/images"
@@ -69,7 +70,7 @@ func newEnvWith(t testing.TB, db *store.DB, edit func(*api.Deps)) *env {
 	ps := packages.NewStore(db, bs)
 	ps.MaxSize = 1 << 20
 	oses := osversions.NewStore(db)
-	deps := api.Deps{Accounts: as, Packages: ps, Groups: groups.NewStore(db, ps, oses), OSVersions: oses, Images: is}
+	deps := api.Deps{Accounts: as, Packages: ps, Groups: groups.NewStore(db, ps, oses), OSVersions: oses, Images: is, Audit: audit.New(db)}
 	if edit != nil {
 		edit(&deps)
 	}

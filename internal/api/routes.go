@@ -62,6 +62,7 @@ func (s *Server) createAccount(w http.ResponseWriter, r *http.Request, _ *accoun
 		}
 		return &Error{Code: "invalid", Field: fieldOf(err.Error()), Message: err.Error()}
 	}
+	noteObject(r, a.ID, "")
 	writeJSON(w, http.StatusCreated, createAccountResponse{Account: a, Token: token})
 	return nil
 }
@@ -105,6 +106,7 @@ func (s *Server) addOSVersion(w http.ResponseWriter, r *http.Request, _ *account
 	if err != nil {
 		return &Error{Code: "invalid", Field: "name", Message: err.Error()}
 	}
+	noteObject(r, v.Name, "")
 	writeJSON(w, http.StatusCreated, v)
 	return nil
 }
@@ -163,6 +165,7 @@ func (s *Server) createGroup(w http.ResponseWriter, r *http.Request, a *accounts
 	if err != nil {
 		return err
 	}
+	noteObject(r, g.ID, a.ID)
 	writeJSON(w, http.StatusCreated, g)
 	return nil
 }
