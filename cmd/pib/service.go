@@ -154,7 +154,7 @@ func installOnImage(ctx context.Context, s *images.Store, base *images.Image, di
 	if err := sandbox.Sweep(dir); err != nil {
 		return nil, nil, err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("create the build directory: %w", err)
 	}
 	cfg.LowerDirs, cfg.WorkDir, cfg.LogPath = lowers, dir, filepath.Join(dir, "build.log")

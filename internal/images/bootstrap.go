@@ -80,7 +80,7 @@ func (s *Store) Bootstrap(ctx context.Context, opts BootstrapOptions) (*Image, e
 	// The tree just packed is exactly the layer's unpacked form: keep it as
 	// the cache entry instead of unpacking the blob again for the first
 	// build.
-	if dir := s.layerDir(l.diffID); os.MkdirAll(filepath.Dir(dir), 0o755) == nil {
+	if dir := s.layerDir(l.diffID); os.MkdirAll(filepath.Dir(dir), 0o700) == nil {
 		os.Rename(root, dir)
 	}
 	return im, nil

@@ -60,7 +60,7 @@ func (s *Store) unpack(ctx context.Context, d v1.Descriptor, diffID v1.Hash) (st
 	if _, err := os.Stat(dir); err == nil {
 		return dir, nil
 	}
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
 		return "", err
 	}
 	tmp, err := s.tempDir("unpack-" + diffID.Hex[:12] + "-*")

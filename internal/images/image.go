@@ -350,7 +350,7 @@ func (s *Store) forget(hs ...v1.Hash) {
 // system as the blobs and layers so renames are atomic.
 func (s *Store) tempDir(pattern string) (string, error) {
 	base := filepath.Join(s.cache, "tmp")
-	if err := os.MkdirAll(base, 0o755); err != nil {
+	if err := os.MkdirAll(base, 0o700); err != nil {
 		return "", err
 	}
 	return os.MkdirTemp(base, pattern)
