@@ -195,7 +195,7 @@ func runBuild(ctx context.Context, g *globals, req buildRequest, stderr io.Write
 	r.Changes = &res.Changes
 	r.KeptUpper = res.KeptDir
 	if cj, err := json.MarshalIndent(res.Changes, "", "  "); err == nil {
-		os.WriteFile(filepath.Join(absBuild, "changes.json"), cj, 0o644)
+		os.WriteFile(filepath.Join(absBuild, "changes.json"), cj, 0o600)
 	}
 	if err != nil {
 		return fail("%v", err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/pib-dev/pib/internal/accounts"
 	"github.com/pib-dev/pib/internal/api"
+	"github.com/pib-dev/pib/internal/audit"
 	"github.com/pib-dev/pib/internal/groups"
 	"github.com/pib-dev/pib/internal/images"
 	"github.com/pib-dev/pib/internal/osversions"
@@ -40,7 +41,7 @@ func TestClientCommands(t *testing.T) {
 	}
 	ps := packages.NewStore(db, bs)
 	oses := osversions.NewStore(db)
-	hs := httptest.NewServer(api.New(api.Deps{Accounts: as, Packages: ps, Groups: groups.NewStore(db, ps, oses), OSVersions: oses, Images: images.NewStore(db, bs, filepath.Join(data, "cache"))}))
+	hs := httptest.NewServer(api.New(api.Deps{Accounts: as, Packages: ps, Groups: groups.NewStore(db, ps, oses), OSVersions: oses, Images: images.NewStore(db, bs, filepath.Join(data, "cache")), Audit: audit.New(db)}))
 	defer hs.Close()
 
 	// The operator logs in with the token file pib serve wrote.
@@ -128,5 +129,31 @@ func TestClientCommands(t *testing.T) {
 	// A seller cannot act as operator.
 	if _, err := run(t, data, "account", "create", "--role", "seller", "sneaky"); err == nil || !strings.Contains(err.Error(), "may not") {
 		t.Fatalf("seller creating accounts: %v", err)
+	}
+	if _, err := run(t, data, "audit", "ls"); err == nil || !strings.Contains(err.Error(), "may not") {
+		t.Fatalf("seller reading the audit log: %v", err)
+	}
+
+	// The operator reads the audit log: the seller's writes, newest first.
+	t.Setenv("PIB_TOKEN", "")
+	out, err = run(t, data, "audit", "ls", "--account", "acme", "--since", "1h", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []audit.Entry
+	if err := json.Unmarshal([]byte(out), &rows); err != nil || len(rows) == 0 {
+		t.Fatalf("audit ls --json: %v %s", err, out)
+	}
+	if rows[0].Action != "POST /v1/accounts" || rows[0].Result != 403 || rows[0].AccountName != "acme" {
+		t.Fatalf("newest row of acme, the refused account create: %+v", rows[0])
+	}
+	if rows[1].Action != "DELETE /v1/images/{ref}" || rows[1].Object != "mine" || rows[1].Result != 200 {
+		t.Fatalf("second newest row of acme, the image removal: %+v", rows[1])
+	}
+	if out, err = run(t, data, "audit", "ls"); err != nil || !strings.Contains(out, "POST /v1/package-groups") || !strings.Contains(out, "req-") {
+		t.Fatalf("audit ls: %v %s", err, out)
+	}
+	if _, err = run(t, data, "audit", "ls", "--since", "yesterday"); err == nil || !strings.Contains(err.Error(), "RFC 3339") {
+		t.Fatalf("audit ls --since yesterday: %v", err)
 	}
 }

@@ -64,8 +64,8 @@ func (g *globals) setupLogging(cmd *cobra.Command) error {
 // openStores opens the metadata database and blob folder of the local
 // data directory.
 func (g *globals) openStores(ctx context.Context) (*store.DB, *blobs.Dir, error) {
-	if err := os.MkdirAll(g.dataDir, 0o755); err != nil {
-		return nil, nil, fmt.Errorf("create data directory: %w", err)
+	if err := secureDataDir(g.dataDir); err != nil {
+		return nil, nil, err
 	}
 	url := g.databaseURL
 	if url == "" {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pib-dev/pib/internal/accounts"
 	"github.com/pib-dev/pib/internal/api"
+	"github.com/pib-dev/pib/internal/audit"
 	"github.com/pib-dev/pib/internal/groups"
 	"github.com/pib-dev/pib/internal/images"
 	"github.com/pib-dev/pib/internal/osversions"
@@ -81,7 +82,7 @@ func (g *globals) openService(ctx context.Context, o serviceOptions) (*service, 
 		return nil, err
 	}
 	return &service{db: db, pipeline: p, deps: api.Deps{
-		Accounts: accounts.NewStore(db), Packages: ps, Groups: gs, OSVersions: oses, Images: is, Pipeline: p,
+		Accounts: accounts.NewStore(db), Packages: ps, Groups: gs, OSVersions: oses, Images: is, Pipeline: p, Audit: audit.New(db),
 	}}, nil
 }
 
@@ -153,7 +154,7 @@ func installOnImage(ctx context.Context, s *images.Store, base *images.Image, di
 	if err := sandbox.Sweep(dir); err != nil {
 		return nil, nil, err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("create the build directory: %w", err)
 	}
 	cfg.LowerDirs, cfg.WorkDir, cfg.LogPath = lowers, dir, filepath.Join(dir, "build.log")

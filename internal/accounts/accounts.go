@@ -150,7 +150,7 @@ func (s *Store) EnsureOperator(ctx context.Context, tokenFile string) error {
 	}
 	// Write the file first: a token that never reached the disk would lock
 	// the operator out.
-	if err := os.MkdirAll(filepath.Dir(tokenFile), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(tokenFile), 0o700); err != nil {
 		return err
 	}
 	_, _, err := s.createWithToken(ctx, OperatorName, Operator, func(token string) error {

@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/pib-dev/pib/internal/accounts"
+	"github.com/pib-dev/pib/internal/audit"
 	"github.com/pib-dev/pib/internal/groups"
 	"github.com/pib-dev/pib/internal/images"
 	"github.com/pib-dev/pib/internal/osversions"
@@ -38,6 +39,8 @@ type Deps struct {
 	Groups     *groups.Store
 	OSVersions *osversions.Store
 	Images     *images.Store
+	// Audit is the audit log; required (SPEC, roles and isolation).
+	Audit *audit.Log
 	// Pipeline runs builds; nil leaves out the build routes.
 	Pipeline *pipeline.Pipeline
 	// Registry collects metrics served at /metrics; nil makes a new one.
@@ -58,7 +61,10 @@ type route struct {
 	method, pattern string
 	roles           []accounts.Role // empty: any authenticated account; nil with public: no token
 	public          bool
-	handle          func(w http.ResponseWriter, r *http.Request, a *accounts.Account) error
+	// othersData: an operator's GET here may read another account's data,
+	// so it is audited (see audited).
+	othersData bool
+	handle     func(w http.ResponseWriter, r *http.Request, a *accounts.Account) error
 }
 
 // maxJSONBody bounds request bodies other than uploads.
@@ -66,6 +72,9 @@ const maxJSONBody = 1 << 20
 
 // New returns the API server with all routes registered.
 func New(d Deps) *Server {
+	if d.Audit == nil {
+		panic("api.New: Deps.Audit is nil; every API needs the audit log (audit.New(db))")
+	}
 	if d.Registry == nil {
 		d.Registry = prometheus.NewRegistry()
 	}
@@ -85,7 +94,7 @@ func New(d Deps) *Server {
 	if d.Pipeline != nil {
 		d.Registry.MustRegister(d.Pipeline.Collectors()...)
 	}
-	for _, rt := range slices.Concat(s.allRoutes(), s.imageRoutes(), s.buildRoutes()) {
+	for _, rt := range slices.Concat(s.allRoutes(), s.imageRoutes(), s.buildRoutes(), s.auditRoutes()) {
 		s.handle(rt)
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -104,7 +113,9 @@ func (s *Server) Routes() [][2]string {
 	return out
 }
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	withRequestID(s.mux).ServeHTTP(w, r)
+}
 
 func (s *Server) handle(rt route) {
 	s.routes = append(s.routes, rt)
@@ -112,10 +123,13 @@ func (s *Server) handle(rt route) {
 	s.mux.HandleFunc(name, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		ai := &auditInfo{}
+		r = r.WithContext(context.WithValue(r.Context(), auditKey, ai))
 		err := s.serve(rec, r, rt)
 		if err != nil {
 			writeError(rec, err)
 		}
+		s.record(rt, r, ai, rec.status)
 		s.reqs.WithLabelValues(name, fmt.Sprint(rec.status)).Inc()
 		s.dur.WithLabelValues(name).Observe(time.Since(start).Seconds())
 	})
@@ -140,6 +154,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt route) (err er
 			}
 			return err
 		}
+		noteAccount(r, a)
 		if len(rt.roles) > 0 && !hasRole(a.Role, rt.roles) {
 			return &Error{Code: "forbidden", Message: fmt.Sprintf("a %s account may not call %s %s", a.Role, rt.method, rt.pattern)}
 		}
@@ -205,6 +220,9 @@ func toAPIError(err error) *Error {
 		if errors.Is(err, nf) {
 			return &Error{Code: "not_found", Message: err.Error()}
 		}
+	}
+	if errors.Is(err, images.ErrInUse) {
+		return &Error{Code: "conflict", Message: strings.TrimPrefix(err.Error(), images.ErrInUse.Error()+": ")}
 	}
 	if errors.Is(err, accounts.ErrNameTaken) {
 		return &Error{Code: "conflict", Field: "name", Message: err.Error()}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/pib-dev/pib/internal/accounts"
 	"github.com/pib-dev/pib/internal/api"
+	"github.com/pib-dev/pib/internal/audit"
 	"github.com/pib-dev/pib/internal/blobs"
 	"github.com/pib-dev/pib/internal/groups"
 	"github.com/pib-dev/pib/internal/images"
@@ -31,6 +32,7 @@ type env struct {
 	url      string
 	operator string
 	pkgs     *packages.Store
+	images   *images.Store
 }
 
 func newEnv(t *testing.T, db *store.DB) *env { return newEnvWith(t, db, nil) }
@@ -68,14 +70,14 @@ func newEnvWith(t testing.TB, db *store.DB, edit func(*api.Deps)) *env {
 	ps := packages.NewStore(db, bs)
 	ps.MaxSize = 1 << 20
 	oses := osversions.NewStore(db)
-	deps := api.Deps{Accounts: as, Packages: ps, Groups: groups.NewStore(db, ps, oses), OSVersions: oses, Images: is}
+	deps := api.Deps{Accounts: as, Packages: ps, Groups: groups.NewStore(db, ps, oses), OSVersions: oses, Images: is, Audit: audit.New(db)}
 	if edit != nil {
 		edit(&deps)
 	}
 	srv := api.New(deps)
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
-	return &env{t: t, srv: srv, url: hs.URL, operator: strings.TrimSpace(string(op)), pkgs: ps}
+	return &env{t: t, srv: srv, url: hs.URL, operator: strings.TrimSpace(string(op)), pkgs: ps, images: is}
 }
 
 // call sends a request and decodes the JSON answer into out (if not nil).

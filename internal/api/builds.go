@@ -28,11 +28,11 @@ func (s *Server) buildRoutes() []route {
 		{method: "GET", pattern: "/v1/package-groups/{ref}/builds", roles: sellerOnly, handle: s.groupBuilds},
 		{method: "GET", pattern: "/v1/package-groups/{ref}/history", roles: sellerOnly, handle: s.groupHistory},
 		{method: "GET", pattern: "/v1/status", roles: sellerOnly, handle: s.status},
-		{method: "GET", pattern: "/v1/builds/{id}", roles: sellerOnly, handle: s.getBuild},
-		{method: "GET", pattern: "/v1/builds/{id}/log", roles: sellerOnly, handle: s.buildLog},
-		{method: "GET", pattern: "/v1/builds/{id}/report", roles: sellerOnly, handle: s.buildReport},
-		{method: "GET", pattern: "/v1/builds/{id}/sbom", roles: sellerOnly, handle: s.buildSBOM},
-		{method: "GET", pattern: "/v1/investigations", roles: operatorOnly, handle: s.listInvestigations},
+		{method: "GET", pattern: "/v1/builds/{id}", roles: sellerOrOperator, othersData: true, handle: s.getBuild},
+		{method: "GET", pattern: "/v1/builds/{id}/log", roles: sellerOrOperator, othersData: true, handle: s.buildLog},
+		{method: "GET", pattern: "/v1/builds/{id}/report", roles: sellerOrOperator, othersData: true, handle: s.buildReport},
+		{method: "GET", pattern: "/v1/builds/{id}/sbom", roles: sellerOrOperator, othersData: true, handle: s.buildSBOM},
+		{method: "GET", pattern: "/v1/investigations", roles: operatorOnly, othersData: true, handle: s.listInvestigations},
 		{method: "POST", pattern: "/v1/investigations/{build}/retry", roles: operatorOnly, handle: s.retryBuild},
 		{method: "POST", pattern: "/v1/investigations/{build}/resolve", roles: operatorOnly, handle: s.resolveBuild},
 		{method: "PUT", pattern: "/v1/webhook", handle: s.setWebhook},
@@ -40,6 +40,24 @@ func (s *Server) buildRoutes() []route {
 		{method: "DELETE", pattern: "/v1/webhook", handle: s.deleteWebhook},
 		{method: "GET", pattern: "/v1/webhook/deliveries", handle: s.webhookDeliveries},
 	}
+}
+
+// sellerOrOperator: a seller reads its own builds; an operator any (to
+// work an investigation), each such read audited.
+var sellerOrOperator = []accounts.Role{accounts.Seller, accounts.Operator}
+
+// buildOwner is the account whose build {id} the caller reads: a seller
+// its own, an operator the build's owner (named to the audit log).
+func (s *Server) buildOwner(r *http.Request, a *accounts.Account) (string, error) {
+	if a.Role != accounts.Operator {
+		return a.ID, nil
+	}
+	owner, err := s.Pipeline.BuildOwner(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return "", pipelineError(err)
+	}
+	noteObject(r, "", owner)
+	return owner, nil
 }
 
 // pipelineError maps the pipeline's errors to API errors.
@@ -147,7 +165,11 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, a *accounts.Acco
 }
 
 func (s *Server) getBuild(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
-	b, err := s.Pipeline.Build(r.Context(), a.ID, r.PathValue("id"))
+	owner, err := s.buildOwner(r, a)
+	if err != nil {
+		return err
+	}
+	b, err := s.Pipeline.Build(r.Context(), owner, r.PathValue("id"))
 	if err != nil {
 		return pipelineError(err)
 	}
@@ -156,7 +178,11 @@ func (s *Server) getBuild(w http.ResponseWriter, r *http.Request, a *accounts.Ac
 }
 
 func (s *Server) buildLog(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
-	log, err := s.Pipeline.Log(r.Context(), a.ID, r.PathValue("id"))
+	owner, err := s.buildOwner(r, a)
+	if err != nil {
+		return err
+	}
+	log, err := s.Pipeline.Log(r.Context(), owner, r.PathValue("id"))
 	if err != nil {
 		return pipelineError(err)
 	}
@@ -166,7 +192,11 @@ func (s *Server) buildLog(w http.ResponseWriter, r *http.Request, a *accounts.Ac
 }
 
 func (s *Server) buildReport(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
-	rep, err := s.Pipeline.Report(r.Context(), a.ID, r.PathValue("id"))
+	owner, err := s.buildOwner(r, a)
+	if err != nil {
+		return err
+	}
+	rep, err := s.Pipeline.Report(r.Context(), owner, r.PathValue("id"))
 	if err != nil {
 		return pipelineError(err)
 	}
@@ -190,7 +220,11 @@ func (s *Server) buildSBOM(w http.ResponseWriter, r *http.Request, a *accounts.A
 	if !ok {
 		return &Error{Code: "invalid", Field: "format", Message: "format must be cyclonedx-json or spdx-json"}
 	}
-	rep, err := s.Pipeline.Report(r.Context(), a.ID, r.PathValue("id"))
+	owner, err := s.buildOwner(r, a)
+	if err != nil {
+		return err
+	}
+	rep, err := s.Pipeline.Report(r.Context(), owner, r.PathValue("id"))
 	if err != nil {
 		return pipelineError(err)
 	}

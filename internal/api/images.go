@@ -20,11 +20,11 @@ func (s *Server) imageRoutes() []route {
 		return nil
 	}
 	return []route{
-		{method: "GET", pattern: "/v1/images", handle: s.listImages},
+		{method: "GET", pattern: "/v1/images", othersData: true, handle: s.listImages},
 		{method: "POST", pattern: "/v1/images", handle: s.importImage},
-		{method: "GET", pattern: "/v1/images/{ref}", handle: s.getImage},
+		{method: "GET", pattern: "/v1/images/{ref}", othersData: true, handle: s.getImage},
 		{method: "DELETE", pattern: "/v1/images/{ref}", handle: s.removeImage},
-		{method: "GET", pattern: "/v1/images/{ref}/export", handle: s.exportImage},
+		{method: "GET", pattern: "/v1/images/{ref}/export", othersData: true, handle: s.exportImage},
 	}
 }
 
@@ -41,7 +41,11 @@ func imageOwner(a *accounts.Account) string {
 func (s *Server) image(r *http.Request, a *accounts.Account) (*images.Image, error) {
 	ref := r.PathValue("ref")
 	if a.Role == accounts.Operator {
-		return s.Images.Get(r.Context(), ref)
+		im, err := s.Images.Get(r.Context(), ref)
+		if err == nil {
+			noteObject(r, im.ID, im.Owner)
+		}
+		return im, err
 	}
 	return s.Images.GetOwned(r.Context(), a.ID, ref)
 }

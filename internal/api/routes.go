@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -61,6 +62,7 @@ func (s *Server) createAccount(w http.ResponseWriter, r *http.Request, _ *accoun
 		}
 		return &Error{Code: "invalid", Field: fieldOf(err.Error()), Message: err.Error()}
 	}
+	noteObject(r, a.ID, "")
 	writeJSON(w, http.StatusCreated, createAccountResponse{Account: a, Token: token})
 	return nil
 }
@@ -91,9 +93,11 @@ func (s *Server) addOSVersion(w http.ResponseWriter, r *http.Request, _ *account
 	if err := readJSON(w, r, &req); err != nil {
 		return err
 	}
-	im, err := s.Images.Get(r.Context(), req.Image)
+	// Only the operator's own images: a base image another account owns
+	// could be deleted or replaced under every seller's builds.
+	im, err := s.Images.GetOwned(r.Context(), images.Operator, req.Image)
 	if errors.Is(err, images.ErrNotFound) {
-		return &Error{Code: "invalid", Field: "image", Message: err.Error()}
+		return &Error{Code: "invalid", Field: "image", Message: fmt.Sprintf("no operator image has ID or alias %q; an OS version builds only on an image the operator imported or bootstrapped (pib image ls shows the owner)", req.Image)}
 	}
 	if err != nil {
 		return err
@@ -102,6 +106,7 @@ func (s *Server) addOSVersion(w http.ResponseWriter, r *http.Request, _ *account
 	if err != nil {
 		return &Error{Code: "invalid", Field: "name", Message: err.Error()}
 	}
+	noteObject(r, v.Name, "")
 	writeJSON(w, http.StatusCreated, v)
 	return nil
 }
@@ -160,6 +165,7 @@ func (s *Server) createGroup(w http.ResponseWriter, r *http.Request, a *accounts
 	if err != nil {
 		return err
 	}
+	noteObject(r, g.ID, a.ID)
 	writeJSON(w, http.StatusCreated, g)
 	return nil
 }

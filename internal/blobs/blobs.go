@@ -33,7 +33,8 @@ type Dir struct{ root string }
 // NewDir opens (creating if needed) a blob folder.
 func NewDir(root string) (*Dir, error) {
 	for _, sub := range []string{"sha256", "tmp"} {
-		if err := os.MkdirAll(filepath.Join(root, sub), 0o755); err != nil {
+		// Owner only: blobs include every seller's uploaded packages.
+		if err := os.MkdirAll(filepath.Join(root, sub), 0o700); err != nil {
 			return nil, fmt.Errorf("create blob folder: %w", err)
 		}
 	}
@@ -68,7 +69,8 @@ func (d *Dir) Put(ctx context.Context, r io.Reader, want v1.Hash) (v1.Hash, int6
 	if want != (v1.Hash{}) && want != h {
 		return v1.Hash{}, 0, fmt.Errorf("store blob: content has digest %s, expected %s (corrupt or truncated input)", h, want)
 	}
-	if err := os.Chmod(tmp, 0o444); err != nil {
+	// Read-only (a blob never changes) and the owner's only.
+	if err := os.Chmod(tmp, 0o400); err != nil {
 		return v1.Hash{}, 0, err
 	}
 	if err := os.Rename(tmp, d.Path(h)); err != nil {

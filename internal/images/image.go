@@ -80,6 +80,9 @@ var (
 var (
 	ErrNotFound   = errors.New("image not found")
 	ErrAliasTaken = errors.New("image alias is already taken")
+	// ErrInUse: the image is an OS version's base image or another
+	// image's parent, so removing it would break builds or images.
+	ErrInUse = errors.New("image is in use")
 )
 
 func newID() string {
@@ -118,17 +121,22 @@ func scanImage(row interface{ Scan(...any) error }) (*Image, error) {
 	return &im, nil
 }
 
-// Get returns the image named by ref: an ID (img-…) or an alias.
+// Get returns the image named by ref: any account's image by ID (img-…),
+// or the operator's image by alias. An alias never resolves to another
+// account's image: a seller who imports an image aliased "debian-13" must
+// not become the base image of every build on an OS version registered
+// by that name (use GetOwned for an account's own aliases).
 func (s *Store) Get(ctx context.Context, ref string) (*Image, error) {
-	// Aliases are unique per owner; across owners the operator's (the
-	// base images) win.
-	q := `SELECT ` + imageColumns + ` FROM images WHERE alias = $1 ORDER BY CASE WHEN owner = '` + Operator + `' THEN 0 ELSE 1 END, created_at LIMIT 1`
 	if idPattern.MatchString(ref) {
-		q = `SELECT ` + imageColumns + ` FROM images WHERE id = $1`
+		im, err := scanImage(s.db.QueryRowContext(ctx, `SELECT `+imageColumns+` FROM images WHERE id = $1`, ref))
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("%w: %q (list images with `pib image ls`)", ErrNotFound, ref)
+		}
+		return im, err
 	}
-	im, err := scanImage(s.db.QueryRowContext(ctx, q, ref))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("%w: %q (list images with `pib image ls`)", ErrNotFound, ref)
+	im, err := s.GetOwned(ctx, Operator, ref)
+	if errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("%w: no operator image has ID or alias %q (another account's image is named by its ID; list images with `pib image ls`)", ErrNotFound, ref)
 	}
 	return im, err
 }
@@ -173,6 +181,9 @@ func (s *Store) insert(ctx context.Context, im *Image, refs []v1.Hash) error {
 		parent = im.ParentID
 	}
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		if err := s.lockParent(ctx, tx, im.ParentID); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO images (id, alias, owner, os, distro_id, distro_version, architecture, parent_id, manifest_digest, config_digest, size, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 			im.ID, alias, im.Owner, im.OS, im.DistroID, im.DistroVersion, im.Architecture, parent, im.Manifest.String(), im.Config.String(), im.Size, im.Created); err != nil {
@@ -196,8 +207,28 @@ func (s *Store) insert(ctx context.Context, im *Image, refs []v1.Hash) error {
 	return err
 }
 
+// lockParent makes sure the parent of a new image still exists and, on
+// PostgreSQL, holds it until the new image is committed, so Remove cannot
+// take it away in between (see checkUnused).
+func (s *Store) lockParent(ctx context.Context, tx *sql.Tx, parent string) error {
+	if parent == "" {
+		return nil
+	}
+	q := `SELECT id FROM images WHERE id = $1`
+	if s.db.Dialect == store.Postgres {
+		q += ` FOR SHARE`
+	}
+	err := tx.QueryRowContext(ctx, q, parent).Scan(&parent)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%w: parent image %s was removed; start again from an existing image", ErrNotFound, parent)
+	}
+	return err
+}
+
 // Remove deletes an image's metadata, then every blob of it that no other
-// image references, with the unpacked copies of those layers.
+// image references, with the unpacked copies of those layers. An image an
+// OS version or another image is built on is refused with ErrInUse, whose
+// message names what refers to it.
 func (s *Store) Remove(ctx context.Context, ref string) (*Image, error) {
 	im, err := s.Get(ctx, ref)
 	if err != nil {
@@ -215,6 +246,9 @@ func (s *Store) Remove(ctx context.Context, ref string) (*Image, error) {
 	}
 	var garbage []v1.Hash
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
+		if err := s.checkUnused(ctx, tx, im.ID); err != nil {
+			return err
+		}
 		rows, err := tx.QueryContext(ctx, `SELECT digest FROM image_blobs WHERE image_id = $1`, im.ID)
 		if err != nil {
 			return err
@@ -247,6 +281,9 @@ func (s *Store) Remove(ctx context.Context, ref string) (*Image, error) {
 		}
 		return nil
 	})
+	if errors.Is(err, ErrInUse) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("remove image %s: %w", im.ID, err)
 	}
@@ -261,6 +298,36 @@ func (s *Store) Remove(ctx context.Context, ref string) (*Image, error) {
 		}
 	}
 	return im, nil
+}
+
+// checkUnused refuses, inside the removing transaction, an image that an
+// OS version builds on or that another image is built on. The image's row
+// is locked first (PostgreSQL; SQLite transactions already hold the write
+// lock), so an OS version or a child image added concurrently waits for
+// this transaction and then finds the image gone.
+func (s *Store) checkUnused(ctx context.Context, tx *sql.Tx, id string) error {
+	if s.db.Dialect == store.Postgres {
+		if _, err := tx.ExecContext(ctx, `SELECT id FROM images WHERE id = $1 FOR UPDATE`, id); err != nil {
+			return err
+		}
+	}
+	var osName string
+	err := tx.QueryRowContext(ctx, `SELECT name FROM os_versions WHERE image_id = $1 ORDER BY name LIMIT 1`, id).Scan(&osName)
+	if err == nil {
+		return fmt.Errorf("%w: image %s is the base image of OS version %s; point %s at another image first (pib os add %s --image ID)", ErrInUse, id, osName, osName, osName)
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	var child string
+	err = tx.QueryRowContext(ctx, `SELECT id FROM images WHERE parent_id = $1 ORDER BY created_at, id LIMIT 1`, id).Scan(&child)
+	if err == nil {
+		return fmt.Errorf("%w: image %s is the parent of image %s; remove %s first (pib image rm %s)", ErrInUse, id, child, child, child)
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	return nil
 }
 
 // blobRefs counts what still needs a blob. The blob folder is shared with

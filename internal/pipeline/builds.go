@@ -301,6 +301,16 @@ func (p *Pipeline) Build(ctx context.Context, owner, id string) (*Build, error) 
 	return b, err
 }
 
+// BuildOwner returns the account that owns build id, for operators, who
+// may read any build (the API audits each such read).
+func (p *Pipeline) BuildOwner(ctx context.Context, id string) (string, error) {
+	b, err := p.buildByID(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	return b.Owner, nil
+}
+
 // buildByID returns any account's build (operators, workers).
 func (p *Pipeline) buildByID(ctx context.Context, id string) (*Build, error) {
 	b, err := scanBuild(p.db.QueryRowContext(ctx, `SELECT `+buildColumns+` FROM builds WHERE id = $1`, id))

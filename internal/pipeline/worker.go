@@ -387,7 +387,9 @@ func copyPackage(ctx context.Context, ps PackageSource, pkg *packages.Package, d
 		return err
 	}
 	defer rc.Close()
-	f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o755)
+	// The sandbox copies it in through an open file and sets its own mode;
+	// here it is a seller's file in the data directory: the owner's only.
+	f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o700)
 	if err != nil {
 		return err
 	}

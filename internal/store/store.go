@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io/fs"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -80,8 +81,11 @@ func open(rawURL string) (*DB, error) {
 		if path == "" {
 			return nil, fmt.Errorf("database URL %q names no file; use sqlite:///path/to/pib.db", rawURL)
 		}
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, fmt.Errorf("create database directory: %w", err)
+		}
+		if err := ownerOnly(path); err != nil {
+			return nil, err
 		}
 		// WAL lets readers run beside the writer; busy_timeout waits out
 		// short write locks instead of failing; immediate transactions take
@@ -185,6 +189,37 @@ func (db *DB) Tx(ctx context.Context, fn func(*sql.Tx) error) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// ownerOnly creates the SQLite database file readable by its owner only,
+// or takes group and other access away from an existing one: it holds
+// every seller's logs and reports and the webhook secrets. SQLite gives
+// the -wal and -shm files it makes the database file's mode.
+func ownerOnly(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("open sqlite database %s: %w; check the data directory's owner and permissions", path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Perm()&0o077 == 0 {
+		return nil
+	}
+	if err := f.Chmod(fi.Mode().Perm() &^ 0o077); err != nil {
+		return fmt.Errorf("make %s readable by its owner only: %w", path, err)
+	}
+	slog.Warn("took group and other access away from the database file", "file", path, "was", fi.Mode().Perm())
+	for _, side := range []string{path + "-wal", path + "-shm"} {
+		if sfi, err := os.Stat(side); err == nil && sfi.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(side, sfi.Mode().Perm()&^0o077); err != nil {
+				return fmt.Errorf("make %s readable by its owner only: %w", side, err)
+			}
+		}
+	}
+	return nil
 }
 
 func redact(raw string) string {

@@ -57,7 +57,7 @@ func (d *DB) Update(ctx context.Context, opts UpdateOptions) ([]UpdateResult, er
 	if opts.Dir == "" {
 		return nil, fmt.Errorf("vulndb update: no download directory")
 	}
-	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, err
 	}
 	seen := map[string]bool{}
