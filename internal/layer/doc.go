@@ -42,7 +42,9 @@
 // # Whiteouts
 //
 // OCI ".wh.<name>" entries become overlayfs whiteouts (character device 0:0)
-// and "<dir>/.wh..wh..opq" becomes trusted.overlay.opaque="y"; Pack does the
+// and "<dir>/.wh..wh..opq" becomes trusted.overlay.opaque="y" and
+// user.overlay.opaque="y" (the build sandbox mounts its overlay inside a
+// user namespace, where only user.* xattrs count); Pack does the
 // reverse. A whiteout for a path this same layer also creates is dropped (the
 // entry shadows the lower layers anyway); a directory that replaces a
 // whiteout of the same layer is made opaque, since in OCI terms it was

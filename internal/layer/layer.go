@@ -23,6 +23,7 @@ const (
 // when the overlay is mounted with "userxattr" (rootless).
 const (
 	xattrOpaque     = "trusted.overlay.opaque"
+	xattrUserOpaque = "user.overlay.opaque"
 	overlayTrusted  = "trusted.overlay."
 	overlayUser     = "user.overlay."
 	paxXattrPrefix  = "SCHILY.xattr."

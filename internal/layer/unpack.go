@@ -242,7 +242,7 @@ func (u *unpacker) apply(s *stream, hdr *tar.Header, a *action) error {
 			return err
 		}
 		defer unix.Close(fd)
-		return unix.Fsetxattr(fd, xattrOpaque, []byte("y"), 0)
+		return markOpaque(fd)
 	}
 
 	pfd, err := u.openDir(path.Dir(a.path))
@@ -281,7 +281,7 @@ func (u *unpacker) apply(s *stream, hdr *tar.Header, a *action) error {
 		}
 		err = setMetaFD(fd, hdr, mode, a)
 		if err == nil && a.opaque {
-			err = unix.Fsetxattr(fd, xattrOpaque, []byte("y"), 0)
+			err = markOpaque(fd)
 		}
 		unix.Close(fd)
 		if err != nil {
@@ -386,6 +386,20 @@ func (u *unpacker) copyContent(s *stream, f *os.File, size int64) error {
 			}
 			return s.readErr(rerr)
 		}
+	}
+	return nil
+}
+
+// markOpaque marks a directory opaque for both kinds of overlay mount that
+// use the layer cache: the host's (trusted.overlay.opaque) and the build
+// sandbox's, which is mounted inside a user namespace with "userxattr" and
+// reads only user.overlay.opaque.
+func markOpaque(fd int) error {
+	if err := unix.Fsetxattr(fd, xattrOpaque, []byte("y"), 0); err != nil {
+		return fmt.Errorf("mark opaque (%s): %w", xattrOpaque, err)
+	}
+	if err := unix.Fsetxattr(fd, xattrUserOpaque, []byte("y"), 0); err != nil {
+		return fmt.Errorf("mark opaque (%s; the file system must support user extended attributes): %w", xattrUserOpaque, err)
 	}
 	return nil
 }

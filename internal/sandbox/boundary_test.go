@@ -1,6 +1,8 @@
 package sandbox_test
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"io/fs"
 	"os"
@@ -12,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/pib-dev/pib/internal/layer"
 	"github.com/pib-dev/pib/internal/sandbox"
 	"github.com/pib-dev/pib/internal/testenv"
 )
@@ -222,4 +225,46 @@ func TestNoResolvConf(t *testing.T) {
 			t.Errorf("the build's layer has %s %s", c.Change, c.Path)
 		}
 	}
+}
+
+// TestOpaqueLowerLayer: a directory a later layer replaced (an OCI opaque
+// whiteout, unpacked by the layer cache) hides the lower layer's content
+// inside the build too, whose overlay reads user.overlay.* xattrs only.
+func TestOpaqueLowerLayer(t *testing.T) {
+	lowers := lowerDirs(t)
+	mk := func(entries ...tarEntry) string {
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		for _, e := range entries {
+			tw.WriteHeader(&tar.Header{Name: e.name, Typeflag: e.typ, Mode: 0o755, Size: int64(len(e.body))})
+			tw.Write([]byte(e.body))
+		}
+		tw.Close()
+		dir := t.TempDir()
+		if err := layer.Unpack(context.Background(), &buf, dir, layer.UnpackOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	first := mk(tarEntry{"opt/", tar.TypeDir, ""}, tarEntry{"opt/d/", tar.TypeDir, ""}, tarEntry{"opt/d/old", tar.TypeReg, "old"})
+	second := mk(tarEntry{"opt/", tar.TypeDir, ""}, tarEntry{"opt/d/", tar.TypeDir, ""}, tarEntry{"opt/d/.wh..wh..opq", tar.TypeReg, ""},
+		tarEntry{"opt/d/new", tar.TypeReg, "new"})
+	script := writeInstaller(t, "ls.sh", "ls /opt/d\n[ ! -e /opt/d/old ]\n")
+	work := t.TempDir()
+	res, err := sandbox.Run(context.Background(), sandbox.Config{LowerDirs: append(lowers[:len(lowers):len(lowers)], first, second),
+		Installer: script, WorkDir: work, LogPath: filepath.Join(work, "build.log")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Close()
+	if !res.Passed() {
+		log, _ := os.ReadFile(res.LogPath)
+		t.Errorf("the build sees a file an opaque directory hides: %+v\n%s", res.Findings, log)
+	}
+}
+
+type tarEntry struct {
+	name string
+	typ  byte
+	body string
 }
