@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"github.com/pib-dev/pib/internal/audit"
 	"github.com/pib-dev/pib/internal/groups"
 	"github.com/pib-dev/pib/internal/images"
+	"github.com/pib-dev/pib/internal/layer"
 	"github.com/pib-dev/pib/internal/osversions"
 	"github.com/pib-dev/pib/internal/packages"
 	"github.com/pib-dev/pib/internal/pipeline"
@@ -166,6 +168,16 @@ func installOnImage(ctx context.Context, s *images.Store, base *images.Image, di
 		owner = base.Owner
 	}
 	im, err := s.AddLayer(ctx, base, res.UpperDir, images.AddLayerOptions{Owner: owner, CreatedBy: createdBy, Exclude: sandbox.ExcludePath})
+	var special *layer.SpecialFilesError
+	if errors.As(err, &special) {
+		// The sandbox reports these itself (T2); this is the packer's
+		// second look, and the build's failure, not the platform's.
+		for _, f := range special.Files {
+			res.Findings = append(res.Findings, sandbox.Finding{Rule: "T2",
+				Message: "the installer left " + f.String() + " in the image; an image must not ship device nodes, FIFOs or sockets: remove it before the installer exits"})
+		}
+		return res, nil, nil
+	}
 	if err != nil {
 		return res, nil, fmt.Errorf("store the new image: %w", err)
 	}
