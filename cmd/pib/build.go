@@ -56,6 +56,7 @@ func newBuildCommand(g *globals) *cobra.Command {
 		timeout         time.Duration
 		keep, asJSON    bool
 		limits          sandbox.Limits
+		ids             sandbox.IDs
 		memoryMiB       int64
 		diskMiB         int64
 	)
@@ -79,7 +80,7 @@ Exit status: 0 successful, 1 issues found, 2 platform error.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			r := runBuild(ctx, g, buildRequest{base: base, installer: installer, packages: packages,
-				timeout: timeout, keep: keep, limits: limits}, cmd.ErrOrStderr())
+				timeout: timeout, keep: keep, limits: limits, ids: ids}, cmd.ErrOrStderr())
 			out := cmd.OutOrStdout()
 			if asJSON {
 				enc := json.NewEncoder(out)
@@ -108,6 +109,8 @@ Exit status: 0 successful, 1 issues found, 2 platform error.`,
 	f.Int64Var(&diskMiB, "disk", sandbox.DefaultDiskBytes>>20, "limit in MiB on what the install may write")
 	f.IntVar(&limits.Pids, "pids", sandbox.DefaultPids, "process limit")
 	f.Float64Var(&limits.CPUs, "cpus", sandbox.DefaultCPUs, "CPU limit, in CPUs")
+	f.Uint32Var(&ids.Base, "id-base", sandbox.DefaultIDBase, "first host user/group ID of the builds' user namespaces (T1)")
+	f.IntVar(&ids.Slots, "id-slots", sandbox.DefaultIDSlots, "builds on this machine at once, each with its own range of 65,536 host IDs")
 	return cmd
 }
 
@@ -117,6 +120,7 @@ type buildRequest struct {
 	timeout         time.Duration
 	keep            bool
 	limits          sandbox.Limits
+	ids             sandbox.IDs
 }
 
 // runBuild never fails: errors become a report with status "error".
@@ -180,6 +184,7 @@ func runBuild(ctx context.Context, g *globals, req buildRequest, stderr io.Write
 		Packages:      req.packages,
 		Timeout:       req.timeout,
 		Limits:        req.limits,
+		IDs:           req.ids,
 		KeepOnFailure: req.keep,
 	}, "", "pib build --installer "+r.Installer)
 	if res == nil {

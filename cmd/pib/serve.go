@@ -32,6 +32,8 @@ func addServiceFlags(f *pflag.FlagSet, o *serviceOptions) {
 	f.Int64Var(&o.limits.MemoryBytes, "build-memory", sandbox.DefaultMemoryBytes, "memory limit of one build, bytes")
 	f.Int64Var(&o.limits.DiskBytes, "build-disk", sandbox.DefaultDiskBytes, "limit on what one build may write, bytes")
 	f.IntVar(&o.limits.Pids, "build-pids", sandbox.DefaultPids, "process limit of one build")
+	f.Uint32Var(&o.ids.Base, "build-id-base", sandbox.DefaultIDBase, "first host user/group ID of the builds' user namespaces (T1)")
+	f.IntVar(&o.ids.Slots, "build-id-slots", sandbox.DefaultIDSlots, "builds on this machine at once, each with its own range of 65,536 host IDs")
 	f.BoolVar(&o.webhookAllowPrivate, "webhook-allow-private", false, "let webhooks reach loopback, private and link-local addresses")
 }
 

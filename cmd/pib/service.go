@@ -33,6 +33,7 @@ type serviceOptions struct {
 	workers      int
 	buildTimeout time.Duration
 	limits       sandbox.Limits
+	ids          sandbox.IDs
 	policyFile   string
 	maxUpload    int64
 	// webhookAllowPrivate lets webhooks reach loopback and private
@@ -69,7 +70,7 @@ func (g *globals) openService(ctx context.Context, o serviceOptions) (*service, 
 		}
 	}
 	p, err := pipeline.New(ctx, db, pipeline.Config{
-		Builder:      &sandboxBuilder{images: is, dataDir: g.dataDir, limits: o.limits},
+		Builder:      &sandboxBuilder{images: is, dataDir: g.dataDir, limits: o.limits, ids: o.ids},
 		Scanner:      &imageScanner{images: is, scanner: scan.New(vulndb.New(db), scan.Options{Policy: policy, ToolVersion: version})},
 		Groups:       gs,
 		Packages:     ps,
@@ -95,6 +96,7 @@ type sandboxBuilder struct {
 	images  *images.Store
 	dataDir string
 	limits  sandbox.Limits
+	ids     sandbox.IDs
 }
 
 func (b *sandboxBuilder) buildDir(id string) string {
@@ -122,6 +124,7 @@ func (b *sandboxBuilder) Build(ctx context.Context, req pipeline.BuildRequest) (
 		Packages:  others,
 		Timeout:   req.Timeout,
 		Limits:    b.limits,
+		IDs:       b.ids,
 	}, req.Owner, "pib build "+filepath.Base(req.Installer)+" ("+req.BuildID+")")
 	if res != nil {
 		defer res.Close()

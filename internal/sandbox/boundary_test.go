@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -101,8 +102,10 @@ rm /etc/issue.net
 	if uidMap == "" || uidMap == "0 0 4294967295" || !strings.HasPrefix(uidMap, "0 ") {
 		t.Errorf("want a user namespace mapping 0 to an unprivileged host ID, uid_map is %q", uidMap)
 	}
-	if f := strings.Fields(uidMap); len(f) == 3 && f[1] == "0" {
-		t.Errorf("root in the build is root on the host: uid_map %q", uidMap)
+	if f := strings.Fields(uidMap); len(f) != 3 || f[2] != "65536" {
+		t.Errorf("uid_map %q, want 65536 IDs", uidMap)
+	} else if host, _ := strconv.ParseUint(f[1], 10, 32); host < sandbox.DefaultIDBase {
+		t.Errorf("root in the build is host ID %d, want one of pib's unprivileged ranges (from %d)", host, uint32(sandbox.DefaultIDBase))
 	}
 	if cgroups == "" {
 		t.Errorf("no /proc/self/cgroup in the log:\n%s", log)
