@@ -10,6 +10,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pib-dev/pib/internal/rootfs"
 )
 
 // Changes is the I8 list of what the install changed in the root.
@@ -135,43 +137,6 @@ func lstatBeneath(root, rel string) (os.FileInfo, error) {
 	return f.Stat()
 }
 
-// readInRoot reads the regular file rel of the tree at root, resolving
-// every link as if root were "/" (T2), refusing anything but a regular
-// file (a FIFO would hang the reader, a device would be a host device)
-// and more than max bytes.
-func readInRoot(root, rel string, max int64) ([]byte, error) {
-	dir, err := os.Open(root)
-	if err != nil {
-		return nil, err
-	}
-	defer dir.Close()
-	fd, err := unix.Openat2(int(dir.Fd()), rel, &unix.OpenHow{
-		Flags:   unix.O_PATH | unix.O_CLOEXEC,
-		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
-	})
-	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: rel, Err: err}
-	}
-	path := os.NewFile(uintptr(fd), rel)
-	defer path.Close()
-	fi, err := path.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, &fs.PathError{Op: "open", Path: rel, Err: fmt.Errorf("not a regular file (%s)", fi.Mode().Type())}
-	}
-	if fi.Size() > max {
-		return nil, &fs.PathError{Op: "read", Path: rel, Err: fmt.Errorf("%d bytes, over the %d-byte limit", fi.Size(), max)}
-	}
-	f, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", fd), os.O_RDONLY|unix.O_NOCTTY, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, max))
-}
-
 func sizeOf(fi os.FileInfo) int64 {
 	if fi.Mode().IsRegular() {
 		return fi.Size()
@@ -260,7 +225,12 @@ func networkFileFindings(upper string, ch Changes) []Finding {
 // is not read (and a link is reported by networkFileFindings' caller as
 // an ordinary change).
 func sysctlSetsRouting(upper, rel string) bool {
-	b, err := readInRoot(upper, rel, maxNetworkFileBytes)
+	root, err := rootfs.Open(upper)
+	if err != nil {
+		return false
+	}
+	defer root.Close()
+	b, err := root.ReadFile(rel, maxNetworkFileBytes)
 	if err != nil {
 		return false
 	}
