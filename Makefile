@@ -4,7 +4,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 PIB_DATA ?= $(CURDIR)/pib-data
 GO_TEST_FLAGS ?= -timeout 40m
 
-.PHONY: demo test build deps test-deps bench clean
+.PHONY: demo test fuzz build deps test-deps bench clean
 
 pib: $(shell find cmd internal -name '*.go' -o -name '*.sql') go.mod go.sum
 	go build -o pib ./cmd/pib
@@ -30,7 +30,23 @@ demo: deps pib
 test: test-deps
 	@cache=$$(mktemp -d /var/tmp/pib-test-cache.XXXXXX); \
 	trap 'umount -R -l $$cache 2>/dev/null; rm -rf $$cache' EXIT; \
-	PIB_TEST_CACHE=$$cache go test $(GO_TEST_FLAGS) ./...
+	PIB_TEST_CACHE=$$cache go test $(GO_TEST_FLAGS) ./... && \
+	PIB_TEST_CACHE=$$cache $(MAKE) --no-print-directory fuzz
+
+# Every fuzz target for FUZZTIME (their seed corpora in testdata/fuzz already
+# ran as tests above). go test -fuzz takes one target per package per run, so
+# loop over the targets go test -list finds: new ones join by themselves.
+FUZZTIME ?= 10s
+FUZZ_FLAGS ?= -fuzztime $(FUZZTIME) -fuzzminimizetime 2s -parallel 1
+
+fuzz:
+	@set -eo pipefail; \
+	go test -list '^Fuzz' ./... | \
+	awk '/^Fuzz/ { names[n++] = $$1; next } /^ok/ { for (i = 0; i < n; i++) print $$2, names[i]; n = 0 }' | \
+	while read -r pkg name; do \
+		echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
+		go test -run '^$$' -fuzz "^$$name\$$" $(FUZZ_FLAGS) "$$pkg" </dev/null || exit 1; \
+	done
 
 bench: test-deps
 	go test -run '^$$' -bench . -benchtime 3x ./...

@@ -298,9 +298,11 @@ func (s *stream) next() (*tar.Header, error) {
 	}
 	switch {
 	case err == io.EOF:
-		// tar.Reader reports EOF after zero bytes as well as after the
-		// end-of-archive zero block(s); only the latter is a complete stream.
-		if s.cr.n-before < blockSize {
+		// tar.Reader reports EOF after zero bytes, and after a stream cut
+		// inside an extended (PAX) header's padding, as well as after the
+		// end-of-archive zero block(s); only the latter is a complete
+		// stream, and only it ends in a zero block.
+		if s.cr.n-before < blockSize || s.cr.zeros < blockSize {
 			return nil, &EntryError{Index: s.n + 1, Reason: "truncated tar stream (no end-of-archive marker)", Err: io.ErrUnexpectedEOF}
 		}
 		return nil, io.EOF
@@ -327,13 +329,24 @@ func (s *stream) refuse(hdr *tar.Header, reason string) error {
 }
 
 type countingReader struct {
-	r io.Reader
-	n int64
+	r     io.Reader
+	n     int64
+	zeros int64 // how many of the last bytes read are zero
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
+	// From the end: content rarely ends in zeros, so this is cheap.
+	i := n
+	for i > 0 && p[i-1] == 0 {
+		i--
+	}
+	if i == 0 {
+		c.zeros += int64(n)
+	} else {
+		c.zeros = int64(n - i)
+	}
 	return n, err
 }
 
