@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/osv-scalibr/semantic"
 
+	"github.com/pib-dev/pib/internal/rootfs"
 	"github.com/pib-dev/pib/internal/vulndb"
 )
 
@@ -168,9 +169,14 @@ func FuzzSSHDConfig(f *testing.F) {
 			var ok bool
 			var err error
 			done := make(chan struct{})
+			root, err := rootfs.Open(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer root.Close()
 			go func() {
 				defer close(done)
-				cfg, ok, err = readSSHDConfig(&rootFS{dir: dir})
+				cfg, ok, err = readSSHDConfig(root)
 			}()
 			select {
 			case <-done:
