@@ -22,8 +22,9 @@
 //     docker does) and updates an earlier directory; replacing a directory
 //     with a non-directory is refused rather than deleting a subtree;
 //   - only regular files, hard links, symlinks, directories, character and
-//     block devices and fifos are supported; GNU sparse files, contiguous
-//     files and other types are refused;
+//     block devices and fifos are supported; GNU sparse files (the old
+//     type and the PAX GNU.sparse.* form, whose holes would be written out
+//     in full), contiguous files and other types are refused;
 //   - device nodes and fifos are accepted but never created on the host
 //     (rule T2): Unpack writes a whiteout in their place (see Unpack);
 //   - xattrs must be in the user (regular files and directories only, as the

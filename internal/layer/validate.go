@@ -102,6 +102,14 @@ func (v *validator) next(hdr *tar.Header) (action, string) {
 	if reason != "" {
 		return a, reason
 	}
+	// PAX sparse files (GNU.sparse.*) reach us as regular files whose holes
+	// archive/tar fills with zeros: a few kilobytes of layer could make
+	// Unpack write terabytes (T2). Refused like the old GNU sparse type.
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return a, "GNU sparse file (PAX GNU.sparse.* records) is not supported"
+		}
+	}
 	if p == "." {
 		if hdr.Typeflag != tar.TypeDir {
 			return a, "root entry is not a directory"
