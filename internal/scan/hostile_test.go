@@ -2,6 +2,7 @@ package scan
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pib-dev/pib/internal/rootfs"
 )
 
 // hostDir is a host directory an image must never reach (T2): it holds a
@@ -136,5 +139,33 @@ func TestCatalogStaysInsideImage(t *testing.T) {
 	}
 	for _, p := range doc.Artifacts.Packages.Sorted() {
 		t.Errorf("package %s %s found: the inventory read host files (%v)", p.Name, p.Version, p.Locations.ToSlice())
+	}
+}
+
+// TestSSHDIncludeBlowUp: a chain of files each including the next twice
+// would be read 2^15 times; the reading stops at a cap with a clear error.
+func TestSSHDIncludeBlowUp(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "etc/ssh"), 0o755)
+	os.WriteFile(filepath.Join(dir, "etc/ssh/sshd_config"), []byte("Include /etc/ssh/c1\nInclude /etc/ssh/c1\n"), 0o644)
+	for i := 1; i <= 14; i++ {
+		body := fmt.Sprintf("Include /etc/ssh/c%d\nInclude /etc/ssh/c%d\n", i+1, i+1)
+		os.WriteFile(filepath.Join(dir, fmt.Sprintf("etc/ssh/c%d", i)), []byte(body), 0o644)
+	}
+	os.WriteFile(filepath.Join(dir, "etc/ssh/c15"), []byte("PasswordAuthentication no\n"), 0o644)
+	root, err := rootfs.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	done := make(chan error, 1)
+	go func() { _, _, err := readSSHDConfig(root); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "more than 256 files") {
+			t.Errorf("want the include cap's error, got %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("reading a self-multiplying Include chain did not stop")
 	}
 }

@@ -57,6 +57,12 @@ func (c *sshdConfig) parse(root *rootfs.FS, file string, depth int, inMatch *boo
 	if depth > 16 {
 		return fmt.Errorf("%s: Include nested too deeply", file)
 	}
+	// A hostile image can include the same files over and over (a chain
+	// of files each including the next twice is 2^16 reads at depth 16):
+	// the total is capped, far above any real configuration.
+	if len(c.files) >= maxSSHDFiles {
+		return fmt.Errorf("%s: sshd_config includes more than %d files; an image's SSH configuration should be a handful of files", file, maxSSHDFiles)
+	}
 	data, err := root.ReadFile(file, maxConfigFile)
 	if errors.Is(err, rootfs.ErrNotRegular) {
 		// T2: never opened. sshd would read whatever a FIFO is fed at
@@ -108,6 +114,9 @@ func (c *sshdConfig) parse(root *rootfs.FS, file string, depth int, inMatch *boo
 	}
 	return sc.Err()
 }
+
+// maxSSHDFiles caps how many files one sshd_config reading may open.
+const maxSSHDFiles = 256
 
 // splitKeyword splits "Keyword value" or "Keyword=value".
 func splitKeyword(line string) (string, string) {
