@@ -32,7 +32,7 @@ func addServiceFlags(f *pflag.FlagSet, o *serviceOptions) {
 	f.Int64Var(&o.limits.MemoryBytes, "build-memory", sandbox.DefaultMemoryBytes, "memory limit of one build, bytes")
 	f.Int64Var(&o.limits.DiskBytes, "build-disk", sandbox.DefaultDiskBytes, "limit on what one build may write, bytes")
 	f.IntVar(&o.limits.Pids, "build-pids", sandbox.DefaultPids, "process limit of one build")
-	f.BoolVar(&o.webhookAllowPrivate, "webhook-allow-private", false, "let webhooks reach loopback, private and link-local addresses")
+	f.BoolVar(&o.webhookAllowPrivate, "webhook-allow-private", false, "let webhooks reach internal addresses (loopback, private, link-local and every other IANA special-purpose block)")
 }
 
 func newServeCommand(g *globals) *cobra.Command {
