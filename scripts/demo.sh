@@ -102,5 +102,5 @@ cat <<NEXT
     ./pib builds report $build    findings, vulnerabilities, policy checks, changed files
     ./pib builds sbom $build      the image's SBOM (CycloneDX; --format spdx-json)
   As the operator:     PIB_TOKEN=\$(cat $PIB_DATA/operator.token) ./pib investigations ls
-  The API:             $PIB_SERVER/v1/openapi.json   metrics: $PIB_SERVER/metrics
+  The API:             $PIB_SERVER/v1/openapi.json   metrics: $PIB_SERVER/metrics (operator token)
 NEXT

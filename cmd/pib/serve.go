@@ -34,17 +34,17 @@ func addServiceFlags(f *pflag.FlagSet, o *serviceOptions) {
 	f.IntVar(&o.limits.Pids, "build-pids", sandbox.DefaultPids, "process limit of one build")
 	f.Uint32Var(&o.ids.Base, "build-id-base", sandbox.DefaultIDBase, "first host user/group ID of the builds' user namespaces (T1)")
 	f.IntVar(&o.ids.Slots, "build-id-slots", sandbox.DefaultIDSlots, "builds on this machine at once, each with its own range of 65,536 host IDs")
-	f.BoolVar(&o.webhookAllowPrivate, "webhook-allow-private", false, "let webhooks reach loopback, private and link-local addresses")
+	f.BoolVar(&o.webhookAllowPrivate, "webhook-allow-private", false, "let webhooks reach internal addresses (loopback, private, link-local and every other IANA special-purpose block)")
 }
 
 func newServeCommand(g *globals) *cobra.Command {
-	var listen string
+	var listen, metricsListen string
 	var o serviceOptions
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the pib service: REST API and build workers",
-		Long: `Run the pib service: the REST API (/v1/, /v1/openapi.json, /healthz, /metrics)
-and the build workers. On first start it creates the operator account and writes
+		Long: `Run the pib service: the REST API (/v1/, /v1/openapi.json, /healthz, /metrics
+for operators, or for anyone reaching --metrics-listen) and the build workers. On first start it creates the operator account and writes
 its token to <data>/operator.token (mode 0600). SIGINT or SIGTERM stop it
 gracefully: running builds are cancelled cleanly and queued again.`,
 		Args: cobra.NoArgs,
@@ -67,9 +67,19 @@ gracefully: running builds are cancelled cleanly and queued again.`,
 				ln.Close()
 				return err
 			}
-			hs := &http.Server{Handler: api.New(svc.deps), ReadHeaderTimeout: 10 * time.Second}
-			errc := make(chan error, 1)
+			srv := api.New(svc.deps)
+			hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+			errc := make(chan error, 2)
 			go func() { errc <- hs.Serve(ln) }()
+			if metricsListen != "" {
+				ms, err := serveMetrics(metricsListen, srv.MetricsHandler(), errc)
+				if err != nil {
+					hs.Close()
+					svc.pipeline.Stop(context.WithoutCancel(ctx))
+					return err
+				}
+				defer ms.Close()
+			}
 			if sum, err := vulndb.New(svc.db).Summary(ctx); err == nil && sum.Records == 0 {
 				slog.Warn("the vulnerability database is empty: scans will find no vulnerabilities; load it with pib vulndb import FILE or pib vulndb update")
 			}
@@ -94,6 +104,7 @@ gracefully: running builds are cancelled cleanly and queued again.`,
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address to serve on")
+	cmd.Flags().StringVar(&metricsListen, "metrics-listen", "", "also serve /metrics without a token on this address (a private interface for a Prometheus scraper); on --listen /metrics needs an operator token")
 	cmd.Flags().Int64Var(&o.maxUpload, "max-upload", packages.DefaultMaxSize, "largest package upload in bytes")
 	addServiceFlags(cmd.Flags(), &o)
 	return cmd
@@ -132,4 +143,23 @@ machine. SIGINT or SIGTERM stop it gracefully: running builds are queued again.`
 	}
 	addServiceFlags(cmd.Flags(), &o)
 	return cmd
+}
+
+// serveMetrics serves GET /metrics unauthenticated on addr; a failure of
+// the listener after it started is sent on errc.
+func serveMetrics(addr string, h http.Handler, errc chan<- error) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s for metrics: %w (choose another --metrics-listen)", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", h)
+	ms := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := ms.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("metrics listener %s: %w", addr, err)
+		}
+	}()
+	slog.Info("serving metrics without a token", "url", "http://"+ln.Addr().String()+"/metrics")
+	return ms, nil
 }

@@ -36,8 +36,8 @@ type serviceOptions struct {
 	ids          sandbox.IDs
 	policyFile   string
 	maxUpload    int64
-	// webhookAllowPrivate lets webhooks reach loopback and private
-	// addresses (off: a seller's URL must not probe the service's network).
+	// webhookAllowPrivate lets webhooks reach special-purpose addresses
+	// (off: a seller's URL must not probe the service's network, C6).
 	webhookAllowPrivate bool
 }
 
@@ -78,7 +78,9 @@ func (g *globals) openService(ctx context.Context, o serviceOptions) (*service, 
 		Workers:      o.workers,
 		WorkDir:      filepath.Join(g.dataDir, "staging"),
 		BuildTimeout: o.buildTimeout,
-		HTTPClient:   webhookClient(o.webhookAllowPrivate),
+		HTTPClient:   pipeline.WebhookClient(o.webhookAllowPrivate),
+
+		WebhookAllowPrivate: o.webhookAllowPrivate,
 	})
 	if err != nil {
 		db.Close()

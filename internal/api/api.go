@@ -86,7 +86,18 @@ func New(d Deps) *Server {
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{}))
+	// Metrics name routes, accounts' activity and build counts: operators
+	// only here; MetricsHandler serves them unauthenticated on a private
+	// listener (pib serve --metrics-listen).
+	s.mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		err := s.serve(w, r, route{method: "GET", pattern: "/metrics", roles: operatorOnly, handle: func(w http.ResponseWriter, r *http.Request, _ *accounts.Account) error {
+			s.MetricsHandler().ServeHTTP(w, r)
+			return nil
+		}})
+		if err != nil {
+			writeError(w, err)
+		}
+	})
 	s.mux.HandleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(openAPI)
@@ -111,6 +122,12 @@ func (s *Server) Routes() [][2]string {
 		out = append(out, [2]string{rt.method, rt.pattern})
 	}
 	return out
+}
+
+// MetricsHandler serves the Prometheus metrics without authentication,
+// for a listener only a scraper can reach.
+func (s *Server) MetricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{})
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {

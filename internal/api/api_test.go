@@ -266,6 +266,7 @@ func TestOpenAPIListsEveryRoute(t *testing.T) {
 	}
 	e.call("GET", "/v1/whoami", e.operator, "", nil, nil)
 	req, _ := http.NewRequest("GET", e.url+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+e.operator)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -46,6 +46,7 @@ func TestBuildRoutes(t *testing.T) {
 			p, err := pipeline.New(ctx, db, pipeline.Config{
 				Builder: fb, Scanner: passScanner{}, Groups: d.Groups, Packages: d.Packages, OSVersions: d.OSVersions,
 				WorkDir: t.TempDir(), PollInterval: 50 * time.Millisecond, Logger: quietLogger(),
+				WebhookAllowPrivate: true, // the test endpoint listens on loopback
 			})
 			if err != nil {
 				t.Fatal(err)

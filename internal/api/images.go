@@ -93,6 +93,12 @@ func (s *Server) importImage(w http.ResponseWriter, r *http.Request, a *accounts
 	if ct := r.Header.Get("Content-Type"); ct != "application/octet-stream" {
 		return &Error{Code: "unsupported_media_type", Message: "send the image archive as the request body with Content-Type: application/octet-stream"}
 	}
+	if err := s.checkImport(r, a); err != nil {
+		// Without this, net/http reads up to 256 KiB of the unread body
+		// before it sends the answer, and waits for a body that stalls.
+		w.Header().Set("Connection", "close")
+		return err
+	}
 	tmp, err := os.CreateTemp("", "pib-image-upload-*")
 	if err != nil {
 		return err
@@ -119,6 +125,37 @@ func (s *Server) importImage(w http.ResponseWriter, r *http.Request, a *accounts
 		return &Error{Code: code, Field: "archive", Message: msg}
 	}
 	writeJSON(w, http.StatusCreated, im)
+	return nil
+}
+
+// checkImport validates everything about an import but the archive, so
+// that a bad request is answered before any of its body is read (a body
+// may be gigabytes, or never end).
+func (s *Server) checkImport(r *http.Request, a *accounts.Account) error {
+	q := r.URL.Query()
+	for key := range q {
+		if key != "alias" {
+			return &Error{Code: "invalid", Field: key, Message: fmt.Sprintf("unknown parameter %q; an import takes only ?alias=NAME", key)}
+		}
+	}
+	if len(q["alias"]) > 1 {
+		return &Error{Code: "invalid", Field: "alias", Message: "give one alias"}
+	}
+	if alias := q.Get("alias"); alias != "" {
+		if err := images.ValidAlias(alias); err != nil {
+			return &Error{Code: "invalid", Field: "alias", Message: err.Error()}
+		}
+		_, err := s.Images.GetOwned(r.Context(), imageOwner(a), alias)
+		if err == nil {
+			return &Error{Code: "conflict", Field: "alias", Message: fmt.Sprintf("%v: %q; choose another alias or remove that image first (pib image rm %s)", images.ErrAliasTaken, alias, alias)}
+		}
+		if !errors.Is(err, images.ErrNotFound) {
+			return err
+		}
+	}
+	if r.ContentLength > s.Packages.MaxSize {
+		return &Error{Code: "too_large", Field: "archive", Message: fmt.Sprintf("the archive is larger than the upload limit of %d bytes", s.Packages.MaxSize)}
+	}
 	return nil
 }
 

@@ -2,11 +2,12 @@
 // other files of a package group. Uploads stream straight into the blob
 // store (never whole in memory), are hashed on the way, limited in size,
 // and de-duplicated per account. Rule P5: a bad upload gets a clear error
-// and changes nothing.
+// and changes nothing. Archives are told by content, not by name
+// (CheckArchive); nested archives, .deb/.rpm payloads and other archive
+// formats (7z, rar, cpio, ar) are not opened.
 package packages
 
 import (
-	"archive/zip"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -18,13 +19,11 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 
 	"github.com/pib-dev/pib/internal/blobs"
-	"github.com/pib-dev/pib/internal/layer"
 	"github.com/pib-dev/pib/internal/store"
 )
 
@@ -57,28 +56,54 @@ type Store struct {
 	db      *store.DB
 	blobs   *blobs.Dir
 	MaxSize int64
-	now     func() time.Time
+	// Limits bound the archive checks of one upload (P5).
+	Limits Limits
+	now    func() time.Time
 }
 
 // NewStore returns a package store with the default size limit.
 func NewStore(db *store.DB, bs *blobs.Dir) *Store {
-	return &Store{db: db, blobs: bs, MaxSize: DefaultMaxSize, now: func() time.Time { return time.Now().UTC() }}
+	return &Store{db: db, blobs: bs, MaxSize: DefaultMaxSize, Limits: DefaultLimits, now: func() time.Time { return time.Now().UTC() }}
 }
 
-// ValidName checks an uploaded file name (P5): a plain file name, no path
-// separators, no control characters, at most 255 bytes.
+// ValidName checks an uploaded file name (P5): a plain file name of at
+// most 255 bytes of UTF-8, with no path separators, no control characters,
+// and nothing that changes how the name displays without being seen:
+// bidirectional controls (a name that reads "setup.txt" but ends in
+// ".exe") and invisible characters (format characters, category Cf, and
+// the Hangul fillers that render blank).
 func ValidName(name string) error {
 	switch {
 	case name == "" || name == "." || name == "..":
 		return &Error{"P5", "name", "a package needs a file name"}
 	case len(name) > 255:
 		return &Error{"P5", "name", "file name is longer than 255 bytes"}
+	case !utf8.ValidString(name):
+		return &Error{"P5", "name", fmt.Sprintf("file name %+q is not valid UTF-8; rename the file", name)}
 	case strings.ContainsAny(name, `/\`):
-		return &Error{"P5", "name", fmt.Sprintf("file name %q contains a path separator; upload a plain file name", name)}
+		return &Error{"P5", "name", fmt.Sprintf("file name %+q contains a path separator; upload a plain file name", name)}
 	case strings.IndexFunc(name, unicode.IsControl) >= 0:
-		return &Error{"P5", "name", fmt.Sprintf("file name %q contains control characters", name)}
+		return &Error{"P5", "name", fmt.Sprintf("file name %+q contains control characters; rename the file", name)}
+	}
+	for _, r := range name {
+		if what := hiddenRune(r); what != "" {
+			return &Error{"P5", "name", fmt.Sprintf("file name %+q contains %s (U+%04X), which changes how the name displays; rename the file without it", name, what, r)}
+		}
 	}
 	return nil
+}
+
+// hiddenRune names what r is when it has no business in a file name.
+func hiddenRune(r rune) string {
+	switch {
+	case r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069, r == 0x200e, r == 0x200f, r == 0x061c:
+		return "a bidirectional control character"
+	case r >= 0x200b && r <= 0x200d, r == 0x2060, r == 0xfeff, r == 0x115f, r == 0x1160, r == 0x3164, r == 0xffa0:
+		return "an invisible character"
+	case unicode.Is(unicode.Cf, r):
+		return "an invisible format character"
+	}
+	return ""
 }
 
 // Upload stores what r yields as the package name for owner. An identical
@@ -99,7 +124,7 @@ func (s *Store) Upload(ctx context.Context, owner, name string, r io.Reader) (*P
 		s.forget(h)
 		return nil, &Error{"P5", "file", fmt.Sprintf("%s is empty", name)}
 	}
-	if err := s.checkArchive(name, h); err != nil {
+	if err := s.checkArchive(ctx, name, h, size); err != nil {
 		s.forget(h)
 		return nil, err
 	}
@@ -115,55 +140,34 @@ func (s *Store) Upload(ctx context.Context, owner, name string, r io.Reader) (*P
 	return p, nil
 }
 
-// checkArchive refuses archives whose entries escape their root (P5),
-// told by the file name: tar (plain, gzip, zstd) and zip.
-func (s *Store) checkArchive(name string, h v1.Hash) error {
-	lower := strings.ToLower(name)
-	isTar := strings.HasSuffix(lower, ".tar") || strings.HasSuffix(lower, ".tar.gz") || strings.HasSuffix(lower, ".tgz") || strings.HasSuffix(lower, ".tar.zst")
-	if !isTar && !strings.HasSuffix(lower, ".zip") {
-		return nil
-	}
+// checkArchive runs CheckArchive on the stored blob (P5), and refuses a
+// file whose name says archive when its content is none: the installer
+// that unpacks it would fail on it later, less clearly.
+func (s *Store) checkArchive(ctx context.Context, name string, h v1.Hash, size int64) error {
 	f, err := os.Open(s.blobs.Path(h))
 	if err != nil {
-		return err
+		return fmt.Errorf("open the stored upload: %w", err)
 	}
 	defer f.Close()
-	bad := func(err error) error {
-		return &Error{"P5", "file", fmt.Sprintf("archive %s is unsafe or corrupt: %v", name, err)}
+	if err := CheckArchive(ctx, f, size, s.Limits); err != nil {
+		return err
 	}
-	if strings.HasSuffix(lower, ".zip") {
-		fi, _ := f.Stat()
-		zr, err := zip.NewReader(f, fi.Size())
-		if err != nil {
-			return bad(err)
-		}
-		for _, zf := range zr.File {
-			if err := layer.CheckName(zf.Name); err != nil {
-				return bad(err)
-			}
-		}
-		return nil
-	}
-	var r io.Reader = f
-	switch {
-	case strings.HasSuffix(lower, ".gz"), strings.HasSuffix(lower, ".tgz"):
-		zr, err := gzip.NewReader(f)
-		if err != nil {
-			return bad(err)
-		}
-		r = zr
-	case strings.HasSuffix(lower, ".zst"):
-		zr, err := zstd.NewReader(f)
-		if err != nil {
-			return bad(err)
-		}
-		defer zr.Close()
-		r = zr
-	}
-	if err := layer.Check(context.Background(), r, nil, nil); err != nil {
-		return bad(err)
+	head := make([]byte, 512)
+	n, _ := f.ReadAt(head, 0)
+	if claimsArchive(name) && sniff(head[:n]) == "" {
+		return &Error{"P5", "file", fmt.Sprintf("%+q is named like an archive but is not a tar, compressed tar or zip archive; upload the archive itself or rename the file", name)}
 	}
 	return nil
+}
+
+func claimsArchive(name string) bool {
+	lower := strings.ToLower(name)
+	for _, ext := range []string{".tar", ".tgz", ".tar.gz", ".txz", ".tar.xz", ".tbz", ".tbz2", ".tar.bz2", ".tzst", ".tar.zst", ".zip"} {
+		if strings.HasSuffix(lower, ext) {
+			return true
+		}
+	}
+	return false
 }
 
 // forget deletes a blob just written unless a package or an image (the

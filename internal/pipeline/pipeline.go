@@ -139,7 +139,11 @@ type Config struct {
 	WebhookTimeout     time.Duration // per delivery attempt, default 10s
 	WebhookMaxAttempts int           // default 12 (about 3 hours of backoff)
 	WebhookBackoff     time.Duration // first retry delay, doubled each time (default 5s, capped at 1h)
-	HTTPClient         *http.Client
+	// HTTPClient delivers webhooks (default WebhookClient(WebhookAllowPrivate)).
+	HTTPClient *http.Client
+	// WebhookAllowPrivate lets webhook URLs name internal addresses
+	// (pib serve --webhook-allow-private); off, SetWebhook refuses them (C6).
+	WebhookAllowPrivate bool
 
 	MaxLogBytes int // default 4 MiB
 
@@ -178,7 +182,7 @@ func (c *Config) defaults() {
 		c.MaxLogBytes = 4 << 20
 	}
 	if c.HTTPClient == nil {
-		c.HTTPClient = &http.Client{}
+		c.HTTPClient = WebhookClient(c.WebhookAllowPrivate)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -65,6 +65,9 @@ func (p *Pipeline) SetWebhook(ctx context.Context, accountID, rawURL string) (st
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
 		return "", fmt.Errorf("%w: webhook URL %q: give an absolute http:// or https:// URL without credentials", ErrInvalid, rawURL)
 	}
+	if err := p.checkWebhookHost(ctx, u.Hostname()); err != nil {
+		return "", err
+	}
 	b := make([]byte, 32)
 	rand.Read(b)
 	secret := "whsec_" + hex.EncodeToString(b)
@@ -243,7 +246,7 @@ func (p *Pipeline) post(ctx context.Context, target, secret, id, event string, b
 	req.Header.Set(EventHeader, event)
 	resp, err := p.cfg.HTTPClient.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("POST %s: %w", target, err)
+		return 0, deliveryError(target, err)
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))

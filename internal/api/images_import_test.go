@@ -1,0 +1,107 @@
+package api_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pib-dev/pib/internal/accounts"
+	"github.com/pib-dev/pib/internal/store"
+	"github.com/pib-dev/pib/internal/store/storetest"
+)
+
+// endlessBody gives one chunk, then blocks until it is closed (the
+// transport closes it once the answer is in): a body that never ends.
+// read counts what the client took from it.
+type endlessBody struct {
+	read    atomic.Int64
+	release chan struct{}
+	once    sync.Once
+	sent    bool
+}
+
+func (b *endlessBody) Close() error {
+	b.once.Do(func() { close(b.release) })
+	return nil
+}
+
+func (b *endlessBody) Read(p []byte) (int, error) {
+	if !b.sent {
+		b.sent = true
+		n := copy(p, make([]byte, 1024))
+		b.read.Add(int64(n))
+		return n, nil
+	}
+	<-b.release
+	return 0, http.ErrBodyReadAfterClose
+}
+
+// POST /v1/images answers a bad request before it reads the body: an
+// alias that is invalid or taken, an unknown parameter, a declared size
+// over the limit. Before, the body was streamed to a temporary file first,
+// so a body that never ends never got an answer.
+func TestImportValidatesBeforeReadingTheBody(t *testing.T) {
+	db := storetest.Open(t, store.SQLite)
+	e := newEnv(t, db)
+	seller := e.account("acme", accounts.Seller)
+	for _, tc := range []struct {
+		name, query, token string
+		length             int64
+		status             int
+		field              string
+	}{
+		{"bad alias", "?alias=Not%20An%20Alias!", seller, -1, 400, "alias"},
+		{"alias shaped like an ID", "?alias=img-0123456789abcdef0", seller, -1, 400, "alias"},
+		{"two aliases", "?alias=a&alias=b", seller, -1, 400, "alias"},
+		{"unknown parameter", "?alias=mine&format=raw", seller, -1, 400, "format"},
+		{"alias taken", "?alias=debian-12", e.operator, -1, 409, "alias"},
+		{"declared size over the limit", "?alias=mine", seller, 1 << 40, 413, "archive"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := &endlessBody{release: make(chan struct{})}
+			defer body.Close()
+			req, err := http.NewRequest("POST", e.url+"/v1/images"+tc.query, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.ContentLength = tc.length
+			req.Header.Set("Authorization", "Bearer "+tc.token)
+			req.Header.Set("Content-Type", "application/octet-stream")
+			start := time.Now()
+			type answer struct {
+				resp *http.Response
+				err  error
+			}
+			got := make(chan answer, 1)
+			go func() {
+				resp, err := http.DefaultClient.Do(req)
+				got <- answer{resp, err}
+			}()
+			var resp *http.Response
+			select {
+			case a := <-got:
+				if a.err != nil {
+					t.Fatal(a.err)
+				}
+				resp = a.resp
+			case <-time.After(5 * time.Second):
+				t.Fatal("no answer after 5s: the server is reading the body")
+			}
+			defer resp.Body.Close()
+			var apiErr struct{ Field string }
+			json.NewDecoder(resp.Body).Decode(&apiErr)
+			if resp.StatusCode != tc.status || apiErr.Field != tc.field {
+				t.Fatalf("status %d on %q, want %d on %q", resp.StatusCode, apiErr.Field, tc.status, tc.field)
+			}
+			if d := time.Since(start); d > 2*time.Second {
+				t.Fatalf("answered after %v", d)
+			}
+			if n := body.read.Load(); n > 1024 {
+				t.Fatalf("%d bytes of the body were read", n)
+			}
+		})
+	}
+}
