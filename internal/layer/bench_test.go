@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/pib-dev/pib/internal/layer"
+	"github.com/pib-dev/pib/internal/testenv"
 )
 
 type countWriter struct{ n int64 }
@@ -22,7 +23,7 @@ func BenchmarkPackUnpack(b *testing.B) {
 	if root == "" {
 		b.Skip("set PIB_BENCH_ROOTFS to a root filesystem directory to measure Pack and Unpack")
 	}
-	requireRoot(b)
+	testenv.RequireRoot(b)
 	ctx := context.Background()
 	tarPath := filepath.Join(b.TempDir(), "layer.tar")
 	f, err := os.Create(tarPath)

@@ -19,13 +19,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func requireRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates device nodes, sets owners and trusted.* xattrs, mounts overlayfs")
-	}
-}
-
 // node describes one file of a test tree.
 type node struct {
 	path    string

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pib-dev/pib/internal/layer"
+	"github.com/pib-dev/pib/internal/testenv"
 )
 
 func mountOverlay(t *testing.T, target, opts string) {
@@ -33,7 +34,7 @@ func mountOverlay(t *testing.T, target, opts string) {
 // TestOverlay changes a real overlayfs mount, packs its upper directory,
 // unpacks that as a second lower layer and checks the merged view.
 func TestOverlay(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	base := t.TempDir()
 	p := func(s string) string { return filepath.Join(base, s) }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/pib-dev/pib/internal/layer"
+	"github.com/pib-dev/pib/internal/testenv"
 )
 
 func bigContent(n int) string {
@@ -74,7 +75,7 @@ func unpack(t testing.TB, b []byte) string {
 }
 
 func TestRoundTrip(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	for _, openat2 := range []bool{true, false} {
 		t.Run(map[bool]string{true: "openat2", false: "walk"}[openat2], func(t *testing.T) {
 			defer layer.SetOpenat2(openat2)()
@@ -98,7 +99,7 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestPackFormat(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	src := t.TempDir()
 	makeTree(t, src, sampleTree(), false, time.Now())
 	tr := tar.NewReader(bytes.NewReader(pack(t, src, layer.PackOptions{})))
@@ -139,7 +140,7 @@ func TestPackFormat(t *testing.T) {
 }
 
 func TestPackExclude(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	src := t.TempDir()
 	makeTree(t, src, sampleTree(), false, time.Now())
 	var seen []string
@@ -160,7 +161,7 @@ func TestPackExclude(t *testing.T) {
 }
 
 func TestPackDeterministic(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	a, b := t.TempDir(), t.TempDir()
 	makeTree(t, a, sampleTree(), false, time.Unix(1000, 0))
 	time.Sleep(10 * time.Millisecond) // different ctimes
@@ -181,7 +182,7 @@ func TestPackDeterministic(t *testing.T) {
 }
 
 func TestWhiteouts(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	upper := t.TempDir()
 	makeTree(t, upper, []node{
 		{path: "d", typ: tar.TypeDir, mode: 0o755},
@@ -245,7 +246,7 @@ func TestWhiteouts(t *testing.T) {
 }
 
 func TestPackRefuses(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	for _, c := range []struct {
 		name string
 		tree []node

@@ -14,13 +14,14 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pib-dev/pib/internal/layer"
+	"github.com/pib-dev/pib/internal/testenv"
 )
 
 // TestPackRefusesSpecials: device nodes, FIFOs and sockets an installer
 // leaves are a T2 finding; Pack lists every one and writes no layer.
 // Whiteouts (0:0 character devices) are not among them.
 func TestPackRefusesSpecials(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	src := t.TempDir()
 	makeTree(t, src, append(sampleTree(),
 		node{path: "opt", typ: tar.TypeDir, mode: 0o755},
@@ -67,7 +68,7 @@ func TestPackRefusesSpecials(t *testing.T) {
 // made on the host (T2); each becomes a whiteout (0:0, mode 0), hard links
 // to them too, and Skipped hears of each. Setuid files stay setuid.
 func TestUnpackCreatesNoSpecials(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	mt := time.Unix(defaultMtime, 0)

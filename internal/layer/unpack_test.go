@@ -14,10 +14,11 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/pib-dev/pib/internal/layer"
+	"github.com/pib-dev/pib/internal/testenv"
 )
 
 func TestUnpackHostile(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	truncated := func(outside string) []byte {
 		b := buildTar(t, []entry{{Name: "ok", Type: tar.TypeReg, Body: "fine"}, {Name: "big", Type: tar.TypeReg, Body: strings.Repeat("x", 4096)}}, true)
 		return b[:512*3+512+2000] // ok's header+block, big's header, 2000 bytes of big
@@ -170,7 +171,7 @@ func TestEntryErrorMessage(t *testing.T) {
 
 // TestUnpackNormalisation covers inputs that are odd but accepted.
 func TestUnpackNormalisation(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	type st struct {
 		Type, Content, Link, Opaque string
 		Mode                        uint32
@@ -250,7 +251,7 @@ func TestUnpackNormalisation(t *testing.T) {
 }
 
 func TestUnpackNeedsEmptyDir(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "x"), nil, 0o644); err != nil {
 		t.Fatal(err)
