@@ -57,8 +57,8 @@ func (p *Pipeline) closeInvestigation(ctx context.Context, tx *sql.Tx, id, resol
 func (p *Pipeline) Retry(ctx context.Context, id string) (*Build, error) {
 	ok, err := p.apply(ctx, id, change{to: Building, from: []State{Investigating},
 		reason: "retried by an operator",
-		set: []col{{"image_id", ""}, {"troubleshooting", ""}, {"findings", ""}, {"lost", 0}, {"run_id", nil},
-			{"heartbeat_at", nil}, {"ended_at", nil}, {"started_at", nil}, {"scan_started_at", nil}},
+		set: buildUpdate{imageID: val(""), troubleshooting: val(""), findings: val(""), lost: val(0), releaseLease: true,
+			endedAt: val[*time.Time](nil), startedAt: val[*time.Time](nil), scanStartedAt: val[*time.Time](nil)},
 		after: func(ctx context.Context, tx *sql.Tx) error {
 			if err := p.closeInvestigation(ctx, tx, id, "retried", ""); err != nil {
 				return err
@@ -85,7 +85,7 @@ func (p *Pipeline) Resolve(ctx context.Context, id, note string) (*Build, error)
 	}
 	ok, err := p.apply(ctx, id, change{to: IssuesFound, from: []State{Investigating},
 		reason: "resolved by an operator: " + note,
-		set:    []col{{"troubleshooting", "An operator investigated this build and closed it: " + note}},
+		set:    buildUpdate{troubleshooting: val("An operator investigated this build and closed it: " + note)},
 		after: func(ctx context.Context, tx *sql.Tx) error {
 			return p.closeInvestigation(ctx, tx, id, "resolved", note)
 		}})

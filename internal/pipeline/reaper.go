@@ -140,8 +140,8 @@ func (p *Pipeline) recoverLost(ctx context.Context, id, runID, why string) error
 	c := change{to: Investigating, from: []State{Building, Scanning},
 		reason:        "worker lost: the build's worker stopped responding repeatedly; an operator will look into it",
 		investigation: investigate,
-		set: []col{{"troubleshooting", "The machine running this build stopped responding several times. " +
-			"This is pib's problem, not your package group's; it is in the operators' investigation queue."}}}
+		set: buildUpdate{troubleshooting: val("The machine running this build stopped responding several times. " +
+			"This is pib's problem, not your package group's; it is in the operators' investigation queue.")}}
 	if runID != "" {
 		c.runID = runID
 	}
