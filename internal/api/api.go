@@ -30,6 +30,7 @@ import (
 	"github.com/pib-dev/pib/internal/osversions"
 	"github.com/pib-dev/pib/internal/packages"
 	"github.com/pib-dev/pib/internal/pipeline"
+	"github.com/pib-dev/pib/internal/webhook"
 )
 
 // Deps are the stores the API serves.
@@ -43,6 +44,9 @@ type Deps struct {
 	Audit *audit.Log
 	// Pipeline runs builds; nil leaves out the build routes.
 	Pipeline *pipeline.Pipeline
+	// Webhooks are the accounts' webhooks, served with the build routes:
+	// required with Pipeline (the one it delivers through).
+	Webhooks *webhook.Service
 	// Registry collects metrics served at /metrics; nil makes a new one.
 	Registry *prometheus.Registry
 }
@@ -74,6 +78,9 @@ const maxJSONBody = 1 << 20
 func New(d Deps) *Server {
 	if d.Audit == nil {
 		panic("api.New: Deps.Audit is nil; every API needs the audit log (audit.New(db))")
+	}
+	if d.Pipeline != nil && d.Webhooks == nil {
+		panic("api.New: Deps.Webhooks is nil; the build routes need the webhooks the pipeline delivers through")
 	}
 	if d.Registry == nil {
 		d.Registry = prometheus.NewRegistry()

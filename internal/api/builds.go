@@ -15,6 +15,7 @@ import (
 	"github.com/pib-dev/pib/internal/groups"
 	"github.com/pib-dev/pib/internal/pipeline"
 	"github.com/pib-dev/pib/internal/store"
+	"github.com/pib-dev/pib/internal/webhook"
 )
 
 // buildRoutes are the routes of the build pipeline: submitting, the scan
@@ -301,10 +302,10 @@ func (s *Server) setWebhook(w http.ResponseWriter, r *http.Request, a *accounts.
 	if err := readJSON(w, r, &req); err != nil {
 		return err
 	}
-	secret, err := s.Pipeline.SetWebhook(r.Context(), a.ID, req.URL)
+	secret, err := s.Webhooks.Set(r.Context(), a.ID, req.URL)
 	if err != nil {
-		if errors.Is(err, pipeline.ErrInvalid) {
-			return &Error{Code: "invalid", Field: "url", Message: strings.TrimPrefix(err.Error(), pipeline.ErrInvalid.Error()+": ")}
+		if errors.Is(err, webhook.ErrInvalid) {
+			return &Error{Code: "invalid", Field: "url", Message: strings.TrimPrefix(err.Error(), webhook.ErrInvalid.Error()+": ")}
 		}
 		return err
 	}
@@ -313,7 +314,7 @@ func (s *Server) setWebhook(w http.ResponseWriter, r *http.Request, a *accounts.
 }
 
 func (s *Server) getWebhook(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
-	u, err := s.Pipeline.Webhook(r.Context(), a.ID)
+	u, err := s.Webhooks.URL(r.Context(), a.ID)
 	if err != nil {
 		return pipelineError(err)
 	}
@@ -322,7 +323,7 @@ func (s *Server) getWebhook(w http.ResponseWriter, r *http.Request, a *accounts.
 }
 
 func (s *Server) deleteWebhook(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
-	if err := s.Pipeline.DeleteWebhook(r.Context(), a.ID); err != nil {
+	if err := s.Webhooks.Delete(r.Context(), a.ID); err != nil {
 		return pipelineError(err)
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -330,7 +331,7 @@ func (s *Server) deleteWebhook(w http.ResponseWriter, r *http.Request, a *accoun
 }
 
 func (s *Server) webhookDeliveries(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
-	list, err := s.Pipeline.Deliveries(r.Context(), a.ID, 100)
+	list, err := s.Webhooks.Deliveries(r.Context(), a.ID, 100)
 	if err != nil {
 		return pipelineError(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/pib-dev/pib/internal/packages"
 	"github.com/pib-dev/pib/internal/store"
 	"github.com/pib-dev/pib/internal/store/storetest"
+	"github.com/pib-dev/pib/internal/webhook"
 )
 
 type countingBuilder struct{ n atomic.Int32 }
@@ -125,7 +126,7 @@ func submitted(t *testing.T, db *store.DB, b Builder, maxLost int) (*Pipeline, s
 		t.Fatal(err)
 	}
 	p, err := New(ctx, db, Config{Builder: b, Scanner: passScanner{}, Groups: gs, Packages: ps, OSVersions: oses,
-		Workers: -1, WorkDir: t.TempDir(), MaxLost: maxLost, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Webhooks: webhook.New(db, webhook.Config{}), Workers: -1, WorkDir: t.TempDir(), MaxLost: maxLost, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

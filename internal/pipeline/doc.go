@@ -28,6 +28,6 @@
 //   - A Builder or Scanner error or panic moves the build to Investigating.
 //
 // Limits: logs are kept in the database, capped at MaxLogBytes (head and
-// tail kept); webhook secrets are stored in clear because they must sign;
-// webhook deliveries are kept forever.
+// tail kept). Webhooks (storage, signing, delivery) are package webhook's:
+// the pipeline only queues a delivery with every state change.
 package pipeline
