@@ -87,7 +87,7 @@ func (g *globals) openService(ctx context.Context, o serviceOptions) (*service, 
 		return nil, err
 	}
 	return &service{db: db, pipeline: p, deps: api.Deps{
-		Accounts: accounts.NewStore(db), Packages: ps, Groups: gs, OSVersions: oses, Images: is, Pipeline: p, Webhooks: hooks, Audit: audit.New(db),
+		Accounts: accounts.NewStore(db), Packages: ps, Groups: gs, OSVersions: oses, Images: is, Pipeline: p, Builds: p.Reader(), Webhooks: hooks, Audit: audit.New(db),
 	}}, nil
 }
 

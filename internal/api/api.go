@@ -44,6 +44,9 @@ type Deps struct {
 	Audit *audit.Log
 	// Pipeline runs builds; nil leaves out the build routes.
 	Pipeline *pipeline.Pipeline
+	// Builds reads builds, the status view and the operators' queue:
+	// required with Pipeline (its Reader).
+	Builds *pipeline.Reader
 	// Webhooks are the accounts' webhooks, served with the build routes:
 	// required with Pipeline (the one it delivers through).
 	Webhooks *webhook.Service
@@ -79,8 +82,8 @@ func New(d Deps) *Server {
 	if d.Audit == nil {
 		panic("api.New: Deps.Audit is nil; every API needs the audit log (audit.New(db))")
 	}
-	if d.Pipeline != nil && d.Webhooks == nil {
-		panic("api.New: Deps.Webhooks is nil; the build routes need the webhooks the pipeline delivers through")
+	if d.Pipeline != nil && (d.Builds == nil || d.Webhooks == nil) {
+		panic("api.New: Deps.Builds or Deps.Webhooks is nil; the build routes need the pipeline's Reader and the webhooks it delivers through")
 	}
 	if d.Registry == nil {
 		d.Registry = prometheus.NewRegistry()

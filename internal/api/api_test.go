@@ -245,7 +245,7 @@ func TestOpenAPIListsEveryRoute(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d.Pipeline, d.Webhooks = p, hooks
+		d.Pipeline, d.Builds, d.Webhooks = p, p.Reader(), hooks
 	})
 	if len(e.srv.Routes()) < 25 {
 		t.Fatalf("only %d routes registered", len(e.srv.Routes()))

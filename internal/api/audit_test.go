@@ -66,7 +66,7 @@ func TestAuditLog(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			d.Pipeline, d.Webhooks = p, hooks
+			d.Pipeline, d.Builds, d.Webhooks = p, p.Reader(), hooks
 		})
 		seller := e.account("acme", accounts.Seller)
 		var whoami accounts.Account

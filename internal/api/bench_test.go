@@ -30,7 +30,7 @@ func BenchmarkListGroups10k(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				deps.Pipeline, deps.Webhooks = p, hooks
+				deps.Pipeline, deps.Builds, deps.Webhooks = p, p.Reader(), hooks
 			})
 			seller := e.account("bench", accounts.Seller)
 			e.json("POST", "/v1/os-versions", e.operator, map[string]string{"name": "debian-12", "image": "debian-12"}, nil)

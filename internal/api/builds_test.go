@@ -57,7 +57,7 @@ func TestBuildRoutes(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { p.Stop(context.Background()) })
-			d.Pipeline, d.Webhooks = p, hooks
+			d.Pipeline, d.Builds, d.Webhooks = p, p.Reader(), hooks
 		})
 		seller := e.account("acme", accounts.Seller)
 		other := e.account("globex", accounts.Seller)

@@ -54,7 +54,7 @@ func FuzzJSONBodies(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		d.Pipeline, d.Webhooks = p, hooks // not started: no build runs, no webhook is sent
+		d.Pipeline, d.Builds, d.Webhooks = p, p.Reader(), hooks // not started: no build runs, no webhook is sent
 	})
 	tokens := map[string]string{"operator": e.operator, "seller": e.account("acme", accounts.Seller)}
 	if code := e.json("POST", "/v1/os-versions", e.operator, map[string]string{"name": "debian-12", "image": "debian-12"}, nil); code != 201 {

@@ -24,7 +24,7 @@ func TestWebhookInternalAddressRefused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d.Pipeline, d.Webhooks = p, hooks
+		d.Pipeline, d.Builds, d.Webhooks = p, p.Reader(), hooks
 	})
 	seller := e.account("acme", accounts.Seller)
 	for _, tc := range []struct{ url, reason string }{

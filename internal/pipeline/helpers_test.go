@@ -186,7 +186,7 @@ func waitFor(t testing.TB, p *pipeline.Pipeline, owner, group string, within tim
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		bs, err := p.Builds(context.Background(), owner, group)
+		bs, err := p.Reader().Builds(context.Background(), owner, group)
 		if err != nil {
 			t.Fatal(err)
 		}

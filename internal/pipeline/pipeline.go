@@ -194,11 +194,13 @@ const (
 	queueMaint  = river.QueueDefault
 )
 
-// Pipeline submits and runs builds.
+// Pipeline submits and runs builds: the job runtime. Reads go through its
+// Reader.
 type Pipeline struct {
 	db      *store.DB
 	cfg     Config
 	client  *river.Client[*sql.Tx]
+	read    *Reader
 	log     *slog.Logger
 	metrics *metrics
 }
@@ -213,7 +215,7 @@ func New(ctx context.Context, db *store.DB, cfg Config) (*Pipeline, error) {
 	if cfg.Groups == nil || cfg.OSVersions == nil || cfg.Webhooks == nil {
 		return nil, errors.New("pipeline: Groups, OSVersions and Webhooks are required")
 	}
-	p := &Pipeline{db: db, cfg: cfg, log: cfg.Logger, metrics: newMetrics()}
+	p := &Pipeline{db: db, cfg: cfg, read: NewReader(db, cfg.Groups, cfg.Now), log: cfg.Logger, metrics: newMetrics()}
 	var driver riverdriver.Driver[*sql.Tx]
 	switch db.Dialect {
 	case store.SQLite:
@@ -287,6 +289,10 @@ func migrateRiver(ctx context.Context, db *store.DB, driver riverdriver.Driver[*
 	}
 	return nil
 }
+
+// Reader returns the read side over the pipeline's database, with its
+// clock.
+func (p *Pipeline) Reader() *Reader { return p.read }
 
 // Start works jobs until Stop. Only Stop ends it: ctx is used for start-up.
 func (p *Pipeline) Start(ctx context.Context) error {

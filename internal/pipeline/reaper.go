@@ -125,7 +125,7 @@ func (p *Pipeline) recoverLost(ctx context.Context, id, runID, why string) error
 		if err := p.enqueueBuild(ctx, tx, id); err != nil {
 			return err
 		}
-		return p.record(ctx, tx, groupID, owner, id, osName, state,
+		return record(ctx, tx, groupID, owner, id, osName, state,
 			fmt.Sprintf("%s; re-queued (%d of %d)", why, lost, p.cfg.MaxLost-1), p.now())
 	})
 	if err != nil {

@@ -156,12 +156,12 @@ func (p *Pipeline) apply(ctx context.Context, id string, c change) (bool, error)
 		if err := u.exec(ctx, tx, id, c.to, now); err != nil {
 			return err
 		}
-		if err := p.record(ctx, tx, groupID, owner, id, osName, c.to, c.reason, now); err != nil {
+		if err := record(ctx, tx, groupID, owner, id, osName, c.to, c.reason, now); err != nil {
 			return err
 		}
 		if before != after {
 			reason := fmt.Sprintf("build %s on %s is now %s", id, osName, c.to)
-			if err := p.record(ctx, tx, groupID, owner, "", "", after, reason, now); err != nil {
+			if err := record(ctx, tx, groupID, owner, "", "", after, reason, now); err != nil {
 				return err
 			}
 		}

@@ -138,7 +138,7 @@ func (p *Pipeline) claim(ctx context.Context, jobID int64, id string) (*run, err
 			started_at = COALESCE(started_at, $3), updated_at = $3 WHERE id = $1`, id, newRun, now, lost); err != nil {
 			return err
 		}
-		if err := p.record(ctx, tx, groupID, owner, id, osName, state, reason, now); err != nil {
+		if err := record(ctx, tx, groupID, owner, id, osName, state, reason, now); err != nil {
 			return err
 		}
 		r = &run{id: newRun, attempt: attempt + 1, resume: state == Scanning && imageID != ""}
@@ -159,7 +159,7 @@ func (p *Pipeline) claim(ctx context.Context, jobID int64, id string) (*run, err
 	if r == nil {
 		return nil, nil
 	}
-	b, err := p.buildByID(ctx, id)
+	b, err := p.read.buildByID(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -219,7 +219,7 @@ func (p *Pipeline) requeue(r *run, reason string) error {
 		if err := p.enqueueBuild(ctx, tx, r.build.ID); err != nil {
 			return err
 		}
-		return p.record(ctx, tx, r.build.GroupID, r.build.Owner, r.build.ID, r.build.OSName, state, reason, p.now())
+		return record(ctx, tx, r.build.GroupID, r.build.Owner, r.build.ID, r.build.OSName, state, reason, p.now())
 	})
 	if err != nil {
 		// The reaper will find the stale lease.
