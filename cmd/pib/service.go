@@ -26,6 +26,7 @@ import (
 	"github.com/pib-dev/pib/internal/scan"
 	"github.com/pib-dev/pib/internal/store"
 	"github.com/pib-dev/pib/internal/vulndb"
+	"github.com/pib-dev/pib/internal/webhook"
 )
 
 // serviceOptions are what pib serve and pib worker share.
@@ -69,25 +70,24 @@ func (g *globals) openService(ctx context.Context, o serviceOptions) (*service, 
 			return nil, err
 		}
 	}
+	hooks := webhook.New(db, webhook.Config{AllowPrivate: o.webhookAllowPrivate})
 	p, err := pipeline.New(ctx, db, pipeline.Config{
 		Builder:      &sandboxBuilder{images: is, dataDir: g.dataDir, limits: o.limits, ids: o.ids},
 		Scanner:      &imageScanner{images: is, scanner: scan.New(vulndb.New(db), scan.Options{Policy: policy, ToolVersion: version})},
 		Groups:       gs,
 		Packages:     ps,
 		OSVersions:   oses,
+		Webhooks:     hooks,
 		Workers:      o.workers,
 		WorkDir:      filepath.Join(g.dataDir, "staging"),
 		BuildTimeout: o.buildTimeout,
-		HTTPClient:   pipeline.WebhookClient(o.webhookAllowPrivate),
-
-		WebhookAllowPrivate: o.webhookAllowPrivate,
 	})
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
 	return &service{db: db, pipeline: p, deps: api.Deps{
-		Accounts: accounts.NewStore(db), Packages: ps, Groups: gs, OSVersions: oses, Images: is, Pipeline: p, Audit: audit.New(db),
+		Accounts: accounts.NewStore(db), Packages: ps, Groups: gs, OSVersions: oses, Images: is, Pipeline: p, Builds: p.Reader(), Webhooks: hooks, Audit: audit.New(db),
 	}}, nil
 }
 

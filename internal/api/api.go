@@ -30,6 +30,7 @@ import (
 	"github.com/pib-dev/pib/internal/osversions"
 	"github.com/pib-dev/pib/internal/packages"
 	"github.com/pib-dev/pib/internal/pipeline"
+	"github.com/pib-dev/pib/internal/webhook"
 )
 
 // Deps are the stores the API serves.
@@ -43,6 +44,12 @@ type Deps struct {
 	Audit *audit.Log
 	// Pipeline runs builds; nil leaves out the build routes.
 	Pipeline *pipeline.Pipeline
+	// Builds reads builds, the status view and the operators' queue:
+	// required with Pipeline (its Reader).
+	Builds *pipeline.Reader
+	// Webhooks are the accounts' webhooks, served with the build routes:
+	// required with Pipeline (the one it delivers through).
+	Webhooks *webhook.Service
 	// Registry collects metrics served at /metrics; nil makes a new one.
 	Registry *prometheus.Registry
 }
@@ -74,6 +81,9 @@ const maxJSONBody = 1 << 20
 func New(d Deps) *Server {
 	if d.Audit == nil {
 		panic("api.New: Deps.Audit is nil; every API needs the audit log (audit.New(db))")
+	}
+	if d.Pipeline != nil && (d.Builds == nil || d.Webhooks == nil) {
+		panic("api.New: Deps.Builds or Deps.Webhooks is nil; the build routes need the pipeline's Reader and the webhooks it delivers through")
 	}
 	if d.Registry == nil {
 		d.Registry = prometheus.NewRegistry()

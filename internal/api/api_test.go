@@ -24,6 +24,7 @@ import (
 	"github.com/pib-dev/pib/internal/pipeline"
 	"github.com/pib-dev/pib/internal/store"
 	"github.com/pib-dev/pib/internal/store/storetest"
+	"github.com/pib-dev/pib/internal/webhook"
 )
 
 type env struct {
@@ -247,11 +248,12 @@ func TestOpenAPIListsEveryRoute(t *testing.T) {
 	db := storetest.Open(t, store.SQLite)
 	e := newEnvWith(t, db, func(d *api.Deps) {
 		// A submit-only pipeline: enough to register the build routes.
-		p, err := pipeline.New(context.Background(), db, pipeline.Config{Workers: -1, Groups: d.Groups, OSVersions: d.OSVersions})
+		hooks := webhook.New(db, webhook.Config{})
+		p, err := pipeline.New(context.Background(), db, pipeline.Config{Workers: -1, Groups: d.Groups, OSVersions: d.OSVersions, Webhooks: hooks})
 		if err != nil {
 			t.Fatal(err)
 		}
-		d.Pipeline = p
+		d.Pipeline, d.Builds, d.Webhooks = p, p.Reader(), hooks
 	})
 	if len(e.srv.Routes()) < 25 {
 		t.Fatalf("only %d routes registered", len(e.srv.Routes()))

@@ -17,6 +17,7 @@ import (
 	"github.com/pib-dev/pib/internal/pipeline"
 	"github.com/pib-dev/pib/internal/store"
 	"github.com/pib-dev/pib/internal/store/storetest"
+	"github.com/pib-dev/pib/internal/webhook"
 )
 
 // send is one request; it returns the status and the X-Request-Id header.
@@ -60,11 +61,12 @@ func TestAuditLog(t *testing.T) {
 		ctx := context.Background()
 		e := newEnvWith(t, db, func(d *api.Deps) {
 			// Submit-only: builds are made and stay Building.
-			p, err := pipeline.New(ctx, db, pipeline.Config{Workers: -1, Groups: d.Groups, OSVersions: d.OSVersions})
+			hooks := webhook.New(db, webhook.Config{})
+			p, err := pipeline.New(ctx, db, pipeline.Config{Workers: -1, Groups: d.Groups, OSVersions: d.OSVersions, Webhooks: hooks})
 			if err != nil {
 				t.Fatal(err)
 			}
-			d.Pipeline = p
+			d.Pipeline, d.Builds, d.Webhooks = p, p.Reader(), hooks
 		})
 		seller := e.account("acme", accounts.Seller)
 		var whoami accounts.Account

@@ -14,6 +14,7 @@ import (
 	"github.com/pib-dev/pib/internal/pipeline"
 	"github.com/pib-dev/pib/internal/store"
 	"github.com/pib-dev/pib/internal/store/storetest"
+	"github.com/pib-dev/pib/internal/webhook"
 )
 
 // BenchmarkListGroups10k measures GET /v1/package-groups and the status
@@ -24,11 +25,12 @@ func BenchmarkListGroups10k(b *testing.B) {
 		b.Run(string(d), func(b *testing.B) {
 			db := storetest.Open(b, d)
 			e := newEnvWith(b, db, func(deps *api.Deps) {
-				p, err := pipeline.New(context.Background(), db, pipeline.Config{Workers: -1, Groups: deps.Groups, OSVersions: deps.OSVersions})
+				hooks := webhook.New(db, webhook.Config{})
+				p, err := pipeline.New(context.Background(), db, pipeline.Config{Workers: -1, Groups: deps.Groups, OSVersions: deps.OSVersions, Webhooks: hooks})
 				if err != nil {
 					b.Fatal(err)
 				}
-				deps.Pipeline = p
+				deps.Pipeline, deps.Builds, deps.Webhooks = p, p.Reader(), hooks
 			})
 			seller := e.account("bench", accounts.Seller)
 			e.json("POST", "/v1/os-versions", e.operator, map[string]string{"name": "debian-12", "image": "debian-12"}, nil)

@@ -15,6 +15,7 @@ import (
 	"github.com/pib-dev/pib/internal/groups"
 	"github.com/pib-dev/pib/internal/pipeline"
 	"github.com/pib-dev/pib/internal/store"
+	"github.com/pib-dev/pib/internal/webhook"
 )
 
 // buildRoutes are the routes of the build pipeline: submitting, the scan
@@ -52,7 +53,7 @@ func (s *Server) buildOwner(r *http.Request, a *accounts.Account) (string, error
 	if a.Role != accounts.Operator {
 		return a.ID, nil
 	}
-	owner, err := s.Pipeline.BuildOwner(r.Context(), r.PathValue("id"))
+	owner, err := s.Builds.BuildOwner(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return "", pipelineError(err)
 	}
@@ -92,7 +93,7 @@ func (s *Server) submitGroup(w http.ResponseWriter, r *http.Request, a *accounts
 }
 
 func (s *Server) groupStatus(r *http.Request, a *accounts.Account, g *groups.Group) (*GroupStatus, error) {
-	builds, err := s.Pipeline.Builds(r.Context(), a.ID, g.ID)
+	builds, err := s.Builds.Builds(r.Context(), a.ID, g.ID)
 	if err != nil {
 		return nil, pipelineError(err)
 	}
@@ -113,7 +114,7 @@ func (s *Server) groupBuilds(w http.ResponseWriter, r *http.Request, a *accounts
 }
 
 func (s *Server) groupHistory(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
-	ev, err := s.Pipeline.History(r.Context(), a.ID, r.PathValue("ref"))
+	ev, err := s.Builds.History(r.Context(), a.ID, r.PathValue("ref"))
 	if err != nil {
 		return pipelineError(err)
 	}
@@ -151,7 +152,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, a *accounts.Acco
 	for i, g := range list {
 		ids[i] = g.ID
 	}
-	latest, err := s.Pipeline.LatestBuilds(r.Context(), a.ID, ids)
+	latest, err := s.Builds.LatestBuilds(r.Context(), a.ID, ids)
 	if err != nil {
 		return pipelineError(err)
 	}
@@ -169,7 +170,7 @@ func (s *Server) getBuild(w http.ResponseWriter, r *http.Request, a *accounts.Ac
 	if err != nil {
 		return err
 	}
-	b, err := s.Pipeline.Build(r.Context(), owner, r.PathValue("id"))
+	b, err := s.Builds.Build(r.Context(), owner, r.PathValue("id"))
 	if err != nil {
 		return pipelineError(err)
 	}
@@ -182,7 +183,7 @@ func (s *Server) buildLog(w http.ResponseWriter, r *http.Request, a *accounts.Ac
 	if err != nil {
 		return err
 	}
-	log, err := s.Pipeline.Log(r.Context(), owner, r.PathValue("id"))
+	log, err := s.Builds.Log(r.Context(), owner, r.PathValue("id"))
 	if err != nil {
 		return pipelineError(err)
 	}
@@ -196,7 +197,7 @@ func (s *Server) buildReport(w http.ResponseWriter, r *http.Request, a *accounts
 	if err != nil {
 		return err
 	}
-	rep, err := s.Pipeline.Report(r.Context(), owner, r.PathValue("id"))
+	rep, err := s.Builds.Report(r.Context(), owner, r.PathValue("id"))
 	if err != nil {
 		return pipelineError(err)
 	}
@@ -224,7 +225,7 @@ func (s *Server) buildSBOM(w http.ResponseWriter, r *http.Request, a *accounts.A
 	if err != nil {
 		return err
 	}
-	rep, err := s.Pipeline.Report(r.Context(), owner, r.PathValue("id"))
+	rep, err := s.Builds.Report(r.Context(), owner, r.PathValue("id"))
 	if err != nil {
 		return pipelineError(err)
 	}
@@ -253,7 +254,7 @@ func (s *Server) buildSBOM(w http.ResponseWriter, r *http.Request, a *accounts.A
 }
 
 func (s *Server) listInvestigations(w http.ResponseWriter, r *http.Request, _ *accounts.Account) error {
-	list, err := s.Pipeline.Investigations(r.Context())
+	list, err := s.Builds.Investigations(r.Context())
 	if err != nil {
 		return err
 	}
@@ -301,10 +302,10 @@ func (s *Server) setWebhook(w http.ResponseWriter, r *http.Request, a *accounts.
 	if err := readJSON(w, r, &req); err != nil {
 		return err
 	}
-	secret, err := s.Pipeline.SetWebhook(r.Context(), a.ID, req.URL)
+	secret, err := s.Webhooks.Set(r.Context(), a.ID, req.URL)
 	if err != nil {
-		if errors.Is(err, pipeline.ErrInvalid) {
-			return &Error{Code: "invalid", Field: "url", Message: strings.TrimPrefix(err.Error(), pipeline.ErrInvalid.Error()+": ")}
+		if errors.Is(err, webhook.ErrInvalid) {
+			return &Error{Code: "invalid", Field: "url", Message: strings.TrimPrefix(err.Error(), webhook.ErrInvalid.Error()+": ")}
 		}
 		return err
 	}
@@ -313,7 +314,7 @@ func (s *Server) setWebhook(w http.ResponseWriter, r *http.Request, a *accounts.
 }
 
 func (s *Server) getWebhook(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
-	u, err := s.Pipeline.Webhook(r.Context(), a.ID)
+	u, err := s.Webhooks.URL(r.Context(), a.ID)
 	if err != nil {
 		return pipelineError(err)
 	}
@@ -322,7 +323,7 @@ func (s *Server) getWebhook(w http.ResponseWriter, r *http.Request, a *accounts.
 }
 
 func (s *Server) deleteWebhook(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
-	if err := s.Pipeline.DeleteWebhook(r.Context(), a.ID); err != nil {
+	if err := s.Webhooks.Delete(r.Context(), a.ID); err != nil {
 		return pipelineError(err)
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -330,7 +331,7 @@ func (s *Server) deleteWebhook(w http.ResponseWriter, r *http.Request, a *accoun
 }
 
 func (s *Server) webhookDeliveries(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
-	list, err := s.Pipeline.Deliveries(r.Context(), a.ID, 100)
+	list, err := s.Webhooks.Deliveries(r.Context(), a.ID, 100)
 	if err != nil {
 		return pipelineError(err)
 	}

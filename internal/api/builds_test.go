@@ -17,6 +17,7 @@ import (
 	"github.com/pib-dev/pib/internal/pipeline"
 	"github.com/pib-dev/pib/internal/store"
 	"github.com/pib-dev/pib/internal/store/storetest"
+	"github.com/pib-dev/pib/internal/webhook"
 )
 
 // fakeBuilder is a test double of the sandbox: it fails while fail is set.
@@ -43,10 +44,11 @@ func TestBuildRoutes(t *testing.T) {
 		ctx := context.Background()
 		fb := &fakeBuilder{}
 		e := newEnvWith(t, db, func(d *api.Deps) {
+			// The test endpoint listens on loopback.
+			hooks := webhook.New(db, webhook.Config{AllowPrivate: true, Logger: quietLogger()})
 			p, err := pipeline.New(ctx, db, pipeline.Config{
-				Builder: fb, Scanner: passScanner{}, Groups: d.Groups, Packages: d.Packages, OSVersions: d.OSVersions,
+				Builder: fb, Scanner: passScanner{}, Groups: d.Groups, Packages: d.Packages, OSVersions: d.OSVersions, Webhooks: hooks,
 				WorkDir: t.TempDir(), PollInterval: 50 * time.Millisecond, Logger: quietLogger(),
-				WebhookAllowPrivate: true, // the test endpoint listens on loopback
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -55,7 +57,7 @@ func TestBuildRoutes(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { p.Stop(context.Background()) })
-			d.Pipeline = p
+			d.Pipeline, d.Builds, d.Webhooks = p, p.Reader(), hooks
 		})
 		seller := e.account("acme", accounts.Seller)
 		other := e.account("globex", accounts.Seller)

@@ -18,6 +18,7 @@ import (
 	"github.com/pib-dev/pib/internal/pipeline"
 	"github.com/pib-dev/pib/internal/store"
 	"github.com/pib-dev/pib/internal/store/storetest"
+	"github.com/pib-dev/pib/internal/webhook"
 )
 
 var updateSeeds = flag.Bool("update-fuzz-seeds", false, "rewrite the seed corpora under testdata/fuzz")
@@ -45,14 +46,15 @@ func FuzzJSONBodies(f *testing.F) {
 	db := storetest.Open(f, store.SQLite)
 	ctx := context.Background()
 	e := newEnvWith(f, db, func(d *api.Deps) {
+		hooks := webhook.New(db, webhook.Config{})
 		p, err := pipeline.New(ctx, db, pipeline.Config{
-			Builder: &fakeBuilder{}, Scanner: passScanner{}, Groups: d.Groups, Packages: d.Packages, OSVersions: d.OSVersions,
+			Builder: &fakeBuilder{}, Scanner: passScanner{}, Groups: d.Groups, Packages: d.Packages, OSVersions: d.OSVersions, Webhooks: hooks,
 			WorkDir: f.TempDir(), PollInterval: time.Hour, Logger: quietLogger(),
 		})
 		if err != nil {
 			f.Fatal(err)
 		}
-		d.Pipeline = p // not started: no build runs, no webhook is sent
+		d.Pipeline, d.Builds, d.Webhooks = p, p.Reader(), hooks // not started: no build runs, no webhook is sent
 	})
 	tokens := map[string]string{"operator": e.operator, "seller": e.account("acme", accounts.Seller)}
 	if code := e.json("POST", "/v1/os-versions", e.operator, map[string]string{"name": "debian-12", "image": "debian-12"}, nil); code != 201 {

@@ -10,6 +10,7 @@ import (
 	"github.com/pib-dev/pib/internal/pipeline"
 	"github.com/pib-dev/pib/internal/store"
 	"github.com/pib-dev/pib/internal/store/storetest"
+	"github.com/pib-dev/pib/internal/webhook"
 )
 
 // Rule C6 through the API: PUT /v1/webhook answers 400 for an internal
@@ -18,11 +19,12 @@ import (
 func TestWebhookInternalAddressRefused(t *testing.T) {
 	db := storetest.Open(t, store.SQLite)
 	e := newEnvWith(t, db, func(d *api.Deps) {
-		p, err := pipeline.New(context.Background(), db, pipeline.Config{Workers: -1, Groups: d.Groups, OSVersions: d.OSVersions})
+		hooks := webhook.New(db, webhook.Config{})
+		p, err := pipeline.New(context.Background(), db, pipeline.Config{Workers: -1, Groups: d.Groups, OSVersions: d.OSVersions, Webhooks: hooks})
 		if err != nil {
 			t.Fatal(err)
 		}
-		d.Pipeline = p
+		d.Pipeline, d.Builds, d.Webhooks = p, p.Reader(), hooks
 	})
 	seller := e.account("acme", accounts.Seller)
 	for _, tc := range []struct{ url, reason string }{

@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -104,7 +103,7 @@ func nullTime(t sql.NullTime) *time.Time {
 // transaction. A group whose previous builds are still running is refused
 // with ErrInProgress; once they have ended it may be submitted again.
 func (p *Pipeline) Submit(ctx context.Context, owner, ref string) ([]*Build, error) {
-	g, err := p.group(ctx, owner, ref)
+	g, err := p.read.group(ctx, owner, ref)
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +152,7 @@ func (p *Pipeline) Submit(ctx context.Context, owner, ref string) ([]*Build, err
 			if err := p.enqueueBuild(ctx, tx, b.ID); err != nil {
 				return err
 			}
-			if err := p.record(ctx, tx, g.ID, owner, b.ID, os, Building, "submitted; waiting for a worker to test-build on "+os, now); err != nil {
+			if err := record(ctx, tx, g.ID, owner, b.ID, os, Building, "submitted; waiting for a worker to test-build on "+os, now); err != nil {
 				return err
 			}
 			if err := p.notify(ctx, tx, g.ID, g.Name, owner, b, Building, "submitted"); err != nil {
@@ -161,7 +160,7 @@ func (p *Pipeline) Submit(ctx context.Context, owner, ref string) ([]*Build, err
 			}
 			out = append(out, b)
 		}
-		return p.record(ctx, tx, g.ID, owner, "", "", Building,
+		return record(ctx, tx, g.ID, owner, "", "", Building,
 			fmt.Sprintf("submitted (submission %d): %d builds, on %s", sub, len(out), strings.Join(g.OSVersions, ", ")), now)
 	})
 	if err != nil {
@@ -211,179 +210,8 @@ func submissionStates(ctx context.Context, tx *sql.Tx, groupID string, sub int) 
 	return out, rows.Err()
 }
 
-// group returns owner's group ref; another account's is ErrNotFound.
-func (p *Pipeline) group(ctx context.Context, owner, ref string) (*groups.Group, error) {
-	g, err := p.cfg.Groups.Get(ctx, owner, ref)
-	if errors.Is(err, groups.ErrNotFound) {
-		return nil, fmt.Errorf("%w: package group %q", ErrNotFound, ref)
-	}
-	return g, err
-}
-
-// Builds returns the builds of the latest submission of owner's group ref
-// (ID or name), by OS version; none for a group never submitted.
-func (p *Pipeline) Builds(ctx context.Context, owner, ref string) ([]*Build, error) {
-	g, err := p.group(ctx, owner, ref)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := p.db.QueryContext(ctx, `SELECT `+buildColumns+` FROM builds
-		WHERE group_id = $1 AND owner = $2 AND submission = (SELECT MAX(submission) FROM builds WHERE group_id = $1)
-		ORDER BY os_name`, g.ID, owner)
-	if err != nil {
-		return nil, err
-	}
-	return collectBuilds(rows)
-}
-
-// LatestBuilds returns, for each of owner's groups groupIDs (a page of the
-// status view, at most a few thousand) that was submitted, the builds of its
-// latest submission, in one query.
-func (p *Pipeline) LatestBuilds(ctx context.Context, owner string, groupIDs []string) (map[string][]*Build, error) {
-	out := map[string][]*Build{}
-	if len(groupIDs) == 0 {
-		return out, nil
-	}
-	args := []any{owner}
-	marks := make([]string, len(groupIDs))
-	for i, id := range groupIDs {
-		args = append(args, id)
-		marks[i] = fmt.Sprintf("$%d", i+2)
-	}
-	// Latest submission per group first, then its builds: no correlated
-	// subquery per row.
-	rows, err := p.db.QueryContext(ctx, `SELECT `+prefixed("b.", buildColumns)+` FROM builds b
-		JOIN (SELECT group_id, MAX(submission) AS latest FROM builds
-			WHERE owner = $1 AND group_id IN (`+strings.Join(marks, ", ")+`) GROUP BY group_id) l
-		ON b.group_id = l.group_id AND b.submission = l.latest
-		ORDER BY b.group_id, b.os_name`, args...)
-	if err != nil {
-		return nil, err
-	}
-	bs, err := collectBuilds(rows)
-	if err != nil {
-		return nil, err
-	}
-	for _, b := range bs {
-		out[b.GroupID] = append(out[b.GroupID], b)
-	}
-	return out, nil
-}
-
-// prefixed qualifies each column of a column list with a table alias.
-func prefixed(alias, columns string) string {
-	cols := strings.Split(columns, ",")
-	for i, c := range cols {
-		cols[i] = alias + strings.TrimSpace(c)
-	}
-	return strings.Join(cols, ", ")
-}
-
-func collectBuilds(rows *sql.Rows) ([]*Build, error) {
-	defer rows.Close()
-	out := []*Build{}
-	for rows.Next() {
-		b, err := scanBuild(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, b)
-	}
-	return out, rows.Err()
-}
-
-// Build returns owner's build id; another account's is ErrNotFound.
-func (p *Pipeline) Build(ctx context.Context, owner, id string) (*Build, error) {
-	b, err := scanBuild(p.db.QueryRowContext(ctx, `SELECT `+buildColumns+` FROM builds WHERE id = $1 AND owner = $2`, id, owner))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("%w: build %q", ErrNotFound, id)
-	}
-	return b, err
-}
-
-// BuildOwner returns the account that owns build id, for operators, who
-// may read any build (the API audits each such read).
-func (p *Pipeline) BuildOwner(ctx context.Context, id string) (string, error) {
-	b, err := p.buildByID(ctx, id)
-	if err != nil {
-		return "", err
-	}
-	return b.Owner, nil
-}
-
-// buildByID returns any account's build (operators, workers).
-func (p *Pipeline) buildByID(ctx context.Context, id string) (*Build, error) {
-	b, err := scanBuild(p.db.QueryRowContext(ctx, `SELECT `+buildColumns+` FROM builds WHERE id = $1`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("%w: build %q", ErrNotFound, id)
-	}
-	return b, err
-}
-
-// Log returns the installer's output of owner's build (I8).
-func (p *Pipeline) Log(ctx context.Context, owner, id string) ([]byte, error) {
-	var log string
-	err := p.db.QueryRowContext(ctx, `SELECT log FROM builds WHERE id = $1 AND owner = $2`, id, owner).Scan(&log)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("%w: build %q", ErrNotFound, id)
-	}
-	return []byte(log), err
-}
-
-// Report returns the findings, changed files and raw reports of owner's build.
-func (p *Pipeline) Report(ctx context.Context, owner, id string) (*Report, error) {
-	r := &Report{BuildID: id, Findings: []Finding{}, ChangedFiles: []string{}}
-	var findings, changed, build, scan string
-	err := p.db.QueryRowContext(ctx, `SELECT state, findings, changed_files, build_report, scan_report FROM builds WHERE id = $1 AND owner = $2`, id, owner).
-		Scan(&r.State, &findings, &changed, &build, &scan)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("%w: build %q", ErrNotFound, id)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if findings != "" {
-		json.Unmarshal([]byte(findings), &r.Findings)
-	}
-	if changed != "" {
-		json.Unmarshal([]byte(changed), &r.ChangedFiles)
-	}
-	if build != "" {
-		r.Build = json.RawMessage(build)
-	}
-	if scan != "" {
-		r.Scan = json.RawMessage(scan)
-	}
-	return r, nil
-}
-
-// History returns every state change of owner's group ref and of its
-// builds, oldest first.
-func (p *Pipeline) History(ctx context.Context, owner, ref string) ([]Event, error) {
-	g, err := p.group(ctx, owner, ref)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := p.db.QueryContext(ctx, `SELECT at, build_id, os_name, state, reason FROM group_history
-		WHERE group_id = $1 AND owner = $2 ORDER BY at, id`, g.ID, owner)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []Event{}
-	for rows.Next() {
-		var e Event
-		if err := rows.Scan(&e.At, &e.BuildID, &e.OSName, &e.State, &e.Reason); err != nil {
-			return nil, err
-		}
-		e.At = e.At.UTC()
-		out = append(out, e)
-	}
-	return out, rows.Err()
-}
-
 // record appends one history entry.
-func (p *Pipeline) record(ctx context.Context, tx *sql.Tx, groupID, owner, buildID, osName string, s State, reason string, at time.Time) error {
+func record(ctx context.Context, tx *sql.Tx, groupID, owner, buildID, osName string, s State, reason string, at time.Time) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO group_history (id, group_id, owner, build_id, os_name, state, reason, at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, eventID(at), groupID, owner, buildID, osName, string(s), reason, at)
 	return err

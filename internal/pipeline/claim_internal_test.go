@@ -18,6 +18,7 @@ import (
 	"github.com/pib-dev/pib/internal/packages"
 	"github.com/pib-dev/pib/internal/store"
 	"github.com/pib-dev/pib/internal/store/storetest"
+	"github.com/pib-dev/pib/internal/webhook"
 )
 
 type countingBuilder struct{ n atomic.Int32 }
@@ -62,7 +63,7 @@ func TestStaleJobsDoNothing(t *testing.T) {
 		if err := p.runBuild(ctx, job, id); err != nil || b.n.Load() != 1 {
 			t.Fatalf("the current job: err %v, %d builder calls", err, b.n.Load())
 		}
-		if got, _ := p.Build(ctx, owner, id); got.State != Successful {
+		if got, _ := p.Reader().Build(ctx, owner, id); got.State != Successful {
 			t.Fatalf("state %q", got.State)
 		}
 		if err := p.runBuild(ctx, job, id); err != nil || b.n.Load() != 1 {
@@ -125,7 +126,7 @@ func submitted(t *testing.T, db *store.DB, b Builder, maxLost int) (*Pipeline, s
 		t.Fatal(err)
 	}
 	p, err := New(ctx, db, Config{Builder: b, Scanner: passScanner{}, Groups: gs, Packages: ps, OSVersions: oses,
-		Workers: -1, WorkDir: t.TempDir(), MaxLost: maxLost, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Webhooks: webhook.New(db, webhook.Config{}), Workers: -1, WorkDir: t.TempDir(), MaxLost: maxLost, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +169,7 @@ func TestReapLostWorker(t *testing.T) {
 		if err := p.Reap(ctx); err != nil {
 			t.Fatal(err)
 		}
-		b, _ := p.Build(ctx, owner, id)
+		b, _ := p.Reader().Build(ctx, owner, id)
 		if b.State != Building || jobOf() == job1 {
 			t.Fatalf("after one lost worker: %q, job %d (was %d); want re-queued under a new job", b.State, jobOf(), job1)
 		}
@@ -176,15 +177,15 @@ func TestReapLostWorker(t *testing.T) {
 		if err := p.Reap(ctx); err != nil {
 			t.Fatal(err)
 		}
-		b, _ = p.Build(ctx, owner, id)
+		b, _ = p.Reader().Build(ctx, owner, id)
 		if b.State != Investigating {
 			t.Fatalf("after two lost workers: %q, want Investigating", b.State)
 		}
-		inv, err := p.Investigations(ctx)
+		inv, err := p.Reader().Investigations(ctx)
 		if err != nil || len(inv) != 1 || !strings.Contains(inv[0].Reason, "worker lost 2 times") {
 			t.Fatalf("investigations %+v, %v", inv, err)
 		}
-		hist, _ := p.History(ctx, owner, b.GroupID)
+		hist, _ := p.Reader().History(ctx, owner, b.GroupID)
 		if last := hist[len(hist)-1]; last.State != Investigating || last.BuildID != "" {
 			t.Errorf("last history entry %+v, want the group turning Investigating", last)
 		}

@@ -27,7 +27,11 @@
 //     run again; the second run sees the live lease and does nothing.
 //   - A Builder or Scanner error or panic moves the build to Investigating.
 //
+// Pipeline is the job runtime (submit, workers, state changes, retries,
+// the reaper); Reader is the read side (builds, logs, reports, history, the
+// status view, the operators' queue), which needs no job queue.
+//
 // Limits: logs are kept in the database, capped at MaxLogBytes (head and
-// tail kept); webhook secrets are stored in clear because they must sign;
-// webhook deliveries are kept forever.
+// tail kept). Webhooks (storage, signing, delivery) are package webhook's:
+// the pipeline only queues a delivery with every state change.
 package pipeline

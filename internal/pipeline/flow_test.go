@@ -19,7 +19,7 @@ func TestSubmitSuccessful(t *testing.T) {
 		e := seed(t, db, t.TempDir())
 		p := start(t, db, testConfig(t, e, okBuilder, okScanner))
 
-		if bs, err := p.Builds(ctx, e.seller, e.group.ID); err != nil || pipeline.GroupState(bs) != pipeline.Draft {
+		if bs, err := p.Reader().Builds(ctx, e.seller, e.group.ID); err != nil || pipeline.GroupState(bs) != pipeline.Draft {
 			t.Fatalf("before submit: %v, %v; want a Draft", bs, err)
 		}
 		bs, err := p.Submit(ctx, e.seller, e.group.Name)
@@ -38,15 +38,15 @@ func TestSubmitSuccessful(t *testing.T) {
 				t.Errorf("build %+v: want Successful with its image, ended, attempt 1", b)
 			}
 		}
-		log, err := p.Log(ctx, e.seller, bs[0].ID)
+		log, err := p.Reader().Log(ctx, e.seller, bs[0].ID)
 		if err != nil || string(log) != "hello\n" {
 			t.Errorf("Log = %q, %v", log, err)
 		}
-		rep, err := p.Report(ctx, e.seller, bs[0].ID)
+		rep, err := p.Reader().Report(ctx, e.seller, bs[0].ID)
 		if err != nil || len(rep.ChangedFiles) != 1 || string(rep.Scan) != `{"vulnerabilities":[]}` {
 			t.Errorf("Report = %+v, %v", rep, err)
 		}
-		hist, err := p.History(ctx, e.seller, e.group.ID)
+		hist, err := p.Reader().History(ctx, e.seller, e.group.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,7 +107,7 @@ func TestIssuesFoundAndInvestigations(t *testing.T) {
 			!strings.Contains(deb.Troubleshooting, "pib builds log "+deb.ID) || len(deb.Findings) != 2 {
 			t.Errorf("debian build: state %q, troubleshooting:\n%s", deb.State, deb.Troubleshooting)
 		}
-		if log, _ := p.Log(ctx, e.seller, deb.ID); string(log) != "installing\ufffd\n" {
+		if log, _ := p.Reader().Log(ctx, e.seller, deb.ID); string(log) != "installing\ufffd\n" {
 			t.Errorf("log %q: want NUL removed and invalid UTF-8 replaced", log)
 		}
 		if ubu.State != pipeline.Investigating || strings.Contains(ubu.Troubleshooting, "overlay") {
@@ -116,7 +116,7 @@ func TestIssuesFoundAndInvestigations(t *testing.T) {
 		if got := pipeline.GroupState([]*pipeline.Build{deb, ubu}); got != pipeline.Investigating {
 			t.Errorf("group %q, want Investigating", got)
 		}
-		inv, err := p.Investigations(ctx)
+		inv, err := p.Reader().Investigations(ctx)
 		if err != nil || len(inv) != 1 || inv[0].BuildID != ubu.ID || !strings.Contains(inv[0].Reason, "overlay mount failed") ||
 			inv[0].Overdue || inv[0].GroupName != e.group.Name {
 			t.Fatalf("Investigations = %+v, %v", inv, err)
@@ -135,7 +135,7 @@ func TestIssuesFoundAndInvestigations(t *testing.T) {
 		if bs["ubuntu-24"].State != pipeline.Successful || bs["ubuntu-24"].Troubleshooting != "" {
 			t.Fatalf("after retry: %+v", bs["ubuntu-24"])
 		}
-		if inv, _ := p.Investigations(ctx); len(inv) != 0 {
+		if inv, _ := p.Reader().Investigations(ctx); len(inv) != 0 {
 			t.Errorf("investigation still open after retry: %+v", inv)
 		}
 		if got := pipeline.GroupState([]*pipeline.Build{bs["debian-12"], bs["ubuntu-24"]}); got != pipeline.GroupIssuesFound {
@@ -167,19 +167,14 @@ func TestScanOutcomes(t *testing.T) {
 		if ubu.State != pipeline.Investigating {
 			t.Errorf("ubuntu after a scanner panic: %q, want Investigating", ubu.State)
 		}
-		inv, _ := p.Investigations(ctx)
+		inv, _ := p.Reader().Investigations(ctx)
 		if len(inv) != 1 || !strings.Contains(inv[0].Reason, "panic: scanner crashed") {
 			t.Fatalf("investigations %+v", inv)
 		}
-		// Seen eight days later, the investigation is overdue (> 4 business days).
-		later := testConfig(t, e, nil, nil)
-		later.Workers = -1
-		later.Now = func() time.Time { return time.Now().AddDate(0, 0, 8) }
-		pl, err := pipeline.New(ctx, db, later)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if inv, err := pl.Investigations(ctx); err != nil || len(inv) != 1 || !inv[0].Overdue {
+		// Seen eight days later, the investigation is overdue (> 4 business
+		// days); the read side needs no job queue.
+		later := pipeline.NewReader(db, e.groups, func() time.Time { return time.Now().AddDate(0, 0, 8) })
+		if inv, err := later.Investigations(ctx); err != nil || len(inv) != 1 || !inv[0].Overdue {
 			t.Errorf("eight days later: %+v, %v; want overdue", inv, err)
 		}
 		if _, err := p.Resolve(ctx, ubu.ID, "  "); !errors.Is(err, pipeline.ErrInvalid) {
@@ -192,13 +187,13 @@ func TestScanOutcomes(t *testing.T) {
 		if b.State != pipeline.IssuesFound || !strings.Contains(b.Troubleshooting, "database was corrupt") {
 			t.Errorf("resolved build %+v", b)
 		}
-		if inv, _ := p.Investigations(ctx); len(inv) != 0 {
+		if inv, _ := p.Reader().Investigations(ctx); len(inv) != 0 {
 			t.Errorf("investigation still open: %+v", inv)
 		}
 		if _, err := p.Resolve(ctx, ubu.ID, "again"); !errors.Is(err, pipeline.ErrNotInvestigating) {
 			t.Errorf("second Resolve: %v", err)
 		}
-		hist, _ := p.History(ctx, e.seller, e.group.ID)
+		hist, _ := p.Reader().History(ctx, e.seller, e.group.ID)
 		var last pipeline.Event
 		for _, ev := range hist {
 			if ev.BuildID == ubu.ID {
@@ -239,16 +234,16 @@ func TestSubmitRefusals(t *testing.T) {
 		if _, err := p.Submit(ctx, e.other, e.group.ID); !errors.Is(err, pipeline.ErrNotFound) {
 			t.Errorf("foreign Submit: %v", err)
 		}
-		if _, err := p.Builds(ctx, e.other, e.group.ID); !errors.Is(err, pipeline.ErrNotFound) {
+		if _, err := p.Reader().Builds(ctx, e.other, e.group.ID); !errors.Is(err, pipeline.ErrNotFound) {
 			t.Errorf("foreign Builds: %v", err)
 		}
-		if _, err := p.History(ctx, e.other, e.group.Name); !errors.Is(err, pipeline.ErrNotFound) {
+		if _, err := p.Reader().History(ctx, e.other, e.group.Name); !errors.Is(err, pipeline.ErrNotFound) {
 			t.Errorf("foreign History: %v", err)
 		}
 		for _, f := range []func(context.Context, string, string) error{
-			func(ctx context.Context, o, id string) error { _, err := p.Build(ctx, o, id); return err },
-			func(ctx context.Context, o, id string) error { _, err := p.Log(ctx, o, id); return err },
-			func(ctx context.Context, o, id string) error { _, err := p.Report(ctx, o, id); return err },
+			func(ctx context.Context, o, id string) error { _, err := p.Reader().Build(ctx, o, id); return err },
+			func(ctx context.Context, o, id string) error { _, err := p.Reader().Log(ctx, o, id); return err },
+			func(ctx context.Context, o, id string) error { _, err := p.Reader().Report(ctx, o, id); return err },
 		} {
 			foreign, missing := f(ctx, e.other, bs[0].ID), f(ctx, e.seller, "b-ffffffffffffffff")
 			if !errors.Is(foreign, pipeline.ErrNotFound) || !errors.Is(missing, pipeline.ErrNotFound) ||
@@ -256,11 +251,11 @@ func TestSubmitRefusals(t *testing.T) {
 				t.Errorf("foreign %v / missing %v: want the same not found", foreign, missing)
 			}
 		}
-		latest, err := p.LatestBuilds(ctx, e.seller, []string{e.group.ID})
+		latest, err := p.Reader().LatestBuilds(ctx, e.seller, []string{e.group.ID})
 		if err != nil || len(latest[e.group.ID]) != 2 {
 			t.Errorf("LatestBuilds = %v, %v", latest, err)
 		}
-		if l, _ := p.LatestBuilds(ctx, e.other, []string{e.group.ID}); len(l) != 0 {
+		if l, _ := p.Reader().LatestBuilds(ctx, e.other, []string{e.group.ID}); len(l) != 0 {
 			t.Errorf("LatestBuilds of another account = %v", l)
 		}
 		once.Do(func() { close(release) })

@@ -19,6 +19,7 @@ import (
 	"github.com/pib-dev/pib/internal/packages"
 	"github.com/pib-dev/pib/internal/pipeline"
 	"github.com/pib-dev/pib/internal/store"
+	"github.com/pib-dev/pib/internal/webhook"
 )
 
 // env is a database with one seller, two OS versions and one package group.
@@ -124,12 +125,17 @@ func testConfig(t testing.TB, e *env, b pipeline.Builder, s pipeline.Scanner) pi
 func baseConfig(e *env, b pipeline.Builder, s pipeline.Scanner) pipeline.Config {
 	return pipeline.Config{
 		Builder: b, Scanner: s, Groups: e.groups, Packages: e.packages, OSVersions: e.oses,
+		Webhooks:          webhook.New(e.db, webhookConfig()),
 		Workers:           2,
 		HeartbeatInterval: 100 * time.Millisecond, StaleAfter: 1500 * time.Millisecond, ReapInterval: 300 * time.Millisecond,
-		PollInterval: 50 * time.Millisecond, WebhookBackoff: 100 * time.Millisecond, WebhookTimeout: 2 * time.Second,
-		WebhookAllowPrivate: true, // test endpoints listen on loopback
-		Logger:              quietLogger(),
+		PollInterval: 50 * time.Millisecond,
+		Logger:       quietLogger(),
 	}
+}
+
+// webhookConfig has short delays; test endpoints listen on loopback.
+func webhookConfig() webhook.Config {
+	return webhook.Config{Backoff: 100 * time.Millisecond, Timeout: 2 * time.Second, AllowPrivate: true, Logger: quietLogger()}
 }
 
 func quietLogger() *slog.Logger {
@@ -180,7 +186,7 @@ func waitFor(t testing.TB, p *pipeline.Pipeline, owner, group string, within tim
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		bs, err := p.Builds(context.Background(), owner, group)
+		bs, err := p.Reader().Builds(context.Background(), owner, group)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -22,29 +22,6 @@ type Investigation struct {
 	Overdue bool `json:"overdue"`
 }
 
-// Investigations lists the open investigations, oldest first.
-func (p *Pipeline) Investigations(ctx context.Context) ([]Investigation, error) {
-	rows, err := p.db.QueryContext(ctx, `SELECT i.id, i.build_id, b.group_id, g.name, b.owner, b.os_name, i.reason, i.opened_at
-		FROM investigations i JOIN builds b ON b.id = i.build_id JOIN package_groups g ON g.id = b.group_id
-		WHERE i.resolved_at IS NULL ORDER BY i.opened_at, i.id`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	now := p.now()
-	out := []Investigation{}
-	for rows.Next() {
-		var i Investigation
-		if err := rows.Scan(&i.ID, &i.BuildID, &i.GroupID, &i.GroupName, &i.Owner, &i.OSName, &i.Reason, &i.Opened); err != nil {
-			return nil, err
-		}
-		i.Opened = i.Opened.UTC()
-		i.Overdue = Overdue(i.Opened, now)
-		out = append(out, i)
-	}
-	return out, rows.Err()
-}
-
 // closeInvestigation closes build id's open investigation in tx.
 func (p *Pipeline) closeInvestigation(ctx context.Context, tx *sql.Tx, id, resolution, note string) error {
 	_, err := tx.ExecContext(ctx, `UPDATE investigations SET resolved_at = $2, resolution = $3, note = $4 WHERE build_id = $1 AND resolved_at IS NULL`,
@@ -57,8 +34,8 @@ func (p *Pipeline) closeInvestigation(ctx context.Context, tx *sql.Tx, id, resol
 func (p *Pipeline) Retry(ctx context.Context, id string) (*Build, error) {
 	ok, err := p.apply(ctx, id, change{to: Building, from: []State{Investigating},
 		reason: "retried by an operator",
-		set: []col{{"image_id", ""}, {"troubleshooting", ""}, {"findings", ""}, {"lost", 0}, {"run_id", nil},
-			{"heartbeat_at", nil}, {"ended_at", nil}, {"started_at", nil}, {"scan_started_at", nil}},
+		set: buildUpdate{imageID: val(""), troubleshooting: val(""), findings: val(""), lost: val(0), releaseLease: true,
+			endedAt: val[*time.Time](nil), startedAt: val[*time.Time](nil), scanStartedAt: val[*time.Time](nil)},
 		after: func(ctx context.Context, tx *sql.Tx) error {
 			if err := p.closeInvestigation(ctx, tx, id, "retried", ""); err != nil {
 				return err
@@ -71,7 +48,7 @@ func (p *Pipeline) Retry(ctx context.Context, id string) (*Build, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: build %s; only a build in Investigating can be retried", ErrNotInvestigating, id)
 	}
-	return p.buildByID(ctx, id)
+	return p.read.buildByID(ctx, id)
 }
 
 // Resolve closes an investigated build's investigation with the operator's
@@ -85,7 +62,7 @@ func (p *Pipeline) Resolve(ctx context.Context, id, note string) (*Build, error)
 	}
 	ok, err := p.apply(ctx, id, change{to: IssuesFound, from: []State{Investigating},
 		reason: "resolved by an operator: " + note,
-		set:    []col{{"troubleshooting", "An operator investigated this build and closed it: " + note}},
+		set:    buildUpdate{troubleshooting: val("An operator investigated this build and closed it: " + note)},
 		after: func(ctx context.Context, tx *sql.Tx) error {
 			return p.closeInvestigation(ctx, tx, id, "resolved", note)
 		}})
@@ -95,5 +72,5 @@ func (p *Pipeline) Resolve(ctx context.Context, id, note string) (*Build, error)
 	if !ok {
 		return nil, fmt.Errorf("%w: build %s; only a build in Investigating can be resolved", ErrNotInvestigating, id)
 	}
-	return p.buildByID(ctx, id)
+	return p.read.buildByID(ctx, id)
 }

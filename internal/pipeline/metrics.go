@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pib-dev/pib/internal/webhook"
 )
 
 type metrics struct {
@@ -60,7 +62,7 @@ func (c *dbCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(buildsDesc, prometheus.GaugeValue, n, s)
 		}
 	}
-	queues := map[string]float64{queueBuilds: 0, queueWebhooks: 0}
+	queues := map[string]float64{queueBuilds: 0, webhook.Queue: 0}
 	if err := c.count(ctx, `SELECT queue, COUNT(*) FROM river_job WHERE state IN ('available', 'scheduled', 'retryable') GROUP BY queue`, queues); err != nil {
 		ch <- prometheus.NewInvalidMetric(queueDesc, err)
 		return

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,6 +23,7 @@ import (
 	"github.com/pib-dev/pib/internal/osversions"
 	"github.com/pib-dev/pib/internal/packages"
 	"github.com/pib-dev/pib/internal/store"
+	"github.com/pib-dev/pib/internal/webhook"
 )
 
 // Builder test-builds a package group on a base image (rules I1–I8).
@@ -112,6 +112,10 @@ type Config struct {
 	Groups     GroupSource
 	Packages   PackageSource
 	OSVersions OSVersionSource
+	// Webhooks receives a delivery for every build state change, queued
+	// in the transaction that makes the change; its deliveries are worked
+	// by this pipeline's workers.
+	Webhooks *webhook.Service
 
 	// Workers is how many builds this process runs at once (default 1).
 	// Negative: this process works no jobs at all (it only submits).
@@ -135,15 +139,6 @@ type Config struct {
 	// worker to pick a submitted build up;
 	// neither driver used here has LISTEN/NOTIFY).
 	PollInterval time.Duration
-
-	WebhookTimeout     time.Duration // per delivery attempt, default 10s
-	WebhookMaxAttempts int           // default 12 (about 3 hours of backoff)
-	WebhookBackoff     time.Duration // first retry delay, doubled each time (default 5s, capped at 1h)
-	// HTTPClient delivers webhooks (default WebhookClient(WebhookAllowPrivate)).
-	HTTPClient *http.Client
-	// WebhookAllowPrivate lets webhook URLs name internal addresses
-	// (pib serve --webhook-allow-private); off, SetWebhook refuses them (C6).
-	WebhookAllowPrivate bool
 
 	MaxLogBytes int // default 4 MiB
 
@@ -170,19 +165,11 @@ func (c *Config) defaults() {
 	def(&c.ReapInterval, 30*time.Second)
 	def(&c.RescueStuckJobsAfter, 10*time.Minute)
 	def(&c.PollInterval, 200*time.Millisecond)
-	def(&c.WebhookTimeout, 10*time.Second)
-	def(&c.WebhookBackoff, 5*time.Second)
 	if c.MaxLost <= 0 {
 		c.MaxLost = 3
 	}
-	if c.WebhookMaxAttempts <= 0 {
-		c.WebhookMaxAttempts = 12
-	}
 	if c.MaxLogBytes <= 0 {
 		c.MaxLogBytes = 4 << 20
-	}
-	if c.HTTPClient == nil {
-		c.HTTPClient = WebhookClient(c.WebhookAllowPrivate)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -203,16 +190,17 @@ var (
 
 // River queues.
 const (
-	queueBuilds   = "builds"
-	queueWebhooks = "webhooks"
-	queueMaint    = river.QueueDefault
+	queueBuilds = "builds"
+	queueMaint  = river.QueueDefault
 )
 
-// Pipeline submits and runs builds.
+// Pipeline submits and runs builds: the job runtime. Reads go through its
+// Reader.
 type Pipeline struct {
 	db      *store.DB
 	cfg     Config
 	client  *river.Client[*sql.Tx]
+	read    *Reader
 	log     *slog.Logger
 	metrics *metrics
 }
@@ -224,10 +212,10 @@ func New(ctx context.Context, db *store.DB, cfg Config) (*Pipeline, error) {
 	if cfg.Workers > 0 && (cfg.Builder == nil || cfg.Scanner == nil || cfg.Groups == nil || cfg.Packages == nil) {
 		return nil, errors.New("pipeline: a worker needs a Builder, a Scanner, Groups and Packages")
 	}
-	if cfg.Groups == nil || cfg.OSVersions == nil {
-		return nil, errors.New("pipeline: Groups and OSVersions are required")
+	if cfg.Groups == nil || cfg.OSVersions == nil || cfg.Webhooks == nil {
+		return nil, errors.New("pipeline: Groups, OSVersions and Webhooks are required")
 	}
-	p := &Pipeline{db: db, cfg: cfg, log: cfg.Logger, metrics: newMetrics()}
+	p := &Pipeline{db: db, cfg: cfg, read: NewReader(db, cfg.Groups, cfg.Now), log: cfg.Logger, metrics: newMetrics()}
 	var driver riverdriver.Driver[*sql.Tx]
 	switch db.Dialect {
 	case store.SQLite:
@@ -251,14 +239,13 @@ func New(ctx context.Context, db *store.DB, cfg Config) (*Pipeline, error) {
 	if cfg.Workers > 0 {
 		workers := river.NewWorkers()
 		river.AddWorker(workers, &buildWorker{p: p})
-		river.AddWorker(workers, &webhookWorker{p: p})
 		river.AddWorker(workers, &reapWorker{p: p})
 		rc.Workers = workers
 		rc.Queues = map[string]river.QueueConfig{
-			queueBuilds:   {MaxWorkers: cfg.Workers},
-			queueWebhooks: {MaxWorkers: 4},
-			queueMaint:    {MaxWorkers: 1},
+			queueBuilds: {MaxWorkers: cfg.Workers},
+			queueMaint:  {MaxWorkers: 1},
 		}
+		cfg.Webhooks.Register(rc)
 		rc.PeriodicJobs = []*river.PeriodicJob{
 			river.NewPeriodicJob(river.PeriodicInterval(cfg.ReapInterval),
 				func() (river.JobArgs, *river.InsertOpts) { return ReapArgs{}, nil },
@@ -302,6 +289,10 @@ func migrateRiver(ctx context.Context, db *store.DB, driver riverdriver.Driver[*
 	}
 	return nil
 }
+
+// Reader returns the read side over the pipeline's database, with its
+// clock.
+func (p *Pipeline) Reader() *Reader { return p.read }
 
 // Start works jobs until Stop. Only Stop ends it: ctx is used for start-up.
 func (p *Pipeline) Start(ctx context.Context) error {

@@ -125,7 +125,7 @@ func (p *Pipeline) recoverLost(ctx context.Context, id, runID, why string) error
 		if err := p.enqueueBuild(ctx, tx, id); err != nil {
 			return err
 		}
-		return p.record(ctx, tx, groupID, owner, id, osName, state,
+		return record(ctx, tx, groupID, owner, id, osName, state,
 			fmt.Sprintf("%s; re-queued (%d of %d)", why, lost, p.cfg.MaxLost-1), p.now())
 	})
 	if err != nil {
@@ -140,8 +140,8 @@ func (p *Pipeline) recoverLost(ctx context.Context, id, runID, why string) error
 	c := change{to: Investigating, from: []State{Building, Scanning},
 		reason:        "worker lost: the build's worker stopped responding repeatedly; an operator will look into it",
 		investigation: investigate,
-		set: []col{{"troubleshooting", "The machine running this build stopped responding several times. " +
-			"This is pib's problem, not your package group's; it is in the operators' investigation queue."}}}
+		set: buildUpdate{troubleshooting: val("The machine running this build stopped responding several times. " +
+			"This is pib's problem, not your package group's; it is in the operators' investigation queue.")}}
 	if runID != "" {
 		c.runID = runID
 	}

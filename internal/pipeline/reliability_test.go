@@ -48,7 +48,7 @@ func TestStopRequeuesRunningBuilds(t *testing.T) {
 			}
 		}
 		stop(t, p1)
-		bs, err := p1.Builds(ctx, e.seller, e.group.ID)
+		bs, err := p1.Reader().Builds(ctx, e.seller, e.group.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -57,7 +57,7 @@ func TestStopRequeuesRunningBuilds(t *testing.T) {
 				t.Errorf("after Stop build %s is %q, want Building (re-queued)", b.ID, b.State)
 			}
 		}
-		hist, _ := p1.History(ctx, e.seller, e.group.ID)
+		hist, _ := p1.Reader().History(ctx, e.seller, e.group.ID)
 		requeued := 0
 		for _, ev := range hist {
 			if strings.Contains(ev.Reason, "re-queued") {
@@ -67,7 +67,7 @@ func TestStopRequeuesRunningBuilds(t *testing.T) {
 		if requeued != 2 {
 			t.Errorf("history has %d re-queue entries, want 2: %+v", requeued, hist)
 		}
-		if inv, _ := p1.Investigations(ctx); len(inv) != 0 {
+		if inv, _ := p1.Reader().Investigations(ctx); len(inv) != 0 {
 			t.Errorf("stopping opened investigations: %+v", inv)
 		}
 		entries, _ := os.ReadDir(cfg.WorkDir)
@@ -205,7 +205,7 @@ func TestKillDuringBuild(t *testing.T) {
 				t.Errorf("build %s: %q, want Successful after the worker was lost", b.ID, b.State)
 			}
 		}
-		hist, _ := p.History(ctx, e.seller, e.group.ID)
+		hist, _ := p.Reader().History(ctx, e.seller, e.group.ID)
 		lost := 0
 		for _, ev := range hist {
 			// Recovered at start (the owner process is gone) or by the

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
+	"time"
 )
 
 // change is one state change of a build, applied by apply only when its
@@ -19,7 +19,7 @@ type change struct {
 	// from: only from one of these states.
 	from []State
 	// set: more columns to write.
-	set []col
+	set buildUpdate
 	// investigation is the operator's reason when to is Investigating
 	// (may name internals the seller should not see); default reason.
 	investigation string
@@ -27,9 +27,81 @@ type change struct {
 	after func(ctx context.Context, tx *sql.Tx) error
 }
 
-type col struct {
-	name  string
-	value any
+// buildUpdate is what a state change writes to its build row besides the
+// state and updated_at: a field left unset keeps its column. The statement
+// (updateBuildSQL) is fixed text: every column has a flag parameter saying
+// whether to write its value parameter.
+type buildUpdate struct {
+	imageID         opt[string]
+	troubleshooting opt[string]
+	findings        opt[string] // JSON of []Finding, "" for none
+	log             opt[string]
+	changedFiles    opt[string] // JSON of []string
+	buildReport     opt[string]
+	scanReport      opt[string]
+	lost            opt[int]
+	startedAt       opt[*time.Time] // nil writes NULL
+	scanStartedAt   opt[*time.Time]
+	endedAt         opt[*time.Time]
+	// releaseLease clears run_id and heartbeat_at: no run holds the build.
+	releaseLease bool
+}
+
+// opt is a column's new value, or, unset, none: the column is kept.
+type opt[T any] struct {
+	ok bool
+	v  T
+}
+
+// val is a column's new value.
+func val[T any](v T) opt[T] { return opt[T]{ok: true, v: v} }
+
+// arg is o's value parameter; a nil pointer is NULL.
+func (o opt[T]) arg() any {
+	if p, isPtr := any(o.v).(*time.Time); isPtr {
+		if p == nil {
+			return nil
+		}
+		return *p
+	}
+	return o.v
+}
+
+// updateBuildSQL writes a buildUpdate: $1 the build, $2 its state, $3 the
+// time of the change, then a (flag, value) pair per column. PostgreSQL
+// types each value parameter from its column through the CASE.
+const updateBuildSQL = `UPDATE builds SET state = $2, updated_at = $3,
+	image_id        = CASE WHEN $4 THEN $5 ELSE image_id END,
+	troubleshooting = CASE WHEN $6 THEN $7 ELSE troubleshooting END,
+	findings        = CASE WHEN $8 THEN $9 ELSE findings END,
+	log             = CASE WHEN $10 THEN $11 ELSE log END,
+	changed_files   = CASE WHEN $12 THEN $13 ELSE changed_files END,
+	build_report    = CASE WHEN $14 THEN $15 ELSE build_report END,
+	scan_report     = CASE WHEN $16 THEN $17 ELSE scan_report END,
+	lost            = CASE WHEN $18 THEN $19 ELSE lost END,
+	started_at      = CASE WHEN $20 THEN $21 ELSE started_at END,
+	scan_started_at = CASE WHEN $22 THEN $23 ELSE scan_started_at END,
+	ended_at        = CASE WHEN $24 THEN $25 ELSE ended_at END,
+	run_id          = CASE WHEN $26 THEN NULL ELSE run_id END,
+	heartbeat_at    = CASE WHEN $26 THEN NULL ELSE heartbeat_at END
+	WHERE id = $1`
+
+// exec writes u, state to and updated_at now to build id in tx.
+func (u buildUpdate) exec(ctx context.Context, tx *sql.Tx, id string, to State, now time.Time) error {
+	_, err := tx.ExecContext(ctx, updateBuildSQL, id, string(to), now,
+		u.imageID.ok, u.imageID.arg(),
+		u.troubleshooting.ok, u.troubleshooting.arg(),
+		u.findings.ok, u.findings.arg(),
+		u.log.ok, u.log.arg(),
+		u.changedFiles.ok, u.changedFiles.arg(),
+		u.buildReport.ok, u.buildReport.arg(),
+		u.scanReport.ok, u.scanReport.arg(),
+		u.lost.ok, u.lost.arg(),
+		u.startedAt.ok, u.startedAt.arg(),
+		u.scanStartedAt.ok, u.scanStartedAt.arg(),
+		u.endedAt.ok, u.endedAt.arg(),
+		u.releaseLease)
+	return err
 }
 
 // apply makes change c to build id in one transaction with its history,
@@ -77,24 +149,19 @@ func (p *Pipeline) apply(ctx context.Context, id string, c change) (bool, error)
 		}
 		after := aggregate(statesOf(siblings))
 
-		sets := []string{"state = $2", "updated_at = $3"}
-		args := []any{id, string(c.to), now}
+		u := c.set
 		if c.to.Ended() {
-			sets = append(sets, "ended_at = $3", "run_id = NULL", "heartbeat_at = NULL")
+			u.endedAt, u.releaseLease = val(&now), true
 		}
-		for _, s := range c.set {
-			args = append(args, s.value)
-			sets = append(sets, fmt.Sprintf("%s = $%d", s.name, len(args)))
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE builds SET `+strings.Join(sets, ", ")+` WHERE id = $1`, args...); err != nil {
+		if err := u.exec(ctx, tx, id, c.to, now); err != nil {
 			return err
 		}
-		if err := p.record(ctx, tx, groupID, owner, id, osName, c.to, c.reason, now); err != nil {
+		if err := record(ctx, tx, groupID, owner, id, osName, c.to, c.reason, now); err != nil {
 			return err
 		}
 		if before != after {
 			reason := fmt.Sprintf("build %s on %s is now %s", id, osName, c.to)
-			if err := p.record(ctx, tx, groupID, owner, "", "", after, reason, now); err != nil {
+			if err := record(ctx, tx, groupID, owner, "", "", after, reason, now); err != nil {
 				return err
 			}
 		}

@@ -3,7 +3,6 @@ package pipeline_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +14,7 @@ import (
 	"github.com/pib-dev/pib/internal/pipeline"
 	"github.com/pib-dev/pib/internal/store"
 	"github.com/pib-dev/pib/internal/store/storetest"
+	"github.com/pib-dev/pib/internal/webhook"
 )
 
 // hookServer records signed deliveries; it fails the first failFirst
@@ -32,12 +32,12 @@ func (h *hookServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if !pipeline.VerifySignature(h.secret, body, r.Header.Get(pipeline.SignatureHeader)) || r.Header.Get("Content-Type") != "application/json" {
+	if !webhook.VerifySignature(h.secret, body, r.Header.Get(webhook.SignatureHeader)) || r.Header.Get("Content-Type") != "application/json" {
 		h.badSig++
 		http.Error(w, "bad signature", http.StatusUnauthorized)
 		return
 	}
-	id := r.Header.Get(pipeline.DeliveryHeader)
+	id := r.Header.Get(webhook.DeliveryHeader)
 	h.tries[id]++
 	if h.tries[id] <= h.failFirst {
 		http.Error(w, "down", http.StatusInternalServerError)
@@ -70,14 +70,12 @@ func TestWebhooks(t *testing.T) {
 		hook := &hookServer{failFirst: 2, tries: map[string]int{}}
 		srv := httptest.NewServer(hook)
 		defer srv.Close()
-		p := start(t, db, testConfig(t, e, okBuilder, okScanner))
+		cfg := testConfig(t, e, okBuilder, okScanner)
+		p := start(t, db, cfg)
 
-		if _, err := p.SetWebhook(ctx, e.seller, "ftp://example.com/x"); !errors.Is(err, pipeline.ErrInvalid) {
-			t.Errorf("SetWebhook with an ftp URL: %v", err)
-		}
-		secret, err := p.SetWebhook(ctx, e.seller, srv.URL+"/hook")
+		secret, err := cfg.Webhooks.Set(ctx, e.seller, srv.URL+"/hook")
 		if err != nil || !strings.HasPrefix(secret, "whsec_") {
-			t.Fatalf("SetWebhook = %q, %v", secret, err)
+			t.Fatalf("Webhooks.Set = %q, %v", secret, err)
 		}
 		hook.mu.Lock()
 		hook.secret = secret
@@ -121,7 +119,7 @@ func TestWebhooks(t *testing.T) {
 			}
 		}
 		hook.mu.Unlock()
-		ds, err := p.Deliveries(ctx, e.seller, 0)
+		ds, err := cfg.Webhooks.Deliveries(ctx, e.seller, 0)
 		if err != nil || len(ds) == 0 {
 			t.Fatalf("Deliveries = %v, %v", ds, err)
 		}
@@ -151,9 +149,11 @@ func TestWebhookFailingEndpointDoesNotBlockBuilds(t *testing.T) {
 		defer srv.Close()
 		defer close(release)
 		cfg := testConfig(t, e, okBuilder, okScanner)
-		cfg.WebhookTimeout = 300 * time.Millisecond
+		hooks := webhookConfig()
+		hooks.Timeout = 300 * time.Millisecond
+		cfg.Webhooks = webhook.New(db, hooks)
 		p := start(t, db, cfg)
-		if _, err := p.SetWebhook(ctx, e.seller, srv.URL); err != nil {
+		if _, err := cfg.Webhooks.Set(ctx, e.seller, srv.URL); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := p.Submit(ctx, e.seller, e.group.ID); err != nil {
@@ -165,7 +165,7 @@ func TestWebhookFailingEndpointDoesNotBlockBuilds(t *testing.T) {
 		}
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			ds, err := p.Deliveries(ctx, e.seller, 0)
+			ds, err := cfg.Webhooks.Deliveries(ctx, e.seller, 0)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -138,7 +138,7 @@ func (p *Pipeline) claim(ctx context.Context, jobID int64, id string) (*run, err
 			started_at = COALESCE(started_at, $3), updated_at = $3 WHERE id = $1`, id, newRun, now, lost); err != nil {
 			return err
 		}
-		if err := p.record(ctx, tx, groupID, owner, id, osName, state, reason, now); err != nil {
+		if err := record(ctx, tx, groupID, owner, id, osName, state, reason, now); err != nil {
 			return err
 		}
 		r = &run{id: newRun, attempt: attempt + 1, resume: state == Scanning && imageID != ""}
@@ -159,7 +159,7 @@ func (p *Pipeline) claim(ctx context.Context, jobID int64, id string) (*run, err
 	if r == nil {
 		return nil, nil
 	}
-	b, err := p.buildByID(ctx, id)
+	b, err := p.read.buildByID(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -219,7 +219,7 @@ func (p *Pipeline) requeue(r *run, reason string) error {
 		if err := p.enqueueBuild(ctx, tx, r.build.ID); err != nil {
 			return err
 		}
-		return p.record(ctx, tx, r.build.GroupID, r.build.Owner, r.build.ID, r.build.OSName, state, reason, p.now())
+		return record(ctx, tx, r.build.GroupID, r.build.Owner, r.build.ID, r.build.OSName, state, reason, p.now())
 	})
 	if err != nil {
 		// The reaper will find the stale lease.
@@ -263,26 +263,29 @@ func (p *Pipeline) buildStep(ctx, work context.Context, r *run, dir string) (ima
 		out = &BuildOutcome{}
 	}
 	findings := nonNil(out.Findings)
-	common := []col{
-		{"log", p.clipLog(out.Log)},
-		{"changed_files", jsonText(nonNil(out.ChangedFiles))},
-		{"build_report", string(out.Report)},
-		{"findings", jsonText(findings)},
+	set := buildUpdate{
+		log:          val(p.clipLog(out.Log)),
+		changedFiles: val(jsonText(nonNil(out.ChangedFiles))),
+		buildReport:  val(string(out.Report)),
+		findings:     val(jsonText(findings)),
 	}
 	if len(out.Findings) > 0 {
 		result = "issues"
+		set.troubleshooting = val(troubleshooting(b.ID, b.OSName, "test build", out.Findings))
 		_, err := p.apply(work, b.ID, change{to: IssuesFound, runID: r.id, from: []State{Building},
 			reason: fmt.Sprintf("the test build broke %s", rulesOf(out.Findings)),
-			set:    append(common, col{"troubleshooting", troubleshooting(b.ID, b.OSName, "test build", out.Findings)})})
+			set:    set})
 		return "", true, err
 	}
 	if out.ImageID == "" {
 		return "", true, p.platformFault(ctx, work, r, "run the test build", errors.New("the builder returned neither an image nor a finding"))
 	}
 	result = "ok"
+	scanStarted := p.now()
+	set.imageID, set.scanStartedAt = val(out.ImageID), val(&scanStarted)
 	ok, err := p.apply(work, b.ID, change{to: Scanning, runID: r.id, from: []State{Building},
 		reason: "test build passed (image " + out.ImageID + "); scanning",
-		set:    append(common, col{"image_id", out.ImageID}, col{"scan_started_at", p.now()})})
+		set:    set})
 	if err != nil || !ok {
 		return "", true, err
 	}
@@ -309,7 +312,7 @@ func (p *Pipeline) scanStep(ctx, work context.Context, r *run, imageID string) e
 	if out == nil {
 		return p.platformFault(ctx, work, r, "scan the image", errors.New("the scanner returned no verdict"))
 	}
-	set := []col{{"scan_report", string(out.Report)}}
+	set := buildUpdate{scanReport: val(string(out.Report))}
 	if !out.Passed {
 		result = "issues"
 		v := out.Violations
@@ -320,9 +323,10 @@ func (p *Pipeline) scanStep(ctx, work context.Context, r *run, imageID string) e
 		if out.Summary != "" {
 			text = out.Summary + "\n\n" + text
 		}
+		set.findings, set.troubleshooting = val(jsonText(v)), val(text)
 		_, err := p.apply(work, b.ID, change{to: IssuesFound, runID: r.id, from: []State{Scanning},
 			reason: fmt.Sprintf("the scan found policy violations (%s)", rulesOf(v)),
-			set:    append(set, col{"findings", jsonText(v)}, col{"troubleshooting", text})})
+			set:    set})
 		return err
 	}
 	result = "ok"
@@ -340,8 +344,8 @@ func (p *Pipeline) platformFault(ctx, work context.Context, r *run, what string,
 	p.log.Error("build failed on the platform's side", "build", r.build.ID, "step", what, "err", cause)
 	_, err := p.apply(work, r.build.ID, change{to: Investigating, runID: r.id, from: []State{Building, Scanning},
 		reason: "pib could not " + what + " (a platform fault, not a problem of the package group); an operator will retry it",
-		set: []col{{"troubleshooting", "The build stopped because of a problem on pib's side while trying to " + what +
-			", not because of your package group. It is in the operators' investigation queue; you do not need to do anything."}},
+		set: buildUpdate{troubleshooting: val("The build stopped because of a problem on pib's side while trying to " + what +
+			", not because of your package group. It is in the operators' investigation queue; you do not need to do anything.")},
 		investigation: fmt.Sprintf("could not %s: %v", what, cause)})
 	return err
 }

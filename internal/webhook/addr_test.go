@@ -1,4 +1,4 @@
-package pipeline_test
+package webhook_test
 
 import (
 	"context"
@@ -8,12 +8,11 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
-	"github.com/pib-dev/pib/internal/pipeline"
 	"github.com/pib-dev/pib/internal/specialaddr"
 	"github.com/pib-dev/pib/internal/store"
 	"github.com/pib-dev/pib/internal/store/storetest"
+	"github.com/pib-dev/pib/internal/webhook"
 )
 
 // internalURLs name each range the webhook policy once missed, and the
@@ -44,46 +43,38 @@ var internalURLs = []string{
 func TestWebhookRefusedAtRegistration(t *testing.T) {
 	storetest.ForEach(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
-		e := seed(t, db, t.TempDir())
-		cfg := testConfig(t, e, okBuilder, okScanner)
-		cfg.WebhookAllowPrivate = false
-		cfg.Workers = -1
-		p, err := pipeline.New(ctx, db, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
+		seller := account(t, db, "seller")
+		cfg := testConfig()
+		cfg.AllowPrivate = false
+		s := webhook.New(db, cfg)
 		for _, u := range internalURLs {
-			_, err := p.SetWebhook(ctx, e.seller, u)
-			if !errors.Is(err, pipeline.ErrInvalid) || !errors.Is(err, specialaddr.ErrRefused) {
-				t.Errorf("SetWebhook(%s) = %v, want internal address refused", u, err)
+			_, err := s.Set(ctx, seller, u)
+			if !errors.Is(err, webhook.ErrInvalid) || !errors.Is(err, specialaddr.ErrRefused) {
+				t.Errorf("Set(%s) = %v, want internal address refused", u, err)
 				continue
 			}
 			if msg := err.Error(); strings.Contains(msg, "127.0.0.1") || strings.Contains(msg, "::1") || !strings.Contains(msg, "C6") {
-				t.Errorf("SetWebhook(%s): %q names the resolved address or not the rule", u, msg)
+				t.Errorf("Set(%s): %q names the resolved address or not the rule", u, msg)
 			}
-			if got, _ := p.Webhook(ctx, e.seller); got != "" {
+			if got, _ := s.URL(ctx, seller); got != "" {
 				t.Fatalf("after refusing %s the webhook is %q", u, got)
 			}
 		}
-		if _, err := p.SetWebhook(ctx, e.seller, "http://no-such-host.invalid/hook"); !errors.Is(err, pipeline.ErrInvalid) || !strings.Contains(err.Error(), "does not resolve") {
+		if _, err := s.Set(ctx, seller, "http://no-such-host.invalid/hook"); !errors.Is(err, webhook.ErrInvalid) || !strings.Contains(err.Error(), "does not resolve") {
 			t.Errorf("unresolvable host: %v", err)
 		}
 		// Public literals, including those just outside a refused range,
 		// are taken (nothing is dialled at registration).
 		for _, u := range []string{"http://8.8.8.8/hook", "https://100.128.0.0/hook", "http://198.20.0.1/", "http://[2606:4700:4700::1111]/hook", "http://[2002:808:808::1]/hook"} {
-			if _, err := p.SetWebhook(ctx, e.seller, u); err != nil {
-				t.Errorf("SetWebhook(%s) = %v, want it accepted", u, err)
+			if _, err := s.Set(ctx, seller, u); err != nil {
+				t.Errorf("Set(%s) = %v, want it accepted", u, err)
 			}
 		}
 
 		// pib serve --webhook-allow-private keeps today's escape hatch.
-		cfg.WebhookAllowPrivate = true
-		open, err := pipeline.New(ctx, db, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := open.SetWebhook(ctx, e.seller, "http://127.0.0.1:8080/hook"); err != nil {
-			t.Errorf("with WebhookAllowPrivate: %v", err)
+		cfg.AllowPrivate = true
+		if _, err := webhook.New(db, cfg).Set(ctx, seller, "http://127.0.0.1:8080/hook"); err != nil {
+			t.Errorf("with AllowPrivate: %v", err)
 		}
 	})
 }
@@ -96,7 +87,7 @@ func TestWebhookClientRefusesAtDial(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
 	defer srv.Close()
 	for _, u := range append(internalURLs, srv.URL) {
-		_, err := pipeline.WebhookClient(false).Get(u)
+		_, err := webhook.Client(false).Get(u)
 		if !errors.Is(err, specialaddr.ErrRefused) {
 			t.Errorf("GET %s: %v, want internal address refused", u, err)
 		}
@@ -104,7 +95,7 @@ func TestWebhookClientRefusesAtDial(t *testing.T) {
 	if hits.Load() != 0 {
 		t.Fatalf("the loopback endpoint was reached %d times", hits.Load())
 	}
-	resp, err := pipeline.WebhookClient(true).Get(srv.URL)
+	resp, err := webhook.Client(true).Get(srv.URL)
 	if err != nil {
 		t.Fatalf("with allowPrivate: %v", err)
 	}
@@ -119,47 +110,29 @@ func TestWebhookClientRefusesAtDial(t *testing.T) {
 func TestWebhookDeliveryRefusedWithoutAddress(t *testing.T) {
 	storetest.ForEach(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
-		e := seed(t, db, t.TempDir())
+		seller := account(t, db, "seller")
 		var hits atomic.Int32
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
 		defer srv.Close()
-		cfg := testConfig(t, e, okBuilder, okScanner)
-		cfg.WebhookAllowPrivate = true                 // registration lets it through, as a rebinding name would pass
-		cfg.HTTPClient = pipeline.WebhookClient(false) // delivery does not
-		p := start(t, db, cfg)
+		cfg := testConfig()
+		cfg.AllowPrivate = true                // registration lets it through, as a rebinding name would pass
+		cfg.HTTPClient = webhook.Client(false) // delivery does not
+		s := webhook.New(db, cfg)
+		jobs := startJobs(t, db, s)
 		hook := strings.Replace(srv.URL, "127.0.0.1", "localhost", 1) + "/hook"
-		if _, err := p.SetWebhook(ctx, e.seller, hook); err != nil {
+		if _, err := s.Set(ctx, seller, hook); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := p.Submit(ctx, e.seller, e.group.ID); err != nil {
+		if err := enqueue(t, db, s, jobs, seller, nil); err != nil {
 			t.Fatal(err)
 		}
-		waitEnded(t, p, e.seller, e.group.ID, 20*time.Second)
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			ds, err := p.Deliveries(ctx, e.seller, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var d *pipeline.Delivery
-			for i := range ds {
-				if ds[i].Attempts > 0 {
-					d = &ds[i]
-				}
-			}
-			if d != nil {
-				if d.Delivered != nil || !strings.Contains(d.LastError, "internal address refused") || !strings.Contains(d.LastError, "loopback") {
-					t.Fatalf("delivery %+v, want internal address refused (loopback)", d)
-				}
-				if strings.Contains(d.LastError, "127.0.0.1") || strings.Contains(d.LastError, "[::1]") {
-					t.Fatalf("delivery error %q names the resolved address", d.LastError)
-				}
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no delivery attempted: %+v", ds)
-			}
-			time.Sleep(50 * time.Millisecond)
+		ds := waitDeliveries(t, s, seller, func(ds []webhook.Delivery) bool { return len(ds) == 1 && ds[0].Attempts > 0 })
+		d := ds[0]
+		if d.Delivered != nil || !strings.Contains(d.LastError, "internal address refused") || !strings.Contains(d.LastError, "loopback") {
+			t.Fatalf("delivery %+v, want internal address refused (loopback)", d)
+		}
+		if strings.Contains(d.LastError, "127.0.0.1") || strings.Contains(d.LastError, "[::1]") {
+			t.Fatalf("delivery error %q names the resolved address", d.LastError)
 		}
 		if hits.Load() != 0 {
 			t.Fatalf("the loopback endpoint was reached %d times", hits.Load())

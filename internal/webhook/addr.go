@@ -1,4 +1,4 @@
-package pipeline
+package webhook
 
 import (
 	"context"
@@ -13,13 +13,13 @@ import (
 	"github.com/pib-dev/pib/internal/specialaddr"
 )
 
-// WebhookClient is the HTTP client webhook deliveries use. Unless
+// Client is the HTTP client webhook deliveries use. Unless
 // allowPrivate, it refuses to connect to any special-purpose address
 // (specialaddr, rule C6), checked on the address actually dialled, after
 // DNS and on every redirect, so DNS rebinding does not get around the
 // check made at registration: a seller's webhook must not become a way to
 // probe the service's own network.
-func WebhookClient(allowPrivate bool) *http.Client {
+func Client(allowPrivate bool) *http.Client {
 	d := &net.Dialer{Timeout: 10 * time.Second}
 	if !allowPrivate {
 		d.Control = func(network, address string, _ syscall.RawConn) error {
@@ -36,11 +36,11 @@ func WebhookClient(allowPrivate bool) *http.Client {
 	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
 }
 
-// checkWebhookHost refuses a webhook host that is, or resolves to, a
+// checkHost refuses a webhook host that is, or resolves to, a
 // special-purpose address (C6). A name must resolve now: one that does
 // not would only fail at every delivery.
-func (p *Pipeline) checkWebhookHost(ctx context.Context, host string) error {
-	if p.cfg.WebhookAllowPrivate {
+func (s *Service) checkHost(ctx context.Context, host string) error {
+	if s.cfg.AllowPrivate {
 		return nil
 	}
 	if a, err := netip.ParseAddr(host); err == nil {
