@@ -30,6 +30,7 @@ import (
 	"github.com/pib-dev/pib/internal/scan"
 	"github.com/pib-dev/pib/internal/store"
 	"github.com/pib-dev/pib/internal/store/storetest"
+	"github.com/pib-dev/pib/internal/webhook"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
@@ -372,13 +373,15 @@ func TestGoldenRoutes(t *testing.T) {
 	hooks := &hookRecorder{seen: map[string]bool{}, events: make(chan pipeline.WebhookEvent, 1000)}
 	builder := &goldenBuilder{entered: make(chan struct{}, 1), gate: make(chan struct{})}
 	var p *pipeline.Pipeline
+	var wh *webhook.Service
 	e := newEnvWith(t, db, func(d *api.Deps) {
 		var err error
+		wh = webhook.New(db, webhook.Config{AllowPrivate: true, HTTPClient: &http.Client{Transport: hooks}, Logger: quietLogger()})
 		p, err = pipeline.New(ctx, db, pipeline.Config{
 			Builder: builder, Scanner: &goldenScanner{blobs: d.Images.Blobs(), report: report},
 			Groups: d.Groups, Packages: d.Packages, OSVersions: d.OSVersions,
 			WorkDir: t.TempDir(), PollInterval: 20 * time.Millisecond, Logger: quietLogger(),
-			WebhookAllowPrivate: true, HTTPClient: &http.Client{Transport: hooks},
+			Webhooks: wh,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -387,7 +390,7 @@ func TestGoldenRoutes(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { p.Stop(context.Background()) })
-		d.Pipeline = p
+		d.Pipeline, d.Builds, d.Webhooks = p, p.Reader(), wh
 	})
 	tr := newTranscript(e)
 	const js, octets = "application/json", "application/octet-stream"
@@ -511,7 +514,7 @@ func TestGoldenRoutes(t *testing.T) {
 
 	buildOf := func(group string) string {
 		t.Helper()
-		bs, err := p.Builds(ctx, created.Account.ID, group)
+		bs, err := p.Reader().Builds(ctx, created.Account.ID, group)
 		if err != nil || len(bs) != 1 {
 			t.Fatalf("builds of %s: %v %v", group, bs, err)
 		}
@@ -580,13 +583,13 @@ func TestGoldenRoutes(t *testing.T) {
 
 	// Deliveries: every delivery listed has reached the endpoint; stopping
 	// the pipeline waits for their results to be written.
-	list, err := p.Deliveries(ctx, created.Account.ID, 100)
+	list, err := wh.Deliveries(ctx, created.Account.ID, 100)
 	if err != nil || len(list) == 0 {
 		t.Fatalf("deliveries: %v %v", list, err)
 	}
 	for {
 		hooks.mu.Lock()
-		missing := slices.ContainsFunc(list, func(d pipeline.Delivery) bool { return !hooks.seen[d.ID] })
+		missing := slices.ContainsFunc(list, func(d webhook.Delivery) bool { return !hooks.seen[d.ID] })
 		hooks.mu.Unlock()
 		if !missing {
 			break
