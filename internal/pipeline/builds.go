@@ -15,6 +15,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/pib-dev/pib/internal/groups"
+	"github.com/pib-dev/pib/internal/problem"
 	"github.com/pib-dev/pib/internal/store"
 )
 
@@ -113,8 +114,15 @@ func (p *Pipeline) Submit(ctx context.Context, owner, ref string) ([]*Build, err
 	bases := map[string]string{}
 	for _, os := range g.OSVersions {
 		v, err := p.cfg.OSVersions.Get(ctx, os)
+		if errors.Is(err, problem.NotFound) {
+			// The group is as valid as when it was made; the registry
+			// changed since (a conflict, not a bad request, and not a 404:
+			// the group exists).
+			return nil, &problem.Error{Code: problem.Conflict, Rule: "P4", Field: "os_versions", Err: err,
+				Message: fmt.Sprintf("OS version %q of group %s is no longer registered; an operator must register it again (pib os add) before the group can be submitted", os, g.Name)}
+		}
 		if err != nil {
-			return nil, fmt.Errorf("OS version %s of group %s: %w; an operator must register it again (pib os add)", os, g.Name, err)
+			return nil, fmt.Errorf("OS version %s of group %s: %w", os, g.Name, err)
 		}
 		bases[os] = v.ImageID
 	}
@@ -138,7 +146,7 @@ func (p *Pipeline) Submit(ctx context.Context, owner, ref string) ([]*Build, err
 			}
 			for _, s := range states {
 				if !s.state.Ended() {
-					return fmt.Errorf("%w: group %s was submitted already and its builds are still running (state %s); wait until they end (pib status %s)", ErrInProgress, g.Name, aggregate(statesOf(states)), g.Name)
+					return ErrInProgress.Errorf("builds in progress: group %s was submitted already and its builds are still running (state %s); wait until they end (pib status %s)", g.Name, aggregate(statesOf(states)), g.Name)
 				}
 			}
 		}
@@ -215,7 +223,7 @@ func submissionStates(ctx context.Context, tx *sql.Tx, groupID string, sub int) 
 func (p *Pipeline) group(ctx context.Context, owner, ref string) (*groups.Group, error) {
 	g, err := p.cfg.Groups.Get(ctx, owner, ref)
 	if errors.Is(err, groups.ErrNotFound) {
-		return nil, fmt.Errorf("%w: package group %q", ErrNotFound, ref)
+		return nil, ErrNotFound.Errorf("not found: package group %q", ref)
 	}
 	return g, err
 }
@@ -296,7 +304,7 @@ func collectBuilds(rows *sql.Rows) ([]*Build, error) {
 func (p *Pipeline) Build(ctx context.Context, owner, id string) (*Build, error) {
 	b, err := scanBuild(p.db.QueryRowContext(ctx, `SELECT `+buildColumns+` FROM builds WHERE id = $1 AND owner = $2`, id, owner))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("%w: build %q", ErrNotFound, id)
+		return nil, ErrNotFound.Errorf("not found: build %q", id)
 	}
 	return b, err
 }
@@ -315,7 +323,7 @@ func (p *Pipeline) BuildOwner(ctx context.Context, id string) (string, error) {
 func (p *Pipeline) buildByID(ctx context.Context, id string) (*Build, error) {
 	b, err := scanBuild(p.db.QueryRowContext(ctx, `SELECT `+buildColumns+` FROM builds WHERE id = $1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("%w: build %q", ErrNotFound, id)
+		return nil, ErrNotFound.Errorf("not found: build %q", id)
 	}
 	return b, err
 }
@@ -325,7 +333,7 @@ func (p *Pipeline) Log(ctx context.Context, owner, id string) ([]byte, error) {
 	var log string
 	err := p.db.QueryRowContext(ctx, `SELECT log FROM builds WHERE id = $1 AND owner = $2`, id, owner).Scan(&log)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("%w: build %q", ErrNotFound, id)
+		return nil, ErrNotFound.Errorf("not found: build %q", id)
 	}
 	return []byte(log), err
 }
@@ -337,7 +345,7 @@ func (p *Pipeline) Report(ctx context.Context, owner, id string) (*Report, error
 	err := p.db.QueryRowContext(ctx, `SELECT state, findings, changed_files, build_report, scan_report FROM builds WHERE id = $1 AND owner = $2`, id, owner).
 		Scan(&r.State, &findings, &changed, &build, &scan)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("%w: build %q", ErrNotFound, id)
+		return nil, ErrNotFound.Errorf("not found: build %q", id)
 	}
 	if err != nil {
 		return nil, err

@@ -63,7 +63,7 @@ func VerifySignature(secret string, body []byte, header string) bool {
 func (p *Pipeline) SetWebhook(ctx context.Context, accountID, rawURL string) (string, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-		return "", fmt.Errorf("%w: webhook URL %q: give an absolute http:// or https:// URL without credentials", ErrInvalid, rawURL)
+		return "", badWebhook(nil, "webhook URL %q: give an absolute http:// or https:// URL without credentials", rawURL)
 	}
 	if err := p.checkWebhookHost(ctx, u.Hostname()); err != nil {
 		return "", err
