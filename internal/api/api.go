@@ -1,9 +1,13 @@
 // Package api is pib's REST API: JSON under /v1/, bearer-token
 // authentication, role and ownership checks on every route.
 //
-// Errors have one shape, {"code","rule","field","message"}, and one table
-// maps codes to HTTP statuses (statusOf). A resource of another account
-// answers exactly like a missing one: 404 not_found.
+// Errors have one shape, {"code","rule","field","message"}: a handler
+// returns the domain's *problem.Error (or makes one for what only the API
+// knows, such as a query parameter), and one table maps its code to the
+// HTTP status (statusOf). An error without a code is pib's own failure: a
+// 500 whose detail goes to the log with the request ID, never to the
+// caller. A resource of another account answers exactly like a missing
+// one: 404 not_found.
 package api
 
 import (
