@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/pib-dev/pib/internal/problem"
 	"github.com/pib-dev/pib/internal/sandbox"
 )
 
@@ -18,7 +19,11 @@ func main() {
 	// only in the ordinary case.
 	sandbox.Main()
 	if err := newRootCommand().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "pib:", err)
+		msg := err.Error()
+		if errors.Is(err, problem.Unauthenticated) {
+			msg += " (set PIB_TOKEN or run pib login)"
+		}
+		fmt.Fprintln(os.Stderr, "pib:", msg)
 		var ec exitCoder
 		if errors.As(err, &ec) {
 			os.Exit(ec.ExitCode())

@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pib-dev/pib/internal/problem"
 	"github.com/pib-dev/pib/internal/store"
 )
 
@@ -47,8 +48,8 @@ type Account struct {
 
 // Errors callers test with errors.Is.
 var (
-	ErrUnauthenticated = errors.New("missing or unknown token")
-	ErrNameTaken       = errors.New("account name is taken")
+	ErrUnauthenticated = problem.New(problem.Unauthenticated, "unknown API token")
+	ErrNameTaken       = &problem.Error{Code: problem.Conflict, Field: "name", Message: "account name is taken"}
 )
 
 // Store keeps accounts in the metadata database.
@@ -88,10 +89,10 @@ func newID() string {
 // stored and cannot be shown again.
 func (s *Store) Create(ctx context.Context, name string, role Role) (*Account, string, error) {
 	if !namePattern.MatchString(name) {
-		return nil, "", fmt.Errorf("account name %q: use 1–63 lower-case letters, digits, '_' or '-'", name)
+		return nil, "", &problem.Error{Code: problem.Invalid, Field: "name", Message: fmt.Sprintf("account name %q: use 1–63 lower-case letters, digits, '_' or '-'", name)}
 	}
 	if !role.Valid() {
-		return nil, "", fmt.Errorf("role %q: use seller, buyer or operator", role)
+		return nil, "", &problem.Error{Code: problem.Invalid, Field: "role", Message: fmt.Sprintf("role %q: use seller, buyer or operator", role)}
 	}
 	return s.createWithToken(ctx, name, role, nil)
 }
@@ -182,7 +183,7 @@ func (s *Store) createWithToken(ctx context.Context, name string, role Role, kee
 		return keep(token)
 	})
 	if err = store.Classify(err); errors.Is(err, store.ErrConflict) {
-		return nil, "", fmt.Errorf("%w: %q", ErrNameTaken, name)
+		return nil, "", ErrNameTaken.Errorf("account name is taken: %q", name)
 	}
 	return a, token, err
 }

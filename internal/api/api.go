@@ -1,9 +1,13 @@
 // Package api is pib's REST API: JSON under /v1/, bearer-token
 // authentication, role and ownership checks on every route.
 //
-// Errors have one shape, {"code","rule","field","message"}, and one table
-// maps codes to HTTP statuses (statusOf). A resource of another account
-// answers exactly like a missing one: 404 not_found.
+// Errors have one shape, {"code","rule","field","message"}: a handler
+// returns the domain's *problem.Error (or makes one for what only the API
+// knows, such as a query parameter), and one table maps its code to the
+// HTTP status (statusOf). An error without a code is pib's own failure: a
+// 500 whose detail goes to the log with the request ID, never to the
+// caller. A resource of another account answers exactly like a missing
+// one: 404 not_found.
 package api
 
 import (
@@ -30,6 +34,7 @@ import (
 	"github.com/pib-dev/pib/internal/osversions"
 	"github.com/pib-dev/pib/internal/packages"
 	"github.com/pib-dev/pib/internal/pipeline"
+	"github.com/pib-dev/pib/internal/problem"
 	"github.com/pib-dev/pib/internal/webhook"
 )
 
@@ -105,7 +110,7 @@ func New(d Deps) *Server {
 			return nil
 		}})
 		if err != nil {
-			writeError(w, err)
+			writeError(w, r, err)
 		}
 	})
 	s.mux.HandleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
@@ -119,7 +124,7 @@ func New(d Deps) *Server {
 		s.handle(rt)
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, &Error{Code: "not_found", Message: fmt.Sprintf("no route %s %s; see /v1/openapi.json", r.Method, r.URL.Path)})
+		writeError(w, r, problem.New(problem.NotFound, "no route %s %s; see /v1/openapi.json", r.Method, r.URL.Path))
 	})
 	return s
 }
@@ -154,7 +159,7 @@ func (s *Server) handle(rt route) {
 		r = r.WithContext(context.WithValue(r.Context(), auditKey, ai))
 		err := s.serve(rec, r, rt)
 		if err != nil {
-			writeError(rec, err)
+			writeError(rec, r, err)
 		}
 		s.record(rt, r, ai, rec.status)
 		s.reqs.WithLabelValues(name, fmt.Sprint(rec.status)).Inc()
@@ -173,17 +178,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt route) (err er
 	if !rt.public {
 		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok {
-			return &Error{Code: "unauthenticated", Message: "send your API token as Authorization: Bearer <token> (pib login)"}
+			return problem.New(problem.Unauthenticated, "send your API token as Authorization: Bearer <token> (pib login)")
 		}
 		if a, err = s.Accounts.Authenticate(r.Context(), strings.TrimSpace(token)); err != nil {
-			if errors.Is(err, accounts.ErrUnauthenticated) {
-				return &Error{Code: "unauthenticated", Message: "unknown API token"}
-			}
-			return err
+			return err // accounts.ErrUnauthenticated: "unknown API token"
 		}
 		noteAccount(r, a)
 		if len(rt.roles) > 0 && !hasRole(a.Role, rt.roles) {
-			return &Error{Code: "forbidden", Message: fmt.Sprintf("a %s account may not call %s %s", a.Role, rt.method, rt.pattern)}
+			return problem.New(problem.Forbidden, "a %s account may not call %s %s", a.Role, rt.method, rt.pattern)
 		}
 	}
 	return rt.handle(w, r, a)
@@ -198,76 +200,45 @@ func hasRole(r accounts.Role, roles []accounts.Role) bool {
 	return false
 }
 
-// Error is an API error; it is also the JSON error body.
-type Error struct {
-	Code    string `json:"code"`
-	Rule    string `json:"rule,omitempty"`
-	Field   string `json:"field,omitempty"`
-	Message string `json:"message"`
-}
-
-func (e *Error) Error() string { return e.Message }
-
 // statusOf maps error codes to HTTP statuses: the one table.
-var statusOf = map[string]int{
-	"invalid":                http.StatusBadRequest,
-	"unauthenticated":        http.StatusUnauthorized,
-	"forbidden":              http.StatusForbidden,
-	"not_found":              http.StatusNotFound,
-	"conflict":               http.StatusConflict,
-	"too_large":              http.StatusRequestEntityTooLarge,
-	"unsupported_media_type": http.StatusUnsupportedMediaType,
-	"internal":               http.StatusInternalServerError,
+var statusOf = map[problem.Code]int{
+	problem.Invalid:              http.StatusBadRequest,
+	problem.Unauthenticated:      http.StatusUnauthorized,
+	problem.Forbidden:            http.StatusForbidden,
+	problem.NotFound:             http.StatusNotFound,
+	problem.Conflict:             http.StatusConflict,
+	problem.TooLarge:             http.StatusRequestEntityTooLarge,
+	problem.UnsupportedMediaType: http.StatusUnsupportedMediaType,
+	problem.Internal:             http.StatusInternalServerError,
 }
 
-// toAPIError turns domain errors into API errors; anything unknown is an
-// internal error, logged, its detail not shown to the caller.
-func toAPIError(err error) *Error {
-	var ae *Error
-	if errors.As(err, &ae) {
-		return ae
-	}
-	var ge *groups.Error
-	if errors.As(err, &ge) {
-		return &Error{Code: ge.Code, Rule: ge.Rule, Field: ge.Field, Message: ge.Message}
-	}
-	var pe *packages.Error
-	if errors.As(err, &pe) {
-		code := "invalid"
-		if strings.Contains(pe.Message, "upload limit") {
-			code = "too_large"
-		}
-		return &Error{Code: code, Rule: pe.Rule, Field: pe.Field, Message: pe.Message}
-	}
+// toAPIError turns an error into the answer's body: a problem error as it
+// is; the few standard errors a request can meet on its own; anything else
+// (and a problem.Internal) is pib's own failure, logged with the request ID,
+// its detail not shown.
+func toAPIError(r *http.Request, err error) *problem.Error {
+	var pe *problem.Error
 	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		return &Error{Code: "too_large", Message: fmt.Sprintf("request body is larger than %d bytes", mbe.Limit)}
+	switch {
+	case errors.As(err, &pe) && pe.Code != problem.Internal:
+		return pe
+	case errors.As(err, &mbe):
+		return problem.New(problem.TooLarge, "request body is larger than %d bytes", mbe.Limit)
+	case errors.Is(err, context.Canceled):
+		return problem.New(problem.Invalid, "request cancelled")
 	}
-	for _, nf := range []error{packages.ErrNotFound, groups.ErrNotFound, osversions.ErrNotFound, images.ErrNotFound} {
-		if errors.Is(err, nf) {
-			return &Error{Code: "not_found", Message: err.Error()}
-		}
-	}
-	if errors.Is(err, images.ErrInUse) {
-		return &Error{Code: "conflict", Message: strings.TrimPrefix(err.Error(), images.ErrInUse.Error()+": ")}
-	}
-	if errors.Is(err, accounts.ErrNameTaken) {
-		return &Error{Code: "conflict", Field: "name", Message: err.Error()}
-	}
-	if errors.Is(err, context.Canceled) {
-		return &Error{Code: "invalid", Message: "request cancelled"}
-	}
-	slog.Error("API request failed", "err", err)
-	return &Error{Code: "internal", Message: "internal error; the server log has the details"}
+	id := RequestID(r.Context())
+	slog.Error("API request failed", "request", id, "method", r.Method, "path", r.URL.Path, "err", err)
+	return problem.New(problem.Internal, "internal error; the server log has the details (request %s)", id)
 }
 
-func writeError(w http.ResponseWriter, err error) {
-	ae := toAPIError(err)
-	status, ok := statusOf[ae.Code]
+func writeError(w http.ResponseWriter, r *http.Request, err error) {
+	e := toAPIError(r, err)
+	status, ok := statusOf[e.Code]
 	if !ok {
 		status = http.StatusInternalServerError
 	}
-	writeJSON(w, status, ae)
+	writeJSON(w, status, e)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -282,7 +253,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // at most maxJSONBody bytes, no unknown fields, nothing after the value.
 func readJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
-		return &Error{Code: "unsupported_media_type", Message: "send the request body as Content-Type: application/json"}
+		return problem.New(problem.UnsupportedMediaType, "send the request body as Content-Type: application/json")
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSONBody))
 	dec.DisallowUnknownFields()
@@ -291,10 +262,10 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) error {
 		if errors.As(err, &mbe) {
 			return err
 		}
-		return &Error{Code: "invalid", Message: "malformed JSON body: " + err.Error()}
+		return &problem.Error{Code: problem.Invalid, Message: "malformed JSON body: " + err.Error(), Err: err}
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return &Error{Code: "invalid", Message: "malformed JSON body: more data after the JSON value"}
+		return problem.New(problem.Invalid, "malformed JSON body: more data after the JSON value")
 	}
 	return nil
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/pib-dev/pib/internal/osversions"
 	"github.com/pib-dev/pib/internal/packages"
 	"github.com/pib-dev/pib/internal/pipeline"
+	"github.com/pib-dev/pib/internal/problem"
 	"github.com/pib-dev/pib/internal/store"
 	"github.com/pib-dev/pib/internal/store/storetest"
 	"github.com/pib-dev/pib/internal/webhook"
@@ -136,7 +137,7 @@ func TestSellerFlow(t *testing.T) {
 		seller := e.account("acme", accounts.Seller)
 		other := e.account("globex", accounts.Seller)
 
-		var apiErr api.Error
+		var apiErr problem.Error
 		if code := e.json("POST", "/v1/os-versions", seller, map[string]string{"name": "debian-12", "image": "debian-12"}, &apiErr); code != 403 || apiErr.Code != "forbidden" {
 			t.Fatalf("seller registering an OS: %d %+v", code, apiErr)
 		}
@@ -157,20 +158,20 @@ func TestSellerFlow(t *testing.T) {
 			t.Fatalf("create group: %d %+v", code, g)
 		}
 		// N2: the name again is a conflict naming the rule.
-		apiErr = api.Error{}
+		apiErr = problem.Error{}
 		if code := e.json("POST", "/v1/package-groups", seller, spec, &apiErr); code != 409 || apiErr.Rule != "N2" || apiErr.Field != "name" {
 			t.Fatalf("reused name: %d %+v", code, apiErr)
 		}
 		// N1 with the field named.
 		bad := map[string]any{"name": "bad name", "platform": "linux", "os_versions": []string{"debian-12"}, "installer_id": instID}
-		apiErr = api.Error{}
+		apiErr = problem.Error{}
 		if code := e.json("POST", "/v1/package-groups", seller, bad, &apiErr); code != 400 || apiErr.Code != "invalid" || apiErr.Rule != "N1" || apiErr.Field != "name" {
 			t.Fatalf("bad name: %d %+v", code, apiErr)
 		}
 		// Isolation: the other seller gets 404 for the group and the
 		// package, exactly like for missing ones, and cannot use the package.
 		for _, p := range []string{"/v1/package-groups/" + g.ID, "/v1/package-groups/Acme1_0Linux1", "/v1/packages/" + instID} {
-			var foreign, missing api.Error
+			var foreign, missing problem.Error
 			c1 := e.call("GET", p, other, "", nil, &foreign)
 			c2 := e.call("GET", p+"x", other, "", nil, &missing)
 			if c1 != 404 || c2 != 404 || foreign.Code != missing.Code {
@@ -178,7 +179,7 @@ func TestSellerFlow(t *testing.T) {
 			}
 		}
 		spec["name"] = "Theirs1"
-		apiErr = api.Error{}
+		apiErr = problem.Error{}
 		if code := e.json("POST", "/v1/package-groups", other, spec, &apiErr); code != 400 || apiErr.Rule != "P1" {
 			t.Fatalf("group with a foreign installer: %d %+v", code, apiErr)
 		}
@@ -198,7 +199,7 @@ func TestBadRequests(t *testing.T) {
 	for _, tc := range []struct {
 		name, method, path, token, ctype, body string
 		status                                 int
-		code                                   string
+		code                                   problem.Code
 	}{
 		{"no token", "GET", "/v1/packages", "", "", "", 401, "unauthenticated"},
 		{"unknown token", "GET", "/v1/packages", "pib_nope", "", "", 401, "unauthenticated"},
@@ -217,7 +218,7 @@ func TestBadRequests(t *testing.T) {
 		{"forged cursor", "GET", "/v1/package-groups?cursor=bm9wZQ", seller, "", "", 400, "invalid"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var got api.Error
+			var got problem.Error
 			status := e.call(tc.method, tc.path, tc.token, tc.ctype, strings.NewReader(tc.body), &got)
 			if status != tc.status || got.Code != tc.code || got.Message == "" {
 				t.Fatalf("got %d %+v, want %d %s", status, got, tc.status, tc.code)

@@ -12,6 +12,7 @@ import (
 	"github.com/pib-dev/pib/internal/accounts"
 	"github.com/pib-dev/pib/internal/audit"
 	"github.com/pib-dev/pib/internal/images"
+	"github.com/pib-dev/pib/internal/problem"
 )
 
 // The audit middleware (SPEC, roles and isolation): every state-changing
@@ -142,7 +143,7 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, _ *accounts.A
 	if v := q.Get("since"); v != "" {
 		t, err := time.Parse(time.RFC3339Nano, v)
 		if err != nil {
-			return &Error{Code: "invalid", Field: "since", Message: "since must be an RFC 3339 time, e.g. 2026-11-25T18:00:00Z"}
+			return &problem.Error{Code: problem.Invalid, Field: "since", Message: "since must be an RFC 3339 time, e.g. 2026-11-25T18:00:00Z"}
 		}
 		f.Since = t
 	}

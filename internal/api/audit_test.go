@@ -15,6 +15,7 @@ import (
 	"github.com/pib-dev/pib/internal/api"
 	"github.com/pib-dev/pib/internal/audit"
 	"github.com/pib-dev/pib/internal/pipeline"
+	"github.com/pib-dev/pib/internal/problem"
 	"github.com/pib-dev/pib/internal/store"
 	"github.com/pib-dev/pib/internal/store/storetest"
 	"github.com/pib-dev/pib/internal/webhook"
@@ -192,7 +193,7 @@ func TestAuditLog(t *testing.T) {
 			token, query string
 			status       int
 		}{{seller, "", 403}, {"", "", 401}, {e.operator, "?since=yesterday", 400}, {e.operator, "?limit=0", 400}} {
-			var apiErr api.Error
+			var apiErr problem.Error
 			if code := e.call("GET", "/v1/audit"+tc.query, tc.token, "", nil, &apiErr); code != tc.status {
 				t.Errorf("GET /v1/audit%s with token %q: %d %+v, want %d", tc.query, tc.token, code, apiErr, tc.status)
 			}

@@ -2,11 +2,9 @@ package api
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -14,8 +12,7 @@ import (
 	"github.com/pib-dev/pib/internal/accounts"
 	"github.com/pib-dev/pib/internal/groups"
 	"github.com/pib-dev/pib/internal/pipeline"
-	"github.com/pib-dev/pib/internal/store"
-	"github.com/pib-dev/pib/internal/webhook"
+	"github.com/pib-dev/pib/internal/problem"
 )
 
 // buildRoutes are the routes of the build pipeline: submitting, the scan
@@ -55,23 +52,10 @@ func (s *Server) buildOwner(r *http.Request, a *accounts.Account) (string, error
 	}
 	owner, err := s.Builds.BuildOwner(r.Context(), r.PathValue("id"))
 	if err != nil {
-		return "", pipelineError(err)
+		return "", err
 	}
 	noteObject(r, "", owner)
 	return owner, nil
-}
-
-// pipelineError maps the pipeline's errors to API errors.
-func pipelineError(err error) error {
-	switch {
-	case errors.Is(err, pipeline.ErrNotFound):
-		return &Error{Code: "not_found", Message: err.Error()}
-	case errors.Is(err, store.ErrConflict):
-		return &Error{Code: "conflict", Message: err.Error()}
-	case errors.Is(err, pipeline.ErrInvalid):
-		return &Error{Code: "invalid", Message: strings.TrimPrefix(err.Error(), pipeline.ErrInvalid.Error()+": ")}
-	}
-	return err
 }
 
 // GroupStatus is a group in the scan status view (SPEC: states).
@@ -86,7 +70,7 @@ type GroupStatus struct {
 func (s *Server) submitGroup(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
 	builds, err := s.Pipeline.Submit(r.Context(), a.ID, r.PathValue("ref"))
 	if err != nil {
-		return pipelineError(err)
+		return err
 	}
 	writeJSON(w, http.StatusAccepted, builds)
 	return nil
@@ -95,7 +79,7 @@ func (s *Server) submitGroup(w http.ResponseWriter, r *http.Request, a *accounts
 func (s *Server) groupStatus(r *http.Request, a *accounts.Account, g *groups.Group) (*GroupStatus, error) {
 	builds, err := s.Builds.Builds(r.Context(), a.ID, g.ID)
 	if err != nil {
-		return nil, pipelineError(err)
+		return nil, err
 	}
 	return &GroupStatus{ID: g.ID, Name: g.Name, Submitted: g.Submitted, State: pipeline.GroupState(builds), Builds: nonNil(builds)}, nil
 }
@@ -116,7 +100,7 @@ func (s *Server) groupBuilds(w http.ResponseWriter, r *http.Request, a *accounts
 func (s *Server) groupHistory(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
 	ev, err := s.Builds.History(r.Context(), a.ID, r.PathValue("ref"))
 	if err != nil {
-		return pipelineError(err)
+		return err
 	}
 	writeJSON(w, http.StatusOK, nonNil(ev))
 	return nil
@@ -142,9 +126,6 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, a *accounts.Acco
 		return err
 	}
 	list, next, err := s.Groups.ListPage(r.Context(), a.ID, cursor, limit)
-	if errors.Is(err, groups.ErrBadCursor) {
-		return &Error{Code: "invalid", Field: "cursor", Message: "cursor is not one this server gave out"}
-	}
 	if err != nil {
 		return err
 	}
@@ -154,7 +135,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, a *accounts.Acco
 	}
 	latest, err := s.Builds.LatestBuilds(r.Context(), a.ID, ids)
 	if err != nil {
-		return pipelineError(err)
+		return err
 	}
 	out := Page[*GroupStatus]{Items: []*GroupStatus{}, NextCursor: next}
 	for _, g := range list {
@@ -172,7 +153,7 @@ func (s *Server) getBuild(w http.ResponseWriter, r *http.Request, a *accounts.Ac
 	}
 	b, err := s.Builds.Build(r.Context(), owner, r.PathValue("id"))
 	if err != nil {
-		return pipelineError(err)
+		return err
 	}
 	writeJSON(w, http.StatusOK, b)
 	return nil
@@ -185,7 +166,7 @@ func (s *Server) buildLog(w http.ResponseWriter, r *http.Request, a *accounts.Ac
 	}
 	log, err := s.Builds.Log(r.Context(), owner, r.PathValue("id"))
 	if err != nil {
-		return pipelineError(err)
+		return err
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Write(log)
@@ -199,7 +180,7 @@ func (s *Server) buildReport(w http.ResponseWriter, r *http.Request, a *accounts
 	}
 	rep, err := s.Builds.Report(r.Context(), owner, r.PathValue("id"))
 	if err != nil {
-		return pipelineError(err)
+		return err
 	}
 	writeJSON(w, http.StatusOK, rep)
 	return nil
@@ -219,7 +200,7 @@ func (s *Server) buildSBOM(w http.ResponseWriter, r *http.Request, a *accounts.A
 	}
 	ctype, ok := sbomTypes[format]
 	if !ok {
-		return &Error{Code: "invalid", Field: "format", Message: "format must be cyclonedx-json or spdx-json"}
+		return &problem.Error{Code: problem.Invalid, Field: "format", Message: "format must be cyclonedx-json or spdx-json"}
 	}
 	owner, err := s.buildOwner(r, a)
 	if err != nil {
@@ -227,7 +208,7 @@ func (s *Server) buildSBOM(w http.ResponseWriter, r *http.Request, a *accounts.A
 	}
 	rep, err := s.Builds.Report(r.Context(), owner, r.PathValue("id"))
 	if err != nil {
-		return pipelineError(err)
+		return err
 	}
 	var scanned struct {
 		SBOMs map[string]string `json:"sboms"`
@@ -237,7 +218,7 @@ func (s *Server) buildSBOM(w http.ResponseWriter, r *http.Request, a *accounts.A
 	}
 	digest, ok := scanned.SBOMs[format]
 	if !ok {
-		return &Error{Code: "not_found", Message: fmt.Sprintf("build %s has no SBOM: it was not scanned (state %s)", rep.BuildID, rep.State)}
+		return &problem.Error{Code: problem.NotFound, Message: fmt.Sprintf("build %s has no SBOM: it was not scanned (state %s)", rep.BuildID, rep.State)}
 	}
 	h, err := v1.NewHash(digest)
 	if err != nil {
@@ -265,7 +246,7 @@ func (s *Server) listInvestigations(w http.ResponseWriter, r *http.Request, _ *a
 func (s *Server) retryBuild(w http.ResponseWriter, r *http.Request, _ *accounts.Account) error {
 	b, err := s.Pipeline.Retry(r.Context(), r.PathValue("build"))
 	if err != nil {
-		return pipelineError(err)
+		return err
 	}
 	writeJSON(w, http.StatusAccepted, b)
 	return nil
@@ -282,7 +263,7 @@ func (s *Server) resolveBuild(w http.ResponseWriter, r *http.Request, _ *account
 	}
 	b, err := s.Pipeline.Resolve(r.Context(), r.PathValue("build"), req.Note)
 	if err != nil {
-		return pipelineError(err)
+		return err
 	}
 	writeJSON(w, http.StatusOK, b)
 	return nil
@@ -304,9 +285,6 @@ func (s *Server) setWebhook(w http.ResponseWriter, r *http.Request, a *accounts.
 	}
 	secret, err := s.Webhooks.Set(r.Context(), a.ID, req.URL)
 	if err != nil {
-		if errors.Is(err, webhook.ErrInvalid) {
-			return &Error{Code: "invalid", Field: "url", Message: strings.TrimPrefix(err.Error(), webhook.ErrInvalid.Error()+": ")}
-		}
 		return err
 	}
 	writeJSON(w, http.StatusOK, webhookResponse{URL: req.URL, Secret: secret})
@@ -316,7 +294,7 @@ func (s *Server) setWebhook(w http.ResponseWriter, r *http.Request, a *accounts.
 func (s *Server) getWebhook(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
 	u, err := s.Webhooks.URL(r.Context(), a.ID)
 	if err != nil {
-		return pipelineError(err)
+		return err
 	}
 	writeJSON(w, http.StatusOK, webhookResponse{URL: u})
 	return nil
@@ -324,7 +302,7 @@ func (s *Server) getWebhook(w http.ResponseWriter, r *http.Request, a *accounts.
 
 func (s *Server) deleteWebhook(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
 	if err := s.Webhooks.Delete(r.Context(), a.ID); err != nil {
-		return pipelineError(err)
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -333,7 +311,7 @@ func (s *Server) deleteWebhook(w http.ResponseWriter, r *http.Request, a *accoun
 func (s *Server) webhookDeliveries(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
 	list, err := s.Webhooks.Deliveries(r.Context(), a.ID, 100)
 	if err != nil {
-		return pipelineError(err)
+		return err
 	}
 	writeJSON(w, http.StatusOK, nonNil(list))
 	return nil

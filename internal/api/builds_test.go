@@ -15,6 +15,7 @@ import (
 	"github.com/pib-dev/pib/internal/accounts"
 	"github.com/pib-dev/pib/internal/api"
 	"github.com/pib-dev/pib/internal/pipeline"
+	"github.com/pib-dev/pib/internal/problem"
 	"github.com/pib-dev/pib/internal/store"
 	"github.com/pib-dev/pib/internal/store/storetest"
 	"github.com/pib-dev/pib/internal/webhook"
@@ -109,7 +110,7 @@ func TestBuildRoutes(t *testing.T) {
 			}
 		}
 		// The fake scanner keeps no SBOM: a clear 404; a bad format names the field.
-		var sbomErr api.Error
+		var sbomErr problem.Error
 		if code := e.call("GET", "/v1/builds/"+good.Builds[0].ID+"/sbom", seller, "", nil, &sbomErr); code != 404 || !strings.Contains(sbomErr.Message, "no SBOM") {
 			t.Fatalf("sbom without one: %d %+v", code, sbomErr)
 		}
@@ -144,13 +145,13 @@ func TestBuildRoutes(t *testing.T) {
 		if st := waitState(t, e, seller, "Good1"); st.State != pipeline.Successful {
 			t.Fatalf("after retry: %+v", st)
 		}
-		var apiErr api.Error
+		var apiErr problem.Error
 		if code := e.json("POST", "/v1/investigations/"+open[0].BuildID+"/resolve", e.operator, map[string]string{"note": "done"}, &apiErr); code != 409 {
 			t.Fatalf("resolving a build not under investigation: %d %+v", code, apiErr)
 		}
 
 		// Webhooks: a bad URL names the field; a good one returns a secret.
-		apiErr = api.Error{}
+		apiErr = problem.Error{}
 		if code := e.json("PUT", "/v1/webhook", seller, map[string]string{"url": "not a url"}, &apiErr); code != 400 || apiErr.Field != "url" {
 			t.Fatalf("bad webhook URL: %d %+v", code, apiErr)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/pib-dev/pib/internal/accounts"
 	"github.com/pib-dev/pib/internal/api"
 	"github.com/pib-dev/pib/internal/pipeline"
+	"github.com/pib-dev/pib/internal/problem"
 	"github.com/pib-dev/pib/internal/store"
 	"github.com/pib-dev/pib/internal/store/storetest"
 	"github.com/pib-dev/pib/internal/webhook"
@@ -63,7 +64,7 @@ func FuzzJSONBodies(f *testing.F) {
 	if code, _ := e.upload(tokens["seller"], "setup.sh", "#!/bin/sh\n"); code != 201 {
 		f.Fatalf("upload: %d", code)
 	}
-	statusOf := map[string]int{
+	statusOf := map[problem.Code]int{
 		"invalid": 400, "unauthenticated": 401, "forbidden": 403, "not_found": 404,
 		"conflict": 409, "too_large": 413, "unsupported_media_type": 415,
 	}
@@ -89,7 +90,7 @@ func FuzzJSONBodies(f *testing.F) {
 			}
 			return
 		}
-		var ae api.Error
+		var ae problem.Error
 		dec := json.NewDecoder(bytes.NewReader(out))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&ae); err != nil {

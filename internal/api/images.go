@@ -11,6 +11,7 @@ import (
 
 	"github.com/pib-dev/pib/internal/accounts"
 	"github.com/pib-dev/pib/internal/images"
+	"github.com/pib-dev/pib/internal/problem"
 )
 
 // imageRoutes let an account list, inspect, import, export and remove its
@@ -91,7 +92,7 @@ func (s *Server) removeImage(w http.ResponseWriter, r *http.Request, a *accounts
 // the caller's.
 func (s *Server) importImage(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
 	if ct := r.Header.Get("Content-Type"); ct != "application/octet-stream" {
-		return &Error{Code: "unsupported_media_type", Message: "send the image archive as the request body with Content-Type: application/octet-stream"}
+		return &problem.Error{Code: problem.UnsupportedMediaType, Message: "send the image archive as the request body with Content-Type: application/octet-stream"}
 	}
 	if err := s.checkImport(r, a); err != nil {
 		// Without this, net/http reads up to 256 KiB of the unread body
@@ -113,16 +114,18 @@ func (s *Server) importImage(w http.ResponseWriter, r *http.Request, a *accounts
 	}
 	im, err := s.Images.Import(r.Context(), tmp.Name(), images.ImportOptions{Alias: r.URL.Query().Get("alias"), Owner: imageOwner(a)})
 	if err != nil {
-		code := "invalid"
-		if errors.Is(err, images.ErrAliasTaken) {
-			code = "conflict"
+		var pe *problem.Error
+		switch {
+		case !errors.As(err, &pe):
+			return err
+		case errors.Is(pe, images.ErrAliasTaken):
+			// Another import took the alias after checkImport looked.
+			return &problem.Error{Code: problem.Conflict, Field: "alias", Message: pe.Message, Err: err}
+		case pe.Code == problem.Invalid:
+			// Its message never names the file (ours, not the caller's).
+			return &problem.Error{Code: problem.Invalid, Field: "archive", Message: "the archive: " + pe.Message, Err: err}
 		}
-		// The archive's name is ours, not the caller's: say "the archive".
-		msg := err.Error()
-		if rest, ok := cutPrefixPath(msg, tmp.Name()); ok {
-			msg = "the archive" + rest
-		}
-		return &Error{Code: code, Field: "archive", Message: msg}
+		return err
 	}
 	writeJSON(w, http.StatusCreated, im)
 	return nil
@@ -135,36 +138,28 @@ func (s *Server) checkImport(r *http.Request, a *accounts.Account) error {
 	q := r.URL.Query()
 	for key := range q {
 		if key != "alias" {
-			return &Error{Code: "invalid", Field: key, Message: fmt.Sprintf("unknown parameter %q; an import takes only ?alias=NAME", key)}
+			return &problem.Error{Code: problem.Invalid, Field: key, Message: fmt.Sprintf("unknown parameter %q; an import takes only ?alias=NAME", key)}
 		}
 	}
 	if len(q["alias"]) > 1 {
-		return &Error{Code: "invalid", Field: "alias", Message: "give one alias"}
+		return &problem.Error{Code: problem.Invalid, Field: "alias", Message: "give one alias"}
 	}
 	if alias := q.Get("alias"); alias != "" {
 		if err := images.ValidAlias(alias); err != nil {
-			return &Error{Code: "invalid", Field: "alias", Message: err.Error()}
+			return &problem.Error{Code: problem.Invalid, Field: "alias", Message: err.Error()}
 		}
 		_, err := s.Images.GetOwned(r.Context(), imageOwner(a), alias)
 		if err == nil {
-			return &Error{Code: "conflict", Field: "alias", Message: fmt.Sprintf("%v: %q; choose another alias or remove that image first (pib image rm %s)", images.ErrAliasTaken, alias, alias)}
+			return &problem.Error{Code: problem.Conflict, Field: "alias", Message: fmt.Sprintf("%v: %q; choose another alias or remove that image first (pib image rm %s)", images.ErrAliasTaken, alias, alias)}
 		}
 		if !errors.Is(err, images.ErrNotFound) {
 			return err
 		}
 	}
 	if r.ContentLength > s.Packages.MaxSize {
-		return &Error{Code: "too_large", Field: "archive", Message: fmt.Sprintf("the archive is larger than the upload limit of %d bytes", s.Packages.MaxSize)}
+		return &problem.Error{Code: problem.TooLarge, Field: "archive", Message: fmt.Sprintf("the archive is larger than the upload limit of %d bytes", s.Packages.MaxSize)}
 	}
 	return nil
-}
-
-func cutPrefixPath(msg, path string) (string, bool) {
-	const prefix = "import "
-	if len(msg) > len(prefix)+len(path) && msg[:len(prefix)+len(path)] == prefix+path {
-		return msg[len(prefix)+len(path):], true
-	}
-	return "", false
 }
 
 func (s *Server) exportImage(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
@@ -173,7 +168,7 @@ func (s *Server) exportImage(w http.ResponseWriter, r *http.Request, a *accounts
 		format = images.DockerArchive
 	}
 	if !slices.Contains(images.ExportFormats, format) {
-		return &Error{Code: "invalid", Field: "format", Message: "format must be docker-archive, oci-archive or rootfs-tar"}
+		return &problem.Error{Code: problem.Invalid, Field: "format", Message: "format must be docker-archive, oci-archive or rootfs-tar"}
 	}
 	im, err := s.image(r, a)
 	if err != nil {

@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"github.com/pib-dev/pib/internal/accounts"
-	"github.com/pib-dev/pib/internal/api"
 	"github.com/pib-dev/pib/internal/images"
+	"github.com/pib-dev/pib/internal/problem"
 	"github.com/pib-dev/pib/internal/store"
 	"github.com/pib-dev/pib/internal/store/storetest"
 )
@@ -44,7 +44,7 @@ func TestOSVersionTakesOnlyOperatorImages(t *testing.T) {
 			t.Fatalf("seller import: %d %+v", code, poisoned)
 		}
 		for _, ref := range []string{"debian-13", poisoned.ID} {
-			var apiErr api.Error
+			var apiErr problem.Error
 			if code := e.json("POST", "/v1/os-versions", e.operator, map[string]string{"name": "debian-13", "image": ref}, &apiErr); code != 400 || apiErr.Field != "image" || !strings.Contains(apiErr.Message, "operator") {
 				t.Errorf("OS version on the seller's image %s: %d %+v, want 400 naming the image field", ref, code, apiErr)
 			}
@@ -80,7 +80,7 @@ func TestReferencedImagesStay(t *testing.T) {
 		if code := e.json("POST", "/v1/os-versions", e.operator, map[string]string{"name": "debian-12", "image": "debian-12"}, nil); code != 201 {
 			t.Fatalf("register OS: %d", code)
 		}
-		var apiErr api.Error
+		var apiErr problem.Error
 		code := e.call("DELETE", "/v1/images/debian-12", e.operator, "", nil, &apiErr)
 		want := "image " + base.ID + " is the base image of OS version debian-12"
 		if code != 409 || apiErr.Code != "conflict" || !strings.Contains(apiErr.Message, want) {
@@ -101,7 +101,7 @@ func TestReferencedImagesStay(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		apiErr = api.Error{}
+		apiErr = problem.Error{}
 		code = e.call("DELETE", "/v1/images/"+parent.ID, e.operator, "", nil, &apiErr)
 		want = "image " + parent.ID + " is the parent of image " + child.ID
 		if code != 409 || !strings.Contains(apiErr.Message, want) {

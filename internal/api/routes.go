@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/pib-dev/pib/internal/accounts"
 	"github.com/pib-dev/pib/internal/groups"
 	"github.com/pib-dev/pib/internal/images"
+	"github.com/pib-dev/pib/internal/problem"
 )
 
 var (
@@ -57,21 +57,11 @@ func (s *Server) createAccount(w http.ResponseWriter, r *http.Request, _ *accoun
 	}
 	a, token, err := s.Accounts.Create(r.Context(), req.Name, req.Role)
 	if err != nil {
-		if errors.Is(err, accounts.ErrNameTaken) {
-			return err
-		}
-		return &Error{Code: "invalid", Field: fieldOf(err.Error()), Message: err.Error()}
+		return err
 	}
 	noteObject(r, a.ID, "")
 	writeJSON(w, http.StatusCreated, createAccountResponse{Account: a, Token: token})
 	return nil
-}
-
-func fieldOf(msg string) string {
-	if strings.HasPrefix(msg, "role") {
-		return "role"
-	}
-	return "name"
 }
 
 func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request, _ *accounts.Account) error {
@@ -97,14 +87,14 @@ func (s *Server) addOSVersion(w http.ResponseWriter, r *http.Request, _ *account
 	// could be deleted or replaced under every seller's builds.
 	im, err := s.Images.GetOwned(r.Context(), images.Operator, req.Image)
 	if errors.Is(err, images.ErrNotFound) {
-		return &Error{Code: "invalid", Field: "image", Message: fmt.Sprintf("no operator image has ID or alias %q; an OS version builds only on an image the operator imported or bootstrapped (pib image ls shows the owner)", req.Image)}
+		return &problem.Error{Code: problem.Invalid, Field: "image", Message: fmt.Sprintf("no operator image has ID or alias %q; an OS version builds only on an image the operator imported or bootstrapped (pib image ls shows the owner)", req.Image)}
 	}
 	if err != nil {
 		return err
 	}
 	v, err := s.OSVersions.Add(r.Context(), req.Name, im.OS, im.ID)
 	if err != nil {
-		return &Error{Code: "invalid", Field: "name", Message: err.Error()}
+		return err
 	}
 	noteObject(r, v.Name, "")
 	writeJSON(w, http.StatusCreated, v)
@@ -124,11 +114,11 @@ func (s *Server) listOSVersions(w http.ResponseWriter, r *http.Request, _ *accou
 // the package store; the file name is the "name" query parameter.
 func (s *Server) uploadPackage(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
 	if ct := r.Header.Get("Content-Type"); ct != "application/octet-stream" {
-		return &Error{Code: "unsupported_media_type", Message: "upload the file as the request body with Content-Type: application/octet-stream and ?name=FILE"}
+		return &problem.Error{Code: problem.UnsupportedMediaType, Message: "upload the file as the request body with Content-Type: application/octet-stream and ?name=FILE"}
 	}
 	name := r.URL.Query().Get("name")
 	if r.ContentLength > s.Packages.MaxSize {
-		return &Error{Code: "too_large", Rule: "P5", Field: "file", Message: "the file is larger than the upload limit"}
+		return &problem.Error{Code: problem.TooLarge, Rule: "P5", Field: "file", Message: "the file is larger than the upload limit"}
 	}
 	p, err := s.Packages.Upload(r.Context(), a.ID, name, r.Body)
 	if err != nil {
@@ -182,7 +172,7 @@ func pageParams(r *http.Request) (string, int, error) {
 	if v := r.URL.Query().Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 1000 {
-			return "", 0, &Error{Code: "invalid", Field: "limit", Message: "limit must be a number from 1 to 1000"}
+			return "", 0, &problem.Error{Code: problem.Invalid, Field: "limit", Message: "limit must be a number from 1 to 1000"}
 		}
 		limit = n
 	}
@@ -195,9 +185,6 @@ func (s *Server) listGroups(w http.ResponseWriter, r *http.Request, a *accounts.
 		return err
 	}
 	list, next, err := s.Groups.ListPage(r.Context(), a.ID, cursor, limit)
-	if errors.Is(err, groups.ErrBadCursor) {
-		return &Error{Code: "invalid", Field: "cursor", Message: "cursor is not one this server gave out"}
-	}
 	if err != nil {
 		return err
 	}

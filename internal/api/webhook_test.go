@@ -8,6 +8,7 @@ import (
 	"github.com/pib-dev/pib/internal/accounts"
 	"github.com/pib-dev/pib/internal/api"
 	"github.com/pib-dev/pib/internal/pipeline"
+	"github.com/pib-dev/pib/internal/problem"
 	"github.com/pib-dev/pib/internal/store"
 	"github.com/pib-dev/pib/internal/store/storetest"
 	"github.com/pib-dev/pib/internal/webhook"
@@ -40,7 +41,7 @@ func TestWebhookInternalAddressRefused(t *testing.T) {
 		{"http://[2001:0:808:808::f5ff:fffe]/hook", "Teredo (RFC 4380) embedding private-use (RFC 1918)"},
 		{"http://localhost:9/hook", "loopback"},
 	} {
-		var apiErr api.Error
+		var apiErr problem.Error
 		code := e.json("PUT", "/v1/webhook", seller, map[string]string{"url": tc.url}, &apiErr)
 		if code != 400 || apiErr.Field != "url" || !strings.HasPrefix(apiErr.Message, "internal address refused") || !strings.Contains(apiErr.Message, tc.reason) {
 			t.Errorf("PUT /v1/webhook %s: %d %+v, want 400 internal address refused: %s", tc.url, code, apiErr, tc.reason)

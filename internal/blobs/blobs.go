@@ -22,10 +22,12 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/pib-dev/pib/internal/problem"
 )
 
 // ErrNotFound is returned for a digest the store does not hold.
-var ErrNotFound = errors.New("blob not found")
+var ErrNotFound = problem.New(problem.NotFound, "blob not found")
 
 // Dir stores blobs as files <root>/sha256/<hex>.
 type Dir struct{ root string }
@@ -83,7 +85,7 @@ func (d *Dir) Put(ctx context.Context, r io.Reader, want v1.Hash) (v1.Hash, int6
 func (d *Dir) Open(h v1.Hash) (io.ReadCloser, error) {
 	f, err := os.Open(d.Path(h))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w: %s", ErrNotFound, h)
+		return nil, ErrNotFound.Errorf("blob not found: %s", h)
 	}
 	return f, err
 }
@@ -92,7 +94,7 @@ func (d *Dir) Open(h v1.Hash) (io.ReadCloser, error) {
 func (d *Dir) Size(h v1.Hash) (int64, error) {
 	fi, err := os.Stat(d.Path(h))
 	if errors.Is(err, fs.ErrNotExist) {
-		return 0, fmt.Errorf("%w: %s", ErrNotFound, h)
+		return 0, ErrNotFound.Errorf("blob not found: %s", h)
 	}
 	if err != nil {
 		return 0, err

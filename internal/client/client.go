@@ -1,5 +1,11 @@
 // Package client is the Go client of pib's REST API, used by the pib
 // command's client commands.
+//
+// An error answer comes back as the *problem.Error the server sent, with
+// the HTTP status in its Status field, so callers test it as they would on
+// the server: errors.Is(err, problem.NotFound). An error answer that is not
+// pib's JSON (a proxy's page, say) has code problem.Internal and the body's
+// text as its message.
 package client
 
 import (
@@ -12,6 +18,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/pib-dev/pib/internal/problem"
 )
 
 // Client talks to one pib server as one account.
@@ -24,30 +32,6 @@ type Client struct {
 // New returns a client for server with token.
 func New(server, token string) *Client {
 	return &Client{Server: strings.TrimRight(server, "/"), Token: token, HTTP: &http.Client{Timeout: 0}}
-}
-
-// Error is an error answer of the API.
-type Error struct {
-	Status  int    `json:"-"`
-	Code    string `json:"code"`
-	Rule    string `json:"rule,omitempty"`
-	Field   string `json:"field,omitempty"`
-	Message string `json:"message"`
-}
-
-func (e *Error) Error() string {
-	var b strings.Builder
-	if e.Rule != "" {
-		fmt.Fprintf(&b, "rule %s: ", e.Rule)
-	}
-	if e.Field != "" {
-		fmt.Fprintf(&b, "%s: ", e.Field)
-	}
-	b.WriteString(e.Message)
-	if e.Code == "unauthenticated" {
-		b.WriteString(" (set PIB_TOKEN or run pib login)")
-	}
-	return b.String()
 }
 
 // Do sends a JSON request (in may be nil) and decodes the JSON answer into
@@ -99,12 +83,7 @@ func (c *Client) send(ctx context.Context, method, path, ctype string, body io.R
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 400 {
-		e := &Error{Status: resp.StatusCode}
-		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		if json.Unmarshal(data, e) != nil || e.Message == "" {
-			e.Code, e.Message = "http", fmt.Sprintf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(data)))
-		}
-		return e
+		return decodeError(method, path, resp)
 	}
 	if out == nil {
 		_, err = io.Copy(io.Discard, resp.Body)
@@ -132,4 +111,15 @@ func Wait(ctx context.Context, interval time.Duration, fn func() (bool, error)) 
 		case <-t.C:
 		}
 	}
+}
+
+// decodeError reads an error answer into the server's *problem.Error.
+func decodeError(method, path string, resp *http.Response) *problem.Error {
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var e problem.Error
+	if json.Unmarshal(data, &e) != nil || e.Code == "" || e.Message == "" {
+		e = problem.Error{Code: problem.Internal, Message: fmt.Sprintf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(data)))}
+	}
+	e.Status = resp.StatusCode
+	return &e
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/pib-dev/pib/internal/groups"
 	"github.com/pib-dev/pib/internal/osversions"
 	"github.com/pib-dev/pib/internal/packages"
+	"github.com/pib-dev/pib/internal/problem"
 	"github.com/pib-dev/pib/internal/store"
 	"github.com/pib-dev/pib/internal/store/storetest"
 )
@@ -30,7 +31,7 @@ var updateSeeds = flag.Bool("update-fuzz-seeds", false, "rewrite the seed corpor
 var fuzzPackages = []string{"setup.sh", "app.deb", "SETUP.MSI", "readme.txt", "install.RUN", "tool.exe", "setup.sh.txt", "deploy.ps1", "setup.sh"}
 
 // FuzzCreateGroup sends arbitrary group requests to Create on SQLite and
-// checks the outcome: a rejection is a *groups.Error naming a SPEC rule and
+// checks the outcome: a rejection is a *problem.Error naming a SPEC rule and
 // the field at fault (never another error, never a panic); N1 is reported
 // exactly when ValidName refuses the name; an accepted group obeys P1–P5 as
 // stored and read back, its name can never be used again (N2), and another
@@ -104,9 +105,9 @@ func FuzzCreateGroup(f *testing.F) {
 		}
 		g, err := gs.Create(ctx, seller.ID, spec)
 
-		var ge *groups.Error
+		var ge *problem.Error
 		if err != nil && !errors.As(err, &ge) {
-			t.Fatalf("Create(%+v): %v (%T), want a *groups.Error", spec, err, err)
+			t.Fatalf("Create(%+v): %v (%T), want a *problem.Error", spec, err, err)
 		}
 		if (groups.ValidName(name) != nil) != (ge != nil && ge.Rule == "N1") {
 			t.Fatalf("ValidName(%q) = %v but Create returned %v", name, groups.ValidName(name), err)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/pib-dev/pib/internal/osversions"
 	"github.com/pib-dev/pib/internal/packages"
+	"github.com/pib-dev/pib/internal/problem"
 	"github.com/pib-dev/pib/internal/store"
 )
 
@@ -55,28 +56,17 @@ type Spec struct {
 	InstallerID string   `json:"installer_id"`
 }
 
-// Error is a rejected request: Code is "invalid" (HTTP 400/422) or
-// "conflict" (409); Rule the SPEC rule; Field the input at fault.
-type Error struct {
-	Code    string `json:"code"`
-	Rule    string `json:"rule,omitempty"`
-	Field   string `json:"field,omitempty"`
-	Message string `json:"message"`
+func invalid(rule, field, format string, args ...any) *problem.Error {
+	return &problem.Error{Code: problem.Invalid, Rule: rule, Field: field, Message: fmt.Sprintf(format, args...)}
 }
 
-func (e *Error) Error() string {
-	if e.Rule != "" {
-		return fmt.Sprintf("%s (rule %s, field %s)", e.Message, e.Rule, e.Field)
-	}
-	return e.Message
-}
-
-func invalid(rule, field, format string, args ...any) *Error {
-	return &Error{Code: "invalid", Rule: rule, Field: field, Message: fmt.Sprintf(format, args...)}
-}
-
-// ErrNotFound is returned for an unknown group or one of another account.
-var ErrNotFound = errors.New("package group not found")
+// Errors callers test with errors.Is.
+var (
+	// ErrNotFound is returned for an unknown group or one of another account.
+	ErrNotFound = problem.New(problem.NotFound, "package group not found")
+	// ErrBadCursor is returned for a cursor ListPage did not make.
+	ErrBadCursor = &problem.Error{Code: problem.Invalid, Field: "cursor", Message: "cursor is not one this server gave out"}
+)
 
 // InstallerTypes are the installer file extensions per platform (P2).
 var InstallerTypes = map[string][]string{
@@ -87,7 +77,7 @@ var InstallerTypes = map[string][]string{
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,99}$`)
 
 // ValidName checks rule N1.
-func ValidName(name string) *Error {
+func ValidName(name string) *problem.Error {
 	if !namePattern.MatchString(name) {
 		return invalid("N1", "name", "name %q: use 1–99 characters, only A–Z a–z 0–9 _ - (convention: <product><version><platform><revision>, e.g. %s)", name, SuggestName("MyApp", "1.0", "linux", 1))
 	}
@@ -138,7 +128,7 @@ func (s *Store) Create(ctx context.Context, owner string, spec Spec) (*Group, er
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO group_names (owner, name) VALUES ($1, $2)`, owner, g.Name); err != nil {
 			if errors.Is(store.Classify(err), store.ErrConflict) {
-				return &Error{Code: "conflict", Rule: "N2", Field: "name", Message: fmt.Sprintf("name %q was already used by this account; a package group name can be used only once, even after a failed build or deletion", g.Name)}
+				return &problem.Error{Code: problem.Conflict, Rule: "N2", Field: "name", Message: fmt.Sprintf("name %q was already used by this account; a package group name can be used only once, even after a failed build or deletion", g.Name)}
 			}
 			return err
 		}
@@ -233,7 +223,7 @@ func (s *Store) validate(ctx context.Context, owner string, spec Spec) (*Group, 
 func (s *Store) Get(ctx context.Context, owner, ref string) (*Group, error) {
 	g, err := s.scanGroup(s.db.QueryRowContext(ctx, `SELECT `+groupColumns+` FROM package_groups WHERE owner = $1 AND (id = $2 OR name = $2)`, owner, ref))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("%w: %q", ErrNotFound, ref)
+		return nil, ErrNotFound.Errorf("package group not found: %q", ref)
 	}
 	if err != nil {
 		return nil, err
@@ -245,7 +235,7 @@ func (s *Store) Get(ctx context.Context, owner, ref string) (*Group, error) {
 func (s *Store) ByID(ctx context.Context, id string) (*Group, error) {
 	g, err := s.scanGroup(s.db.QueryRowContext(ctx, `SELECT `+groupColumns+` FROM package_groups WHERE id = $1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("%w: %q", ErrNotFound, id)
+		return nil, ErrNotFound.Errorf("package group not found: %q", id)
 	}
 	if err != nil {
 		return nil, err
@@ -311,9 +301,6 @@ func (s *Store) ListPage(ctx context.Context, owner, cursor string, limit int) (
 	}
 	return out, next, nil
 }
-
-// ErrBadCursor is returned for a cursor ListPage did not make.
-var ErrBadCursor = errors.New("invalid page cursor")
 
 func decodeCursor(c string) (time.Time, string, error) {
 	raw, err := base64.RawURLEncoding.DecodeString(c)

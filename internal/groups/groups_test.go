@@ -14,6 +14,7 @@ import (
 	"github.com/pib-dev/pib/internal/groups"
 	"github.com/pib-dev/pib/internal/osversions"
 	"github.com/pib-dev/pib/internal/packages"
+	"github.com/pib-dev/pib/internal/problem"
 	"github.com/pib-dev/pib/internal/store"
 	"github.com/pib-dev/pib/internal/store/storetest"
 )
@@ -94,7 +95,7 @@ func TestCreateValidation(t *testing.T) {
 				spec.OSVersions = append([]string(nil), ok.OSVersions...)
 				tc.edit(&spec)
 				_, err := f.groups.Create(ctx, f.seller.ID, spec)
-				var ge *groups.Error
+				var ge *problem.Error
 				if !errors.As(err, &ge) || ge.Code != "invalid" || ge.Rule != tc.rule || ge.Field != tc.field {
 					t.Fatalf("got %v, want rule %s field %s", err, tc.rule, tc.field)
 				}
@@ -123,7 +124,7 @@ func TestCreateValidation(t *testing.T) {
 		// N2: the name can never be used again by this account...
 		again := ok
 		_, err = f.groups.Create(ctx, f.seller.ID, again)
-		var ge *groups.Error
+		var ge *problem.Error
 		if !errors.As(err, &ge) || ge.Code != "conflict" || ge.Rule != "N2" {
 			t.Fatalf("reused name: %v, want N2 conflict", err)
 		}
@@ -154,7 +155,7 @@ func TestConcurrentCreateOneWins(t *testing.T) {
 		wg.Wait()
 		wins := 0
 		for _, err := range errs {
-			var ge *groups.Error
+			var ge *problem.Error
 			switch {
 			case err == nil:
 				wins++

@@ -63,7 +63,7 @@ func (s *Store) Bootstrap(ctx context.Context, opts BootstrapOptions) (*Image, e
 		return nil, err
 	}
 	if im, err := s.Get(ctx, opts.Alias); err == nil {
-		return nil, fmt.Errorf("%w: %q is used by %s; remove it first (pib image rm %s) or pass --alias", ErrAliasTaken, opts.Alias, im.ID, opts.Alias)
+		return nil, ErrAliasTaken.Errorf("image alias is already taken: %q is used by %s; remove it first (pib image rm %s) or pass --alias", opts.Alias, im.ID, opts.Alias)
 	}
 	work, err := s.tempDir("bootstrap-*")
 	if err != nil {

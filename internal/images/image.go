@@ -31,6 +31,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/pib-dev/pib/internal/blobs"
+	"github.com/pib-dev/pib/internal/problem"
 	"github.com/pib-dev/pib/internal/store"
 )
 
@@ -76,13 +77,15 @@ var (
 	aliasPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 )
 
-// Errors callers test with errors.Is.
+// Errors callers test with errors.Is. They carry no Field: which request
+// input named the image (an ID in a path, an alias in a query) is the
+// caller's to say.
 var (
-	ErrNotFound   = errors.New("image not found")
-	ErrAliasTaken = errors.New("image alias is already taken")
+	ErrNotFound   = problem.New(problem.NotFound, "image not found")
+	ErrAliasTaken = problem.New(problem.Conflict, "image alias is already taken")
 	// ErrInUse: the image is an OS version's base image or another
 	// image's parent, so removing it would break builds or images.
-	ErrInUse = errors.New("image is in use")
+	ErrInUse = problem.New(problem.Conflict, "image is in use")
 )
 
 func newID() string {
@@ -97,7 +100,7 @@ func newID() string {
 // digits, '.', '_' and '-', at most 63 characters, and not shaped like an ID.
 func ValidAlias(name string) error {
 	if !aliasPattern.MatchString(name) || idPattern.MatchString(name) {
-		return fmt.Errorf("alias %q: use 1–63 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit, not shaped like an image ID", name)
+		return problem.New(problem.Invalid, "alias %q: use 1–63 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit, not shaped like an image ID", name)
 	}
 	return nil
 }
@@ -130,13 +133,13 @@ func (s *Store) Get(ctx context.Context, ref string) (*Image, error) {
 	if idPattern.MatchString(ref) {
 		im, err := scanImage(s.db.QueryRowContext(ctx, `SELECT `+imageColumns+` FROM images WHERE id = $1`, ref))
 		if errors.Is(err, sql.ErrNoRows) {
-			return nil, fmt.Errorf("%w: %q (list images with `pib image ls`)", ErrNotFound, ref)
+			return nil, ErrNotFound.Errorf("image not found: %q (list images with `pib image ls`)", ref)
 		}
 		return im, err
 	}
 	im, err := s.GetOwned(ctx, Operator, ref)
 	if errors.Is(err, ErrNotFound) {
-		return nil, fmt.Errorf("%w: no operator image has ID or alias %q (another account's image is named by its ID; list images with `pib image ls`)", ErrNotFound, ref)
+		return nil, ErrNotFound.Errorf("image not found: no operator image has ID or alias %q (another account's image is named by its ID; list images with `pib image ls`)", ref)
 	}
 	return im, err
 }
@@ -146,7 +149,7 @@ func (s *Store) Get(ctx context.Context, ref string) (*Image, error) {
 func (s *Store) GetOwned(ctx context.Context, owner, ref string) (*Image, error) {
 	im, err := scanImage(s.db.QueryRowContext(ctx, `SELECT `+imageColumns+` FROM images WHERE owner = $1 AND (id = $2 OR alias = $2)`, owner, ref))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("%w: %q", ErrNotFound, ref)
+		return nil, ErrNotFound.Errorf("image not found: %q", ref)
 	}
 	return im, err
 }
@@ -202,7 +205,7 @@ func (s *Store) insert(ctx context.Context, im *Image, refs []v1.Hash) error {
 		return nil
 	})
 	if err = store.Classify(err); errors.Is(err, store.ErrConflict) && im.Alias != "" {
-		return fmt.Errorf("%w: %q; choose another --alias or remove that image first (pib image rm %s)", ErrAliasTaken, im.Alias, im.Alias)
+		return ErrAliasTaken.Errorf("image alias is already taken: %q; choose another --alias or remove that image first (pib image rm %s)", im.Alias, im.Alias)
 	}
 	return err
 }
@@ -220,7 +223,7 @@ func (s *Store) lockParent(ctx context.Context, tx *sql.Tx, parent string) error
 	}
 	err := tx.QueryRowContext(ctx, q, parent).Scan(&parent)
 	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("%w: parent image %s was removed; start again from an existing image", ErrNotFound, parent)
+		return ErrNotFound.Errorf("image not found: parent image %s was removed; start again from an existing image", parent)
 	}
 	return err
 }
@@ -314,7 +317,7 @@ func (s *Store) checkUnused(ctx context.Context, tx *sql.Tx, id string) error {
 	var osName string
 	err := tx.QueryRowContext(ctx, `SELECT name FROM os_versions WHERE image_id = $1 ORDER BY name LIMIT 1`, id).Scan(&osName)
 	if err == nil {
-		return fmt.Errorf("%w: image %s is the base image of OS version %s; point %s at another image first (pib os add %s --image ID)", ErrInUse, id, osName, osName, osName)
+		return ErrInUse.Errorf("image %s is the base image of OS version %s; point %s at another image first (pib os add %s --image ID)", id, osName, osName, osName)
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
 		return err
@@ -322,7 +325,7 @@ func (s *Store) checkUnused(ctx context.Context, tx *sql.Tx, id string) error {
 	var child string
 	err = tx.QueryRowContext(ctx, `SELECT id FROM images WHERE parent_id = $1 ORDER BY created_at, id LIMIT 1`, id).Scan(&child)
 	if err == nil {
-		return fmt.Errorf("%w: image %s is the parent of image %s; remove %s first (pib image rm %s)", ErrInUse, id, child, child, child)
+		return ErrInUse.Errorf("image %s is the parent of image %s; remove %s first (pib image rm %s)", id, child, child, child)
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
 		return err

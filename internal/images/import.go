@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -22,6 +23,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/pib-dev/pib/internal/problem"
 )
 
 // Format is an on-disk image representation pib reads or writes.
@@ -43,12 +46,43 @@ type ImportOptions struct {
 // Import reads an image from path in any supported Format (detected from
 // the content, not the name) and stores it. Every layer is checked entry by
 // entry before the image is recorded; on any error nothing is left behind.
+//
+// An archive that is corrupt, unsupported or refused entry by entry is a
+// problem.Invalid whose message does not name file (the API's caller never
+// saw that path); ErrAliasTaken and ErrNotFound are as they say; any other
+// error is the store's own failure.
 func (s *Store) Import(ctx context.Context, file string, opts ImportOptions) (*Image, error) {
 	im, err := s.importFile(ctx, file, opts)
 	if err != nil {
+		var bad archiveError
+		var pe *problem.Error
+		if errors.As(err, &bad) && !errors.As(err, &pe) {
+			err = &problem.Error{Code: problem.Invalid, Message: err.Error(), Err: err}
+		}
 		return nil, fmt.Errorf("import %s: %w", file, err)
 	}
 	return im, nil
+}
+
+// archiveError marks a failure the archive caused, as opposed to one of
+// the store's (a full disk, the database): Import turns the first kind
+// into a problem.Invalid and leaves the second a plain error. Each is
+// marked where it is still known which it is.
+type archiveError struct{ err error }
+
+func (e archiveError) Error() string { return e.err.Error() }
+func (e archiveError) Unwrap() error { return e.err }
+
+// archiveReader marks every read error of an archive's bytes (corrupt
+// compression, a truncated stream) as the archive's.
+type archiveReader struct{ r io.Reader }
+
+func (a archiveReader) Read(p []byte) (int, error) {
+	n, err := a.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = archiveError{err}
+	}
+	return n, err
 }
 
 func (s *Store) importFile(ctx context.Context, file string, opts ImportOptions) (*Image, error) {
@@ -61,7 +95,7 @@ func (s *Store) importFile(ctx context.Context, file string, opts ImportOptions)
 			owner = Operator
 		}
 		if _, err := s.GetOwned(ctx, owner, opts.Alias); err == nil {
-			return nil, fmt.Errorf("%w: %q; choose another --alias or remove that image first (pib image rm %s)", ErrAliasTaken, opts.Alias, opts.Alias)
+			return nil, ErrAliasTaken.Errorf("image alias is already taken: %q; choose another --alias or remove that image first (pib image rm %s)", opts.Alias, opts.Alias)
 		}
 	}
 	fi, err := os.Stat(file)
@@ -70,11 +104,11 @@ func (s *Store) importFile(ctx context.Context, file string, opts ImportOptions)
 	}
 	if fi.IsDir() {
 		if _, err := os.Stat(filepath.Join(file, "oci-layout")); err != nil {
-			return nil, errors.New("directory is not an OCI image layout (it has no oci-layout file)")
+			return nil, archiveError{errors.New("directory is not an OCI image layout (it has no oci-layout file)")}
 		}
 		src, err := imageFromLayout(file)
 		if err != nil {
-			return nil, err
+			return nil, archiveError{err}
 		}
 		return s.importImage(ctx, src, opts)
 	}
@@ -93,7 +127,7 @@ func (s *Store) importFile(ctx context.Context, file string, opts ImportOptions)
 		}
 		src, err := tarball.ImageFromPath(plain, nil)
 		if err != nil {
-			return nil, fmt.Errorf("read docker archive: %w", err)
+			return nil, archiveError{fmt.Errorf("read docker archive: %w", err)}
 		}
 		return s.importImage(ctx, src, opts)
 	case OCIArchive:
@@ -107,7 +141,7 @@ func (s *Store) importFile(ctx context.Context, file string, opts ImportOptions)
 		}
 		src, err := imageFromLayout(dir)
 		if err != nil {
-			return nil, err
+			return nil, archiveError{err}
 		}
 		return s.importImage(ctx, src, opts)
 	default:
@@ -129,24 +163,28 @@ func openTar(file string) (io.ReadCloser, bool, error) {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
 			f.Close()
-			return nil, false, fmt.Errorf("corrupt gzip data: %w", err)
+			return nil, false, archiveError{fmt.Errorf("corrupt gzip data: %w", err)}
 		}
 		return struct {
 			io.Reader
 			io.Closer
-		}{zr, f}, true, nil
+		}{archiveReader{zr}, f}, true, nil
 	case bytes.Equal(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
 		zr, err := zstd.NewReader(br)
 		if err != nil {
 			f.Close()
-			return nil, false, fmt.Errorf("corrupt zstd data: %w", err)
+			return nil, false, archiveError{fmt.Errorf("corrupt zstd data: %w", err)}
 		}
-		return closeFunc{zr.IOReadCloser(), f}, true, nil
+		zrc := zr.IOReadCloser()
+		return closeFunc{struct {
+			io.Reader
+			io.Closer
+		}{archiveReader{zrc}, zrc}, f}, true, nil
 	}
 	return struct {
 		io.Reader
 		io.Closer
-	}{br, f}, false, nil
+	}{archiveReader{br}, f}, false, nil
 }
 
 type closeFunc struct {
@@ -173,15 +211,15 @@ func detect(file string) (Format, bool, error) {
 		hdr, err := tr.Next()
 		if err == io.EOF {
 			if n == 0 {
-				return "", false, errors.New("archive is empty")
+				return "", false, archiveError{errors.New("archive is empty")}
 			}
 			break
 		}
 		if err != nil {
 			if n == 0 {
-				return "", false, fmt.Errorf("not a tar archive (plain, gzip or zstd): %w", err)
+				return "", false, archiveError{fmt.Errorf("not a tar archive (plain, gzip or zstd): %w", err)}
 			}
-			return "", false, fmt.Errorf("corrupt or truncated tar after entry %d: %w", n, err)
+			return "", false, archiveError{fmt.Errorf("corrupt or truncated tar after entry %d: %w", n, err)}
 		}
 		name := strings.TrimPrefix(path.Clean(strings.TrimPrefix(hdr.Name, "./")), "/")
 		if name == "." {
@@ -242,14 +280,14 @@ func extractArchive(file, dir string) error {
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("corrupt or truncated archive: %w", err)
+			return archiveError{fmt.Errorf("corrupt or truncated archive: %w", err)}
 		}
 		name := strings.TrimPrefix(path.Clean(strings.TrimPrefix(hdr.Name, "./")), "/")
 		if name == "." {
 			continue
 		}
 		if !archiveEntry.MatchString(name) || strings.Contains(name, "..") {
-			return fmt.Errorf("tar entry %q: not part of an OCI image layout", hdr.Name)
+			return archiveError{fmt.Errorf("tar entry %q: not part of an OCI image layout", hdr.Name)}
 		}
 		target := filepath.Join(dir, filepath.FromSlash(name))
 		switch hdr.Typeflag {
@@ -262,10 +300,13 @@ func extractArchive(file, dir string) error {
 				return err
 			}
 			f, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+			if errors.Is(err, fs.ErrExist) {
+				err = archiveError{err} // the archive holds the entry twice
+			}
 			if err != nil {
 				return fmt.Errorf("tar entry %q: %w", hdr.Name, err)
 			}
-			_, err = io.Copy(f, tr)
+			_, err = io.Copy(f, archiveReader{tr})
 			if cerr := f.Close(); err == nil {
 				err = cerr
 			}
@@ -273,7 +314,7 @@ func extractArchive(file, dir string) error {
 				return fmt.Errorf("tar entry %q: %w", hdr.Name, err)
 			}
 		default:
-			return fmt.Errorf("tar entry %q: type %q is not allowed in an OCI image layout", hdr.Name, hdr.Typeflag)
+			return archiveError{fmt.Errorf("tar entry %q: type %q is not allowed in an OCI image layout", hdr.Name, hdr.Typeflag)}
 		}
 	}
 }
@@ -327,18 +368,18 @@ func imageFromLayout(dir string) (v1.Image, error) {
 func (s *Store) importImage(ctx context.Context, src v1.Image, opts ImportOptions) (*Image, error) {
 	cfgRaw, err := src.RawConfigFile()
 	if err != nil {
-		return nil, fmt.Errorf("read image config: %w", err)
+		return nil, archiveError{fmt.Errorf("read image config: %w", err)}
 	}
 	cfg, err := v1.ParseConfigFile(bytes.NewReader(cfgRaw))
 	if err != nil {
-		return nil, fmt.Errorf("parse image config: %w", err)
+		return nil, archiveError{fmt.Errorf("parse image config: %w", err)}
 	}
 	srcLayers, err := src.Layers()
 	if err != nil {
-		return nil, fmt.Errorf("read image layers: %w", err)
+		return nil, archiveError{fmt.Errorf("read image layers: %w", err)}
 	}
 	if len(cfg.RootFS.DiffIDs) != len(srcLayers) {
-		return nil, fmt.Errorf("image config lists %d layers but the manifest has %d: corrupt image", len(cfg.RootFS.DiffIDs), len(srcLayers))
+		return nil, archiveError{fmt.Errorf("image config lists %d layers but the manifest has %d: corrupt image", len(cfg.RootFS.DiffIDs), len(srcLayers))}
 	}
 	var layers []*ingested
 	fail := func(err error) (*Image, error) {
@@ -358,7 +399,7 @@ func (s *Store) importImage(ctx context.Context, src v1.Image, opts ImportOption
 		}
 		rc, err := open()
 		if err != nil {
-			return fail(fmt.Errorf("layer %d: %w", i+1, err))
+			return fail(archiveError{fmt.Errorf("layer %d: %w", i+1, err)})
 		}
 		in, err := s.ingest(ctx, rc, gzipped)
 		rc.Close()
@@ -367,7 +408,7 @@ func (s *Store) importImage(ctx context.Context, src v1.Image, opts ImportOption
 		}
 		layers = append(layers, in)
 		if in.diffID != cfg.RootFS.DiffIDs[i] {
-			return fail(fmt.Errorf("layer %d of %d: content digest %s does not match %s in the image config: corrupt archive", i+1, len(srcLayers), in.diffID, cfg.RootFS.DiffIDs[i]))
+			return fail(archiveError{fmt.Errorf("layer %d of %d: content digest %s does not match %s in the image config: corrupt archive", i+1, len(srcLayers), in.diffID, cfg.RootFS.DiffIDs[i])})
 		}
 	}
 	im, err := s.record(ctx, cfgRaw, cfg, descriptors(layers), merged(layers), Image{Alias: opts.Alias, Owner: opts.Owner})

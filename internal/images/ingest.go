@@ -102,13 +102,18 @@ func (s *Store) ingest(ctx context.Context, src io.Reader, gzipped bool) (*inges
 	for _, err := range []error{checkErr, copyErr, blobErr} {
 		if errors.As(err, &ee) {
 			s.forgetIf(blobErr, stored)
-			return nil, err
+			return nil, archiveError{err}
 		}
+	}
+	// A blob store that failed on its own (not on a read of the layer)
+	// broke the copy: the failure is ours, not the layer's.
+	if blobErr != nil && (copyErr == nil || errors.Is(copyErr, blobErr)) {
+		return nil, blobErr
 	}
 	for _, err := range []error{copyErr, checkErr, blobErr} {
 		if err != nil && !errors.Is(err, io.ErrClosedPipe) {
 			s.forgetIf(blobErr, stored)
-			return nil, err
+			return nil, archiveError{err}
 		}
 	}
 	out.diffID = v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(diff.Sum(nil))}

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/pib-dev/pib/internal/problem"
 	"github.com/pib-dev/pib/internal/store"
 )
 
@@ -23,7 +24,7 @@ type OSVersion struct {
 }
 
 // ErrNotFound is returned for an unregistered name.
-var ErrNotFound = errors.New("OS version not registered")
+var ErrNotFound = problem.New(problem.NotFound, "OS version not registered")
 
 // Store keeps the registry.
 type Store struct{ db *store.DB }
@@ -36,10 +37,12 @@ var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 // Add registers name → image, or points an existing name at a new image.
 func (s *Store) Add(ctx context.Context, name, platform, imageID string) (*OSVersion, error) {
 	if !namePattern.MatchString(name) {
-		return nil, fmt.Errorf("OS version name %q: use lower-case letters, digits, '.', '_' or '-' (e.g. debian-12)", name)
+		return nil, &problem.Error{Code: problem.Invalid, Field: "name", Message: fmt.Sprintf("OS version name %q: use lower-case letters, digits, '.', '_' or '-' (e.g. debian-12)", name)}
 	}
 	if platform != "linux" && platform != "windows" {
-		return nil, fmt.Errorf("image %s has OS %q; an OS version must be linux or windows", imageID, platform)
+		// Field "name", as the API always answered, although the image is
+		// at fault.
+		return nil, &problem.Error{Code: problem.Invalid, Field: "name", Message: fmt.Sprintf("image %s has OS %q; an OS version must be linux or windows", imageID, platform)}
 	}
 	v := &OSVersion{Name: name, Platform: platform, ImageID: imageID, Created: time.Now().UTC()}
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
@@ -65,7 +68,7 @@ func (s *Store) Get(ctx context.Context, name string) (*OSVersion, error) {
 	err := s.db.QueryRowContext(ctx, `SELECT name, platform, image_id, created_at FROM os_versions WHERE name = $1`, name).
 		Scan(&v.Name, &v.Platform, &v.ImageID, &v.Created)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("%w: %q", ErrNotFound, name)
+		return nil, ErrNotFound.Errorf("OS version not registered: %q", name)
 	}
 	return &v, err
 }

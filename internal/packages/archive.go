@@ -94,7 +94,7 @@ func isTarHeader(block []byte) bool {
 }
 
 // CheckArchive refuses an archive whose entries escape their root (rule
-// P5) with an *Error. Archives are told by content, never by name: tar,
+// P5) with a *problem.Error. Archives are told by content, never by name: tar,
 // tar compressed with gzip, xz, bzip2 or zstd, and zip (also with data in
 // front, as self-extracting archives have). Anything else, and a
 // compressed file that does not hold a tar, is not an archive and passes.
@@ -147,7 +147,9 @@ func CheckArchive(ctx context.Context, r io.ReaderAt, size int64, lim Limits) er
 }
 
 func refuse(k kind, err error) error {
-	return &Error{"P5", "file", fmt.Sprintf("%s archive is unsafe or corrupt: %v; remove the entry or upload a well-formed archive", k, err)}
+	e := rejected("file", "%s archive is unsafe or corrupt: %v; remove the entry or upload a well-formed archive", k, err)
+	e.Err = err
+	return e
 }
 
 func decompress(k kind, r io.Reader, lim Limits) (io.ReadCloser, error) {

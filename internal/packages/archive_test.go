@@ -17,6 +17,7 @@ import (
 	"github.com/pib-dev/pib/internal/accounts"
 	"github.com/pib-dev/pib/internal/blobs"
 	"github.com/pib-dev/pib/internal/packages"
+	"github.com/pib-dev/pib/internal/problem"
 	"github.com/pib-dev/pib/internal/store"
 	"github.com/pib-dev/pib/internal/store/storetest"
 )
@@ -76,7 +77,7 @@ func TestUploadArchivesByContent(t *testing.T) {
 					}
 					return
 				}
-				var pe *packages.Error
+				var pe *problem.Error
 				if !errors.As(err, &pe) || pe.Rule != "P5" || pe.Field != "file" || !strings.Contains(pe.Message, tc.refused) {
 					t.Fatalf("upload = %+v, %v; want a P5 refusal saying %q", p, err, tc.refused)
 				}
@@ -109,7 +110,7 @@ func TestCheckArchiveZipSymlink(t *testing.T) {
 }
 
 func isP5(err error) bool {
-	var pe *packages.Error
+	var pe *problem.Error
 	return errors.As(err, &pe) && pe.Rule == "P5"
 }
 
@@ -167,7 +168,7 @@ func TestValidNameRefusesDisplaySpoofing(t *testing.T) {
 		{"setup\xff.sh", "not valid UTF-8"},
 	} {
 		err := packages.ValidName(tc.name)
-		var pe *packages.Error
+		var pe *problem.Error
 		if !errors.As(err, &pe) || pe.Rule != "P5" || pe.Field != "name" || !strings.Contains(pe.Message, tc.what) {
 			t.Errorf("ValidName(%+q) = %v, want P5 %s", tc.name, err, tc.what)
 			continue

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pib-dev/pib/internal/packages"
+	"github.com/pib-dev/pib/internal/problem"
 )
 
 // FuzzCheckArchive feeds arbitrary bytes to the P5 archive check: it must
@@ -34,7 +35,7 @@ func FuzzCheckArchive(f *testing.F) {
 		case <-time.After(10 * time.Second):
 			panic(fmt.Sprintf("CheckArchive still running after 10s on %d bytes", len(data)))
 		}
-		var pe *packages.Error
+		var pe *problem.Error
 		if err != nil && (!errors.As(err, &pe) || pe.Rule != "P5" || pe.Field != "file") {
 			t.Fatalf("CheckArchive = %v, want nil or a P5 refusal", err)
 		}

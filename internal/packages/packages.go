@@ -24,6 +24,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/pib-dev/pib/internal/blobs"
+	"github.com/pib-dev/pib/internal/problem"
 	"github.com/pib-dev/pib/internal/store"
 )
 
@@ -40,16 +41,13 @@ type Package struct {
 	Uploaded time.Time `json:"uploaded"`
 }
 
-// Error is a rejected upload: Rule is the SPEC rule (P5), Field the input
-// at fault.
-type Error struct {
-	Rule, Field, Message string
+// rejected is an upload refused by rule P5; field is the input at fault.
+func rejected(field, format string, args ...any) *problem.Error {
+	return &problem.Error{Code: problem.Invalid, Rule: "P5", Field: field, Message: fmt.Sprintf(format, args...)}
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("%s (rule %s)", e.Message, e.Rule) }
-
 // ErrNotFound is returned for an unknown package or one of another account.
-var ErrNotFound = errors.New("package not found")
+var ErrNotFound = problem.New(problem.NotFound, "package not found")
 
 // Store keeps packages: content in the blob store, metadata in the database.
 type Store struct {
@@ -75,19 +73,19 @@ func NewStore(db *store.DB, bs *blobs.Dir) *Store {
 func ValidName(name string) error {
 	switch {
 	case name == "" || name == "." || name == "..":
-		return &Error{"P5", "name", "a package needs a file name"}
+		return rejected("name", "a package needs a file name")
 	case len(name) > 255:
-		return &Error{"P5", "name", "file name is longer than 255 bytes"}
+		return rejected("name", "file name is longer than 255 bytes")
 	case !utf8.ValidString(name):
-		return &Error{"P5", "name", fmt.Sprintf("file name %+q is not valid UTF-8; rename the file", name)}
+		return rejected("name", "file name %+q is not valid UTF-8; rename the file", name)
 	case strings.ContainsAny(name, `/\`):
-		return &Error{"P5", "name", fmt.Sprintf("file name %+q contains a path separator; upload a plain file name", name)}
+		return rejected("name", "file name %+q contains a path separator; upload a plain file name", name)
 	case strings.IndexFunc(name, unicode.IsControl) >= 0:
-		return &Error{"P5", "name", fmt.Sprintf("file name %+q contains control characters; rename the file", name)}
+		return rejected("name", "file name %+q contains control characters; rename the file", name)
 	}
 	for _, r := range name {
 		if what := hiddenRune(r); what != "" {
-			return &Error{"P5", "name", fmt.Sprintf("file name %+q contains %s (U+%04X), which changes how the name displays; rename the file without it", name, what, r)}
+			return rejected("name", "file name %+q contains %s (U+%04X), which changes how the name displays; rename the file without it", name, what, r)
 		}
 	}
 	return nil
@@ -115,14 +113,16 @@ func (s *Store) Upload(ctx context.Context, owner, name string, r io.Reader) (*P
 	lr := &limitReader{r: r, left: s.MaxSize}
 	h, size, err := s.blobs.Put(ctx, lr, v1.Hash{})
 	if lr.over {
-		return nil, &Error{"P5", "file", fmt.Sprintf("%s is larger than the upload limit of %d bytes", name, s.MaxSize)}
+		e := rejected("file", "%s is larger than the upload limit of %d bytes", name, s.MaxSize)
+		e.Code = problem.TooLarge
+		return nil, e
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store upload %s: %w", name, err)
 	}
 	if size == 0 {
 		s.forget(h)
-		return nil, &Error{"P5", "file", fmt.Sprintf("%s is empty", name)}
+		return nil, rejected("file", "%s is empty", name)
 	}
 	if err := s.checkArchive(ctx, name, h, size); err != nil {
 		s.forget(h)
@@ -155,7 +155,7 @@ func (s *Store) checkArchive(ctx context.Context, name string, h v1.Hash, size i
 	head := make([]byte, 512)
 	n, _ := f.ReadAt(head, 0)
 	if claimsArchive(name) && sniff(head[:n]) == "" {
-		return &Error{"P5", "file", fmt.Sprintf("%+q is named like an archive but is not a tar, compressed tar or zip archive; upload the archive itself or rename the file", name)}
+		return rejected("file", "%+q is named like an archive but is not a tar, compressed tar or zip archive; upload the archive itself or rename the file", name)
 	}
 	return nil
 }
@@ -198,7 +198,7 @@ func (s *Store) find(ctx context.Context, owner, name, digest string) (*Package,
 func (s *Store) Get(ctx context.Context, owner, id string) (*Package, error) {
 	p, err := scan(s.db.QueryRowContext(ctx, `SELECT `+columns+` FROM packages WHERE id = $1 AND owner = $2`, id, owner))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+		return nil, ErrNotFound.Errorf("package not found: %s", id)
 	}
 	return p, err
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/pib-dev/pib/internal/accounts"
 	"github.com/pib-dev/pib/internal/blobs"
 	"github.com/pib-dev/pib/internal/packages"
+	"github.com/pib-dev/pib/internal/problem"
 	"github.com/pib-dev/pib/internal/store"
 	"github.com/pib-dev/pib/internal/store/storetest"
 )
@@ -73,9 +74,13 @@ func TestUpload(t *testing.T) {
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				_, err := ps.Upload(ctx, a.ID, tc.file, bytes.NewReader(tc.body))
-				var pe *packages.Error
+				var pe *problem.Error
 				if !errors.As(err, &pe) || pe.Rule != "P5" || pe.Field != tc.field {
 					t.Fatalf("got %v, want a P5 error on %s", err, tc.field)
+				}
+				// The API answers the upload limit with 413, the rest with 400.
+				if want := map[bool]problem.Code{true: problem.TooLarge, false: problem.Invalid}[tc.name == "over the limit"]; pe.Code != want {
+					t.Fatalf("code %q, want %q", pe.Code, want)
 				}
 				// Nothing stored: no row, no blob, no temp file.
 				list, _ := ps.List(ctx, a.ID)

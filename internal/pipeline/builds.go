@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/pib-dev/pib/internal/groups"
+	"github.com/pib-dev/pib/internal/problem"
 	"github.com/pib-dev/pib/internal/store"
 )
 
@@ -112,8 +114,15 @@ func (p *Pipeline) Submit(ctx context.Context, owner, ref string) ([]*Build, err
 	bases := map[string]string{}
 	for _, os := range g.OSVersions {
 		v, err := p.cfg.OSVersions.Get(ctx, os)
+		if errors.Is(err, problem.NotFound) {
+			// The group is as valid as when it was made; the registry
+			// changed since (a conflict, not a bad request, and not a 404:
+			// the group exists).
+			return nil, &problem.Error{Code: problem.Conflict, Rule: "P4", Field: "os_versions", Err: err,
+				Message: fmt.Sprintf("OS version %q of group %s is no longer registered; an operator must register it again (pib os add) before the group can be submitted", os, g.Name)}
+		}
 		if err != nil {
-			return nil, fmt.Errorf("OS version %s of group %s: %w; an operator must register it again (pib os add)", os, g.Name, err)
+			return nil, fmt.Errorf("OS version %s of group %s: %w", os, g.Name, err)
 		}
 		bases[os] = v.ImageID
 	}
@@ -137,7 +146,7 @@ func (p *Pipeline) Submit(ctx context.Context, owner, ref string) ([]*Build, err
 			}
 			for _, s := range states {
 				if !s.state.Ended() {
-					return fmt.Errorf("%w: group %s was submitted already and its builds are still running (state %s); wait until they end (pib status %s)", ErrInProgress, g.Name, aggregate(statesOf(states)), g.Name)
+					return ErrInProgress.Errorf("builds in progress: group %s was submitted already and its builds are still running (state %s); wait until they end (pib status %s)", g.Name, aggregate(statesOf(states)), g.Name)
 				}
 			}
 		}

@@ -3,7 +3,6 @@ package pipeline
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"strings"
 	"time"
 )
@@ -46,7 +45,7 @@ func (p *Pipeline) Retry(ctx context.Context, id string) (*Build, error) {
 		return nil, err
 	}
 	if !ok {
-		return nil, fmt.Errorf("%w: build %s; only a build in Investigating can be retried", ErrNotInvestigating, id)
+		return nil, ErrNotInvestigating.Errorf("build is not being investigated: build %s; only a build in Investigating can be retried", id)
 	}
 	return p.read.buildByID(ctx, id)
 }
@@ -58,7 +57,7 @@ func (p *Pipeline) Retry(ctx context.Context, id string) (*Build, error) {
 func (p *Pipeline) Resolve(ctx context.Context, id, note string) (*Build, error) {
 	note = strings.TrimSpace(note)
 	if note == "" {
-		return nil, fmt.Errorf("%w: resolving an investigation needs a note saying what was found", ErrInvalid)
+		return nil, ErrInvalid.Errorf("resolving an investigation needs a note saying what was found")
 	}
 	ok, err := p.apply(ctx, id, change{to: IssuesFound, from: []State{Investigating},
 		reason: "resolved by an operator: " + note,
@@ -70,7 +69,7 @@ func (p *Pipeline) Resolve(ctx context.Context, id, note string) (*Build, error)
 		return nil, err
 	}
 	if !ok {
-		return nil, fmt.Errorf("%w: build %s; only a build in Investigating can be resolved", ErrNotInvestigating, id)
+		return nil, ErrNotInvestigating.Errorf("build is not being investigated: build %s; only a build in Investigating can be resolved", id)
 	}
 	return p.read.buildByID(ctx, id)
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/pib-dev/pib/internal/groups"
 	"github.com/pib-dev/pib/internal/osversions"
 	"github.com/pib-dev/pib/internal/packages"
+	"github.com/pib-dev/pib/internal/problem"
 	"github.com/pib-dev/pib/internal/store"
 	"github.com/pib-dev/pib/internal/webhook"
 )
@@ -179,13 +180,14 @@ func (c *Config) defaults() {
 	}
 }
 
-// Errors callers test with errors.Is. ErrInProgress and ErrNotInvestigating
-// are also store.ErrConflict (HTTP 409).
+// Errors callers test with errors.Is; each is a problem error, returned as
+// an instance with its detail (Errorf). ErrInProgress and
+// ErrNotInvestigating are also store.ErrConflict.
 var (
-	ErrNotFound         = errors.New("not found")
-	ErrInProgress       = fmt.Errorf("%w: builds in progress", store.ErrConflict)
-	ErrNotInvestigating = fmt.Errorf("%w: build is not being investigated", store.ErrConflict)
-	ErrInvalid          = errors.New("invalid request")
+	ErrNotFound         = problem.New(problem.NotFound, "not found")
+	ErrInProgress       = &problem.Error{Code: problem.Conflict, Message: "builds in progress", Err: store.ErrConflict}
+	ErrNotInvestigating = &problem.Error{Code: problem.Conflict, Message: "build is not being investigated", Err: store.ErrConflict}
+	ErrInvalid          = problem.New(problem.Invalid, "invalid request")
 )
 
 // River queues.

@@ -35,7 +35,7 @@ func NewReader(db *store.DB, groups GroupSource, now func() time.Time) *Reader {
 func (r *Reader) group(ctx context.Context, owner, ref string) (*groups.Group, error) {
 	g, err := r.groups.Get(ctx, owner, ref)
 	if errors.Is(err, groups.ErrNotFound) {
-		return nil, fmt.Errorf("%w: package group %q", ErrNotFound, ref)
+		return nil, ErrNotFound.Errorf("not found: package group %q", ref)
 	}
 	return g, err
 }
@@ -116,7 +116,7 @@ func collectBuilds(rows *sql.Rows) ([]*Build, error) {
 func (r *Reader) Build(ctx context.Context, owner, id string) (*Build, error) {
 	b, err := scanBuild(r.db.QueryRowContext(ctx, `SELECT `+buildColumns+` FROM builds WHERE id = $1 AND owner = $2`, id, owner))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("%w: build %q", ErrNotFound, id)
+		return nil, ErrNotFound.Errorf("not found: build %q", id)
 	}
 	return b, err
 }
@@ -135,7 +135,7 @@ func (r *Reader) BuildOwner(ctx context.Context, id string) (string, error) {
 func (r *Reader) buildByID(ctx context.Context, id string) (*Build, error) {
 	b, err := scanBuild(r.db.QueryRowContext(ctx, `SELECT `+buildColumns+` FROM builds WHERE id = $1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("%w: build %q", ErrNotFound, id)
+		return nil, ErrNotFound.Errorf("not found: build %q", id)
 	}
 	return b, err
 }
@@ -145,7 +145,7 @@ func (r *Reader) Log(ctx context.Context, owner, id string) ([]byte, error) {
 	var log string
 	err := r.db.QueryRowContext(ctx, `SELECT log FROM builds WHERE id = $1 AND owner = $2`, id, owner).Scan(&log)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("%w: build %q", ErrNotFound, id)
+		return nil, ErrNotFound.Errorf("not found: build %q", id)
 	}
 	return []byte(log), err
 }
@@ -157,7 +157,7 @@ func (r *Reader) Report(ctx context.Context, owner, id string) (*Report, error) 
 	err := r.db.QueryRowContext(ctx, `SELECT state, findings, changed_files, build_report, scan_report FROM builds WHERE id = $1 AND owner = $2`, id, owner).
 		Scan(&rep.State, &findings, &changed, &build, &scan)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("%w: build %q", ErrNotFound, id)
+		return nil, ErrNotFound.Errorf("not found: build %q", id)
 	}
 	if err != nil {
 		return nil, err

@@ -120,7 +120,7 @@ func (p *Pipeline) apply(ctx context.Context, id string, c change) (bool, error)
 		err := tx.QueryRowContext(ctx, `SELECT group_id, owner, os_name, submission, state, run_id FROM builds WHERE id = $1`+p.forUpdate(), id).
 			Scan(&groupID, &owner, &osName, &sub, &state, &runID)
 		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("%w: build %q", ErrNotFound, id)
+			return ErrNotFound.Errorf("not found: build %q", id)
 		}
 		if err != nil {
 			return err

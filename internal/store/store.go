@@ -28,6 +28,8 @@ import (
 	"github.com/pressly/goose/v3/lock"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/pib-dev/pib/internal/problem"
 )
 
 // Dialect names the database engine behind a DB.
@@ -50,10 +52,12 @@ type DB struct {
 }
 
 // Errors callers test with errors.Is. Constraint violations from either
-// engine are turned into ErrConflict in one place (Classify).
+// engine are turned into ErrConflict in one place (Classify). Both are
+// problem errors, so one a domain package does not translate into its own
+// (groups' N2, accounts.ErrNameTaken…) still answers 404 or 409, not 500.
 var (
-	ErrNotFound = errors.New("not found")
-	ErrConflict = errors.New("conflict")
+	ErrNotFound = problem.New(problem.NotFound, "not found")
+	ErrConflict = problem.New(problem.Conflict, "conflict with data already stored")
 )
 
 //go:embed migrations/*.sql

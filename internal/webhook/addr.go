@@ -45,7 +45,7 @@ func (s *Service) checkHost(ctx context.Context, host string) error {
 	}
 	if a, err := netip.ParseAddr(host); err == nil {
 		if err := specialaddr.Check(a); err != nil {
-			return fmt.Errorf("%w: %w", ErrInvalid, err)
+			return badWebhook(err, "%v", err)
 		}
 		return nil
 	}
@@ -54,11 +54,11 @@ func (s *Service) checkHost(ctx context.Context, host string) error {
 	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 	if err != nil || len(addrs) == 0 {
 		// The resolver's error names the resolver's own address: not shown.
-		return fmt.Errorf("%w: webhook host %q does not resolve; give a host name with a public DNS record", ErrInvalid, host)
+		return badWebhook(nil, "webhook host %q does not resolve; give a host name with a public DNS record", host)
 	}
 	for _, a := range addrs {
 		if err := specialaddr.Check(a); err != nil {
-			return fmt.Errorf("%w: %w", ErrInvalid, err)
+			return badWebhook(err, "%v", err)
 		}
 	}
 	return nil

@@ -20,6 +20,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/pib-dev/pib/internal/problem"
 	"github.com/pib-dev/pib/internal/store"
 )
 
@@ -31,8 +32,16 @@ const (
 	EventHeader     = "X-Pib-Event"
 )
 
-// ErrInvalid is what a refused webhook URL wraps.
-var ErrInvalid = errors.New("invalid request")
+// ErrInvalid is what a refused webhook URL is (field "url").
+var ErrInvalid = problem.New(problem.Invalid, "invalid request")
+
+// badWebhook is an ErrInvalid about the webhook URL; cause, if not nil,
+// stays in the chain.
+func badWebhook(cause error, format string, args ...any) error {
+	e := ErrInvalid.Errorf(format, args...)
+	e.Field, e.Err = "url", cause
+	return e
+}
 
 // Sign returns the signature header value of body under secret.
 func Sign(secret string, body []byte) string {
@@ -98,7 +107,7 @@ func (s *Service) now() time.Time { return s.cfg.Now().UTC() }
 func (s *Service) Set(ctx context.Context, accountID, rawURL string) (string, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-		return "", fmt.Errorf("%w: webhook URL %q: give an absolute http:// or https:// URL without credentials", ErrInvalid, rawURL)
+		return "", badWebhook(nil, "webhook URL %q: give an absolute http:// or https:// URL without credentials", rawURL)
 	}
 	if err := s.checkHost(ctx, u.Hostname()); err != nil {
 		return "", err
