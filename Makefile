@@ -4,7 +4,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 PIB_DATA ?= $(CURDIR)/pib-data
 GO_TEST_FLAGS ?= -timeout 40m
 
-.PHONY: demo test fuzz build deps test-deps bench clean
+.PHONY: demo test fuzz lint build deps test-deps bench clean
 
 pib: $(shell find cmd internal -name '*.go' -o -name '*.sql') go.mod go.sum
 	go build -o pib ./cmd/pib
@@ -27,7 +27,7 @@ demo: deps pib
 
 # Every test, against SQLite and PostgreSQL, with a fresh shared cache per
 # run (the Debian base image is bootstrapped for real once per run).
-test: test-deps
+test: test-deps lint
 	@cache=$$(mktemp -d /var/tmp/pib-test-cache.XXXXXX); \
 	trap 'umount -R -l $$cache 2>/dev/null; rm -rf $$cache' EXIT; \
 	PIB_TEST_CACHE=$$cache go test $(GO_TEST_FLAGS) ./... && \
@@ -47,6 +47,14 @@ fuzz:
 		echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
 		go test -run '^$$' -fuzz "^$$name\$$" $(FUZZ_FLAGS) "$$pkg" </dev/null || exit 1; \
 	done
+
+# go vet and staticcheck at a pinned version (go run fetches it from the
+# module proxy once; it is not a dependency of pib).
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+lint:
+	go vet ./...
+	go run $(STATICCHECK) ./...
 
 bench: test-deps
 	go test -run '^$$' -bench . -benchtime 3x ./...

@@ -39,8 +39,6 @@ type env struct {
 
 func newEnv(t *testing.T, db *store.DB) *env { return newEnvWith(t, db, nil) }
 
-func newEnvTB(t testing.TB, db *store.DB) *env { return newEnvWith(t, db, nil) }
-
 // newEnvWith lets a test add to the API's dependencies (the pipeline).
 func newEnvWith(t testing.TB, db *store.DB, edit func(*api.Deps)) *env {
 	t.Helper()

@@ -402,7 +402,3 @@ func removeTree(dir string) error {
 	})
 	return os.RemoveAll(dir)
 }
-
-func shortDigest(h v1.Hash) string {
-	return strings.TrimPrefix(h.String(), "sha256:")[:12]
-}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -134,7 +135,7 @@ func ggcrImage(t testing.TB) v1.Image {
 	upper := tarBytes(t, []entry{{name: "srv/", typ: tar.TypeDir}, {name: "srv/.wh.data.txt"}, {name: "srv/new.txt", body: "new\n"}})
 	img := empty.Image
 	for _, b := range [][]byte{base, upper} {
-		l, err := tarball.LayerFromReader(bytes.NewReader(b))
+		l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -34,7 +34,6 @@ type seccompNotifResp struct {
 // attempts collects the denied calls of reportedSyscalls.
 type attempts struct {
 	mu    sync.Mutex
-	names map[string]bool
 	calls map[string][]string // syscall → "pid N: cmdline" (first few)
 	count map[string]int
 }
