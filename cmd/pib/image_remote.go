@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"path/filepath"
 
@@ -22,25 +21,15 @@ import (
 func (g *globals) remoteImages() bool { return g.server != "" }
 
 func (g *globals) remoteImageList(cmd *cobra.Command) ([]*images.Image, error) {
-	var list []*images.Image
-	err := g.client().Do(cmd.Context(), "GET", "/v1/images", nil, &list)
-	return list, err
+	return g.client().ListImages(cmd.Context())
 }
 
 func (g *globals) remoteImage(cmd *cobra.Command, ref string) (*images.Image, error) {
-	var im images.Image
-	if err := g.client().Do(cmd.Context(), "GET", "/v1/images/"+url.PathEscape(ref), nil, &im); err != nil {
-		return nil, err
-	}
-	return &im, nil
+	return g.client().Image(cmd.Context(), ref)
 }
 
 func (g *globals) remoteImageRemove(cmd *cobra.Command, ref string) (*images.Image, error) {
-	var im images.Image
-	if err := g.client().Do(cmd.Context(), "DELETE", "/v1/images/"+url.PathEscape(ref), nil, &im); err != nil {
-		return nil, err
-	}
-	return &im, nil
+	return g.client().RemoveImage(cmd.Context(), ref)
 }
 
 // remoteImageImport uploads an archive file (with a progress bar on a
@@ -64,13 +53,11 @@ func (g *globals) remoteImageImport(cmd *cobra.Command, file, alias string) (*im
 		defer bar.Close()
 		r = io.TeeReader(f, bar)
 	}
-	c := g.client()
-	var im images.Image
-	err = c.Send(cmd.Context(), "POST", "/v1/images?alias="+url.QueryEscape(alias), "application/octet-stream", r, fi.Size(), &im)
+	im, err := g.client().ImportImage(cmd.Context(), r, fi.Size(), alias)
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", file, err)
 	}
-	return &im, nil
+	return im, nil
 }
 
 // remoteImageExport downloads an export to out, complete or not at all.
@@ -80,7 +67,7 @@ func (g *globals) remoteImageExport(cmd *cobra.Command, ref, format, out string)
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	err = g.client().Do(cmd.Context(), "GET", "/v1/images/"+url.PathEscape(ref)+"/export?format="+url.QueryEscape(format), nil, tmp)
+	err = g.client().ExportImage(cmd.Context(), ref, images.Format(format), tmp)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}

@@ -48,8 +48,8 @@ func newPackagesCommand(g *globals) *cobra.Command {
 		Short: "List your packages",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var list []packages.Package
-			if err := g.client().Do(cmd.Context(), "GET", "/v1/packages", nil, &list); err != nil {
+			list, err := g.client().ListPackages(cmd.Context())
+			if err != nil {
 				return err
 			}
 			if lsJSON {
@@ -88,9 +88,9 @@ func (g *globals) upload(cmd *cobra.Command, file string) (*packages.Package, er
 		defer bar.Close()
 		r = io.TeeReader(f, bar)
 	}
-	var p packages.Package
-	if err := g.client().Upload(context.WithoutCancel(cmd.Context()), filepath.Base(file), r, fi.Size(), &p); err != nil {
+	p, err := g.client().UploadPackage(context.WithoutCancel(cmd.Context()), filepath.Base(file), r, fi.Size())
+	if err != nil {
 		return nil, fmt.Errorf("upload %s: %w", file, err)
 	}
-	return &p, nil
+	return p, nil
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,9 +36,9 @@ found", what to fix). With --watch it refreshes until every build shown has ende
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c := g.client()
-			path := "/v1/status?limit=1000"
+			q := client.StatusQuery{Page: client.Page{Limit: 1000}}
 			if len(args) == 1 {
-				path = "/v1/status?group=" + url.QueryEscape(args[0])
+				q = client.StatusQuery{Group: args[0]}
 			}
 			tty := false
 			if f, ok := cmd.OutOrStdout().(*os.File); ok {
@@ -47,8 +46,8 @@ found", what to fix). With --watch it refreshes until every build shown has ende
 			}
 			var last string
 			return client.Wait(cmd.Context(), interval, func() (bool, error) {
-				var page api.Page[*api.GroupStatus]
-				if err := c.Do(cmd.Context(), "GET", path, nil, &page); err != nil {
+				page, err := c.Status(cmd.Context(), q)
+				if err != nil {
 					return false, err
 				}
 				var buf bytes.Buffer
@@ -132,7 +131,7 @@ func newBuildsCommand(g *globals) *cobra.Command {
 		Short: "The build log: installer stdout and stderr with timestamps (I8)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.client().Do(cmd.Context(), "GET", "/v1/builds/"+url.PathEscape(args[0])+"/log", nil, cmd.OutOrStdout())
+			return g.client().BuildLog(cmd.Context(), args[0], cmd.OutOrStdout())
 		},
 	}
 	var asJSON bool
@@ -141,14 +140,14 @@ func newBuildsCommand(g *globals) *cobra.Command {
 		Short: "The build report: findings, vulnerabilities, policy checks and changed files",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var rep pipeline.Report
-			if err := g.client().Do(cmd.Context(), "GET", "/v1/builds/"+url.PathEscape(args[0])+"/report", nil, &rep); err != nil {
+			rep, err := g.client().BuildReport(cmd.Context(), args[0])
+			if err != nil {
 				return err
 			}
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), rep)
 			}
-			renderReport(cmd.OutOrStdout(), &rep)
+			renderReport(cmd.OutOrStdout(), rep)
 			return nil
 		},
 	}
@@ -159,16 +158,15 @@ func newBuildsCommand(g *globals) *cobra.Command {
 		Short: "The SBOM of the image a build made (rule S1)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path := "/v1/builds/" + url.PathEscape(args[0]) + "/sbom?format=" + url.QueryEscape(format)
 			if out == "" {
-				return g.client().Do(cmd.Context(), "GET", path, nil, cmd.OutOrStdout())
+				return g.client().BuildSBOM(cmd.Context(), args[0], format, cmd.OutOrStdout())
 			}
 			f, err := os.CreateTemp(filepath.Dir(out), ".sbom-*")
 			if err != nil {
 				return err
 			}
 			defer os.Remove(f.Name())
-			err = g.client().Do(cmd.Context(), "GET", path, nil, f)
+			err = g.client().BuildSBOM(cmd.Context(), args[0], format, f)
 			if cerr := f.Close(); err == nil {
 				err = cerr
 			}
@@ -229,8 +227,8 @@ func newInvestigationsCommand(g *globals) *cobra.Command {
 		Short: "List open investigations; those open more than 4 business days are flagged OVERDUE",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var list []pipeline.Investigation
-			if err := g.client().Do(cmd.Context(), "GET", "/v1/investigations", nil, &list); err != nil {
+			list, err := g.client().ListInvestigations(cmd.Context())
+			if err != nil {
 				return err
 			}
 			if asJSON {
@@ -258,8 +256,8 @@ func newInvestigationsCommand(g *globals) *cobra.Command {
 		Short: "Run a build under investigation again",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var b pipeline.Build
-			if err := g.client().Do(cmd.Context(), "POST", "/v1/investigations/"+url.PathEscape(args[0])+"/retry", nil, &b); err != nil {
+			b, err := g.client().Retry(cmd.Context(), args[0])
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s queued again (attempt %d)\n", b.ID, b.Attempt)
@@ -272,8 +270,8 @@ func newInvestigationsCommand(g *globals) *cobra.Command {
 		Short: "Close an investigation with a note for the seller",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var b pipeline.Build
-			if err := g.client().Do(cmd.Context(), "POST", "/v1/investigations/"+url.PathEscape(args[0])+"/resolve", map[string]string{"note": note}, &b); err != nil {
+			b, err := g.client().Resolve(cmd.Context(), args[0], note)
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s resolved: %s\n", b.ID, b.State)
@@ -293,8 +291,8 @@ func newWebhookCommand(g *globals) *cobra.Command {
 		Short: "Register URL; prints the secret for the X-Pib-Signature HMAC-SHA256 header",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var resp struct{ URL, Secret string }
-			if err := g.client().Do(cmd.Context(), "PUT", "/v1/webhook", map[string]string{"url": args[0]}, &resp); err != nil {
+			resp, err := g.client().SetWebhook(cmd.Context(), args[0])
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "state changes go to %s, signed with this secret:\n", resp.URL)
@@ -307,7 +305,7 @@ func newWebhookCommand(g *globals) *cobra.Command {
 		Short: "Stop webhook deliveries",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.client().Do(cmd.Context(), "DELETE", "/v1/webhook", nil, nil)
+			return g.client().DeleteWebhook(cmd.Context())
 		},
 	}
 	cmd.AddCommand(set, rm)
