@@ -82,15 +82,22 @@ func (g *globals) upload(cmd *cobra.Command, file string) (*packages.Package, er
 	if fi.IsDir() {
 		return nil, fmt.Errorf("%s is a directory; upload files", file)
 	}
-	var r io.Reader = f
-	if tf, ok := cmd.ErrOrStderr().(*os.File); ok && term.IsTerminal(int(tf.Fd())) {
-		bar := progressbar.DefaultBytes(fi.Size(), "uploading "+filepath.Base(file))
-		defer bar.Close()
-		r = io.TeeReader(f, bar)
-	}
+	r, done := withProgress(cmd.ErrOrStderr(), f, fi.Size(), "uploading "+filepath.Base(file))
+	defer done()
 	p, err := g.client().UploadPackage(context.WithoutCancel(cmd.Context()), filepath.Base(file), r, fi.Size())
 	if err != nil {
 		return nil, fmt.Errorf("upload %s: %w", file, err)
 	}
 	return p, nil
+}
+
+// withProgress returns r read through a progress bar of size bytes on w
+// when w is a terminal, else r itself; done closes the bar.
+func withProgress(w io.Writer, r io.Reader, size int64, what string) (_ io.Reader, done func()) {
+	tf, ok := w.(*os.File)
+	if !ok || !term.IsTerminal(int(tf.Fd())) {
+		return r, func() {}
+	}
+	bar := progressbar.DefaultBytes(size, what)
+	return io.TeeReader(r, bar), func() { bar.Close() }
 }
