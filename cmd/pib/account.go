@@ -9,8 +9,6 @@ import (
 	"github.com/pib-dev/pib/internal/accounts"
 )
 
-func init() { commands = append(commands, newAccountCommand) }
-
 func newAccountCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "account", Short: "Manage accounts (operator)"}
 	var role string

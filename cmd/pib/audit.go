@@ -10,8 +10,6 @@ import (
 	"github.com/pib-dev/pib/internal/audit"
 )
 
-func init() { commands = append(commands, newAuditCommand) }
-
 func newAuditCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "audit", Short: "The audit log: every change, and every operator read of another account's data (operator)"}
 	var account, since string

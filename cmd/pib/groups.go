@@ -12,8 +12,6 @@ import (
 	"github.com/pib-dev/pib/internal/groups"
 )
 
-func init() { commands = append(commands, newGroupsCommand) }
-
 func newGroupsCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "groups", Aliases: []string{"group"}, Short: "Create, list and show package groups (seller)"}
 	cmd.AddCommand(newGroupsCreateCommand(g), newGroupsListCommand(g), newGroupsShowCommand(g), newGroupsSubmitCommand(g))

@@ -14,8 +14,6 @@ import (
 	"github.com/pib-dev/pib/internal/client"
 )
 
-func init() { commands = append(commands, newLoginCommand) }
-
 // credentials is what pib login keeps, in the user's config directory,
 // mode 0600.
 type credentials struct {

@@ -7,8 +7,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { commands = append(commands, newOSCommand) }
-
 func newOSCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "os", Short: "Supported OS versions: the base images builds run on"}
 	var image string

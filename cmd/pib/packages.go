@@ -15,8 +15,6 @@ import (
 	"github.com/pib-dev/pib/internal/packages"
 )
 
-func init() { commands = append(commands, newPackagesCommand) }
-
 func newPackagesCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "packages", Aliases: []string{"package"}, Short: "Upload and list your packages (seller)"}
 	var upJSON, lsJSON bool
