@@ -9,8 +9,6 @@ import (
 	"github.com/pib-dev/pib/internal/accounts"
 )
 
-func init() { commands = append(commands, newAccountCommand) }
-
 func newAccountCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "account", Short: "Manage accounts (operator)"}
 	var role string
@@ -20,11 +18,8 @@ func newAccountCommand(g *globals) *cobra.Command {
 		Short: "Create an account; prints its API token last (shown only once)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var resp struct {
-				Account accounts.Account `json:"account"`
-				Token   string           `json:"token"`
-			}
-			if err := g.client().Do(cmd.Context(), "POST", "/v1/accounts", map[string]string{"name": args[0], "role": role}, &resp); err != nil {
+			resp, err := g.client().CreateAccount(cmd.Context(), args[0], accounts.Role(role))
+			if err != nil {
 				return err
 			}
 			if asJSON {
@@ -44,8 +39,8 @@ func newAccountCommand(g *globals) *cobra.Command {
 		Short: "List accounts",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var list []accounts.Account
-			if err := g.client().Do(cmd.Context(), "GET", "/v1/accounts", nil, &list); err != nil {
+			list, err := g.client().ListAccounts(cmd.Context())
+			if err != nil {
 				return err
 			}
 			if lsJSON {

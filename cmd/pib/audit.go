@@ -2,18 +2,13 @@ package main
 
 import (
 	"fmt"
-	"net/url"
-	"strconv"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/pib-dev/pib/internal/api"
 	"github.com/pib-dev/pib/internal/audit"
 )
-
-func init() { commands = append(commands, newAuditCommand) }
 
 func newAuditCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "audit", Short: "The audit log: every change, and every operator read of another account's data (operator)"}
@@ -25,20 +20,16 @@ func newAuditCommand(g *globals) *cobra.Command {
 		Short: "List audit rows, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			q := url.Values{}
-			if account != "" {
-				q.Set("account", account)
-			}
+			f := audit.Filter{Account: account, Limit: limit}
 			if since != "" {
 				t, err := parseSince(since, time.Now())
 				if err != nil {
 					return err
 				}
-				q.Set("since", t.UTC().Format(time.RFC3339Nano))
+				f.Since = t
 			}
-			q.Set("limit", strconv.Itoa(limit))
-			var page api.Page[audit.Entry]
-			if err := g.client().Do(cmd.Context(), "GET", "/v1/audit?"+q.Encode(), nil, &page); err != nil {
+			page, err := g.client().Audit(cmd.Context(), f)
+			if err != nil {
 				return err
 			}
 			if asJSON {

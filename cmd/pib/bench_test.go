@@ -12,6 +12,7 @@ import (
 
 	"github.com/pib-dev/pib/internal/api"
 	"github.com/pib-dev/pib/internal/client"
+	"github.com/pib-dev/pib/internal/groups"
 	"github.com/pib-dev/pib/internal/pipeline"
 	"github.com/pib-dev/pib/internal/testenv"
 )
@@ -37,30 +38,32 @@ func benchService(b *testing.B, workers int) (*client.Client, func(name string) 
 	ctx := context.Background()
 	seller := srv.seller(b, "bench")
 	deb := demoDeb(b)
-	var inst, pkg struct{ ID string }
 	script := "#!/bin/sh\nset -e\ndpkg -i hello-pib_1.0_all.deb\nhello-pib\n"
-	if err := seller.Upload(ctx, "install.sh", strings.NewReader(script), int64(len(script)), &inst); err != nil {
+	inst, err := seller.UploadPackage(ctx, "install.sh", strings.NewReader(script), int64(len(script)))
+	if err != nil {
 		b.Fatal(err)
 	}
 	f, _ := os.Open(deb)
 	defer f.Close()
 	fi, _ := f.Stat()
-	if err := seller.Upload(ctx, "hello-pib_1.0_all.deb", f, fi.Size(), &pkg); err != nil {
+	pkg, err := seller.UploadPackage(ctx, "hello-pib_1.0_all.deb", f, fi.Size())
+	if err != nil {
 		b.Fatal(err)
 	}
 	submit := func(name string) error {
-		if err := seller.Do(ctx, "POST", "/v1/package-groups", map[string]any{"name": name, "platform": "linux", "os_versions": []string{"debian-12"}, "installer_id": inst.ID, "package_ids": []string{pkg.ID}}, nil); err != nil {
+		if _, err := seller.CreateGroup(ctx, groups.Spec{Name: name, Platform: "linux", OSVersions: []string{"debian-12"}, InstallerID: inst.ID, PackageIDs: []string{pkg.ID}}); err != nil {
 			return err
 		}
-		return seller.Do(ctx, "POST", "/v1/package-groups/"+name+"/submit", nil, nil)
+		_, err := seller.SubmitGroup(ctx, name)
+		return err
 	}
 	return seller, submit
 }
 
 func waitGroup(b *testing.B, c *client.Client, name string) *api.GroupStatus {
 	for deadline := time.Now().Add(10 * time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		var page api.Page[*api.GroupStatus]
-		if err := c.Do(context.Background(), "GET", "/v1/status?group="+name, nil, &page); err != nil {
+		page, err := c.Status(context.Background(), client.StatusQuery{Group: name})
+		if err != nil {
 			b.Fatal(err)
 		}
 		switch st := page.Items[0]; st.State {

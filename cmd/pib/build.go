@@ -20,8 +20,6 @@ import (
 	"github.com/pib-dev/pib/internal/sandbox"
 )
 
-func init() { commands = append(commands, newBuildCommand) }
-
 // buildReport is the --json output of pib build, one object.
 type buildReport struct {
 	Status      string            `json:"status"` // successful, issues_found, error

@@ -13,8 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pib-dev/pib/internal/accounts"
 	"github.com/pib-dev/pib/internal/api"
 	"github.com/pib-dev/pib/internal/client"
+	"github.com/pib-dev/pib/internal/groups"
 	"github.com/pib-dev/pib/internal/pipeline"
 	"github.com/pib-dev/pib/internal/testenv"
 )
@@ -73,11 +75,11 @@ func (s *pibServer) seller(t testing.TB, name string) *client.Client {
 	ctx := context.Background()
 	token, _ := os.ReadFile(filepath.Join(s.data, "operator.token"))
 	op := client.New(s.url, strings.TrimSpace(string(token)))
-	if err := op.Do(ctx, "POST", "/v1/os-versions", map[string]string{"name": "debian-12", "image": "debian-12"}, nil); err != nil {
+	if _, err := op.AddOSVersion(ctx, "debian-12", "debian-12"); err != nil {
 		t.Fatal(err)
 	}
-	var acc struct{ Token string }
-	if err := op.Do(ctx, "POST", "/v1/accounts", map[string]string{"name": name, "role": "seller"}, &acc); err != nil {
+	acc, err := op.CreateAccount(ctx, name, accounts.Seller)
+	if err != nil {
 		t.Fatal(err)
 	}
 	return client.New(s.url, acc.Token)
@@ -113,19 +115,19 @@ func TestServeSurvivesKill9(t *testing.T) {
 	srv := startServer(t, data, addr)
 	ctx := context.Background()
 	seller := srv.seller(t, "acme")
-	var pkg struct{ ID string }
 	// A name of its own: other test packages run sandboxes at the same
 	// time, and the process check below must see only this test's.
 	installerName := fmt.Sprintf("kill9-%d.sh", os.Getpid())
 	installer := "#!/bin/sh\necho started\nsleep 4\necho done > /opt/done\n"
-	if err := seller.Upload(ctx, installerName, strings.NewReader(installer), int64(len(installer)), &pkg); err != nil {
+	pkg, err := seller.UploadPackage(ctx, installerName, strings.NewReader(installer), int64(len(installer)))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := seller.Do(ctx, "POST", "/v1/package-groups", map[string]any{"name": "Slow1", "platform": "linux", "os_versions": []string{"debian-12"}, "installer_id": pkg.ID}, nil); err != nil {
+	if _, err := seller.CreateGroup(ctx, groups.Spec{Name: "Slow1", Platform: "linux", OSVersions: []string{"debian-12"}, InstallerID: pkg.ID}); err != nil {
 		t.Fatal(err)
 	}
-	var builds []pipeline.Build
-	if err := seller.Do(ctx, "POST", "/v1/package-groups/Slow1/submit", nil, &builds); err != nil {
+	builds, err := seller.SubmitGroup(ctx, "Slow1")
+	if err != nil {
 		t.Fatal(err)
 	}
 	buildLog := filepath.Join(data, "builds", builds[0].ID, "build.log")
@@ -138,8 +140,8 @@ func TestServeSurvivesKill9(t *testing.T) {
 	srv = startServer(t, data, addr)
 	var st *api.GroupStatus
 	waitFor(t, 120*time.Second, "the build to end after the restart", func() bool {
-		var page api.Page[*api.GroupStatus]
-		if err := seller.Do(ctx, "GET", "/v1/status?group=Slow1", nil, &page); err != nil {
+		page, err := seller.Status(ctx, client.StatusQuery{Group: "Slow1"})
+		if err != nil {
 			t.Fatal(err)
 		}
 		st = page.Items[0]
@@ -149,8 +151,7 @@ func TestServeSurvivesKill9(t *testing.T) {
 		out, _ := os.ReadFile(srv.log.Name())
 		t.Fatalf("after kill -9 and restart: %+v\nserve log:\n%s", st.Builds[0], out)
 	}
-	var hist []pipeline.Event
-	seller.Do(ctx, "GET", "/v1/package-groups/Slow1/history", nil, &hist)
+	hist, _ := seller.GroupHistory(ctx, "Slow1")
 	if !strings.Contains(fmt.Sprint(hist), "worker process died") {
 		t.Errorf("history does not say the worker died: %+v", hist)
 	}

@@ -2,18 +2,15 @@ package main
 
 import (
 	"fmt"
-	"net/url"
 	"os"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
+	"github.com/pib-dev/pib/internal/client"
 	"github.com/pib-dev/pib/internal/groups"
-	"github.com/pib-dev/pib/internal/pipeline"
 )
-
-func init() { commands = append(commands, newGroupsCommand) }
 
 func newGroupsCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "groups", Aliases: []string{"group"}, Short: "Create, list and show package groups (seller)"}
@@ -62,8 +59,8 @@ installer; P2 linux installers are .exe .rpm .deb .sh .run, windows ones .msi .p
 				}
 				spec.PackageIDs = append(spec.PackageIDs, id)
 			}
-			var out groups.Group
-			if err := g.client().Do(cmd.Context(), "POST", "/v1/package-groups", spec, &out); err != nil {
+			out, err := g.client().CreateGroup(cmd.Context(), spec)
+			if err != nil {
 				return err
 			}
 			if asJSON {
@@ -92,13 +89,10 @@ func newGroupsListCommand(g *globals) *cobra.Command {
 		Short: "List your package groups",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var list []groups.Group
+			var list []*groups.Group
 			for cursor := ""; ; {
-				var page struct {
-					Items      []groups.Group `json:"items"`
-					NextCursor string         `json:"next_cursor"`
-				}
-				if err := g.client().Do(cmd.Context(), "GET", "/v1/package-groups?limit=1000&cursor="+url.QueryEscape(cursor), nil, &page); err != nil {
+				page, err := g.client().ListGroups(cmd.Context(), client.Page{Cursor: cursor, Limit: 1000})
+				if err != nil {
 					return err
 				}
 				list = append(list, page.Items...)
@@ -132,8 +126,8 @@ func newGroupsShowCommand(g *globals) *cobra.Command {
 		Short: "Show a package group",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var x groups.Group
-			if err := g.client().Do(cmd.Context(), "GET", "/v1/package-groups/"+pathEscape(args[0]), nil, &x); err != nil {
+			x, err := g.client().Group(cmd.Context(), args[0])
+			if err != nil {
 				return err
 			}
 			if asJSON {
@@ -162,8 +156,8 @@ func newGroupsSubmitCommand(g *globals) *cobra.Command {
 		Short: "Submit a group: one test build and scan per OS version",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var builds []pipeline.Build
-			if err := g.client().Do(cmd.Context(), "POST", "/v1/package-groups/"+pathEscape(args[0])+"/submit", nil, &builds); err != nil {
+			builds, err := g.client().SubmitGroup(cmd.Context(), args[0])
+			if err != nil {
 				return err
 			}
 			for _, b := range builds {

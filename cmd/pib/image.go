@@ -1,11 +1,8 @@
 package main
 
 import (
-	"encoding/json"
-	"errors"
+	"context"
 	"fmt"
-	"io"
-	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -14,8 +11,6 @@ import (
 
 	"github.com/pib-dev/pib/internal/images"
 )
-
-func init() { commands = append(commands, newImageCommand) }
 
 func newImageCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
@@ -33,6 +28,45 @@ func newImageCommand(g *globals) *cobra.Command {
 	return cmd
 }
 
+// imageService is what the pib image commands act on: the local data
+// directory (localImages), or, when a server is named with --server or
+// PIB_SERVER, that server's API as the token's account (remoteImages).
+// openImageService chooses, once per command.
+type imageService interface {
+	// List returns the images the caller may see.
+	List(ctx context.Context) ([]*images.Image, error)
+	// Inspect returns image ref (ID or alias) and, where known, its
+	// layers: a server does not list them.
+	Inspect(ctx context.Context, ref string) (*imageDetail, error)
+	// Import stores the image in file under alias ("" for none) and
+	// returns it.
+	Import(ctx context.Context, file, alias string) (*images.Image, error)
+	// Export writes image ref in format to the file out, complete or not
+	// at all.
+	Export(ctx context.Context, ref string, format images.Format, out string) error
+	// Remove removes image ref and returns what it was.
+	Remove(ctx context.Context, ref string) (*images.Image, error)
+	// Bootstrap builds a Debian base image with debootstrap: only on the
+	// machine of the data directory.
+	Bootstrap(ctx context.Context, opts images.BootstrapOptions) (*images.Image, error)
+	// Close releases what the service holds open.
+	Close() error
+}
+
+// openImageService returns the server's images if one is named with
+// --server or PIB_SERVER (not only by pib login: the local data directory
+// stays the default), else the local data directory's.
+func (g *globals) openImageService(cmd *cobra.Command) (imageService, error) {
+	if g.server != "" {
+		return &remoteImages{c: g.client(), progress: cmd.ErrOrStderr()}, nil
+	}
+	s, closeFn, err := g.openImages(cmd.Context())
+	if err != nil {
+		return nil, err
+	}
+	return &localImages{s: s, close: closeFn}, nil
+}
+
 func newImageBootstrapCommand(g *globals) *cobra.Command {
 	var opts images.BootstrapOptions
 	cmd := &cobra.Command{
@@ -46,16 +80,13 @@ pib's image policy. The image is stored as one layer under the alias NAME (or
 --alias). The image ID is the last line printed.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if g.remoteImages() {
-				return errors.New("pib image bootstrap runs on the server's own machine (it needs root and debootstrap there): run it there without --server/PIB_SERVER")
-			}
-			opts.Name = args[0]
-			opts.Log = cmd.ErrOrStderr()
-			s, closeFn, err := g.openImages(cmd.Context())
+			s, err := g.openImageService(cmd)
 			if err != nil {
 				return err
 			}
-			defer closeFn()
+			defer s.Close()
+			opts.Name = args[0]
+			opts.Log = cmd.ErrOrStderr()
 			start := time.Now()
 			im, err := s.Bootstrap(cmd.Context(), opts)
 			if err != nil {
@@ -72,7 +103,7 @@ pib's image policy. The image is stored as one layer under the alias NAME (or
 }
 
 func newImageImportCommand(g *globals) *cobra.Command {
-	var opts images.ImportOptions
+	var alias string
 	cmd := &cobra.Command{
 		Use:   "import FILE",
 		Short: "Import an image: OCI layout directory, oci-archive, docker save archive, or root file system tarball (.tar, .tar.gz, .tar.zst)",
@@ -83,20 +114,12 @@ checked entry by entry; an archive with entries escaping its root is refused and
 nothing is stored. Prints the new image ID.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if g.remoteImages() {
-				im, err := g.remoteImageImport(cmd, args[0], opts.Alias)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), im.ID)
-				return nil
-			}
-			s, closeFn, err := g.openImages(cmd.Context())
+			s, err := g.openImageService(cmd)
 			if err != nil {
 				return err
 			}
-			defer closeFn()
-			im, err := s.Import(cmd.Context(), args[0], opts)
+			defer s.Close()
+			im, err := s.Import(cmd.Context(), args[0], alias)
 			if err != nil {
 				return err
 			}
@@ -104,7 +127,7 @@ nothing is stored. Prints the new image ID.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&opts.Alias, "alias", "", "alias for the new image")
+	cmd.Flags().StringVar(&alias, "alias", "", "alias for the new image")
 	return cmd
 }
 
@@ -118,14 +141,11 @@ func newImageExportCommand(g *globals) *cobra.Command {
 			if out == "" {
 				return fmt.Errorf("say where to write the export with -o FILE")
 			}
-			if g.remoteImages() {
-				return g.remoteImageExport(cmd, args[0], format, out)
-			}
-			s, closeFn, err := g.openImages(cmd.Context())
+			s, err := g.openImageService(cmd)
 			if err != nil {
 				return err
 			}
-			defer closeFn()
+			defer s.Close()
 			return s.Export(cmd.Context(), args[0], images.Format(format), out)
 		},
 	}
@@ -142,7 +162,12 @@ func newImageListCommand(g *globals) *cobra.Command {
 		Short:   "List images",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			list, err := g.imageList(cmd)
+			s, err := g.openImageService(cmd)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			list, err := s.List(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -184,39 +209,16 @@ func newImageInspectCommand(g *globals) *cobra.Command {
 		Short: "Show an image's metadata and layers",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if g.remoteImages() {
-				im, err := g.remoteImage(cmd, args[0])
-				if err != nil {
-					return err
-				}
-				return printImage(cmd, imageDetail{Image: im}, asJSON)
-			}
-			s, closeFn, err := g.openImages(cmd.Context())
+			s, err := g.openImageService(cmd)
 			if err != nil {
 				return err
 			}
-			defer closeFn()
-			im, err := s.Get(cmd.Context(), args[0])
+			defer s.Close()
+			d, err := s.Inspect(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
-			img, err := s.Image(im)
-			if err != nil {
-				return err
-			}
-			m, err := img.Manifest()
-			if err != nil {
-				return err
-			}
-			cfg, err := img.ConfigFile()
-			if err != nil {
-				return err
-			}
-			d := imageDetail{Image: im}
-			for i, l := range m.Layers {
-				d.Layers = append(d.Layers, layerDetail{Digest: l.Digest.String(), DiffID: cfg.RootFS.DiffIDs[i].String(), Size: l.Size})
-			}
-			return printImage(cmd, d, asJSON)
+			return printImage(cmd, *d, asJSON)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -240,28 +242,6 @@ func printImage(cmd *cobra.Command, d imageDetail, asJSON bool) error {
 	return nil
 }
 
-// imageList lists images locally or through the server.
-func (g *globals) imageList(cmd *cobra.Command) ([]*images.Image, error) {
-	if g.remoteImages() {
-		return g.remoteImageList(cmd)
-	}
-	s, closeFn, err := g.openImages(cmd.Context())
-	if err != nil {
-		return nil, err
-	}
-	defer closeFn()
-	return s.List(cmd.Context())
-}
-
-func (g *globals) localImageRemove(cmd *cobra.Command, ref string) (*images.Image, error) {
-	s, closeFn, err := g.openImages(cmd.Context())
-	if err != nil {
-		return nil, err
-	}
-	defer closeFn()
-	return s.Remove(cmd.Context(), ref)
-}
-
 func newImageRemoveCommand(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:     "rm ID|ALIAS",
@@ -269,13 +249,12 @@ func newImageRemoveCommand(g *globals) *cobra.Command {
 		Short:   "Remove an image; blobs and cached layers no other image uses are deleted",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var im *images.Image
-			var err error
-			if g.remoteImages() {
-				im, err = g.remoteImageRemove(cmd, args[0])
-			} else {
-				im, err = g.localImageRemove(cmd, args[0])
+			s, err := g.openImageService(cmd)
+			if err != nil {
+				return err
 			}
+			defer s.Close()
+			im, err := s.Remove(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -284,31 +263,3 @@ func newImageRemoveCommand(g *globals) *cobra.Command {
 		},
 	}
 }
-
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
-func dash(s string) string {
-	if strings.TrimSpace(s) == "" {
-		return "-"
-	}
-	return s
-}
-
-func humanSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
-func pathEscape(s string) string { return url.PathEscape(s) }

@@ -1,51 +1,38 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"path/filepath"
 
-	"github.com/schollz/progressbar/v3"
-	"github.com/spf13/cobra"
-	"golang.org/x/term"
-
+	"github.com/pib-dev/pib/internal/client"
 	"github.com/pib-dev/pib/internal/images"
 )
 
-// The pib image commands act through the API, as the token's account, when
-// a server is named with --server or PIB_SERVER; otherwise on the local
-// data directory.
-
-func (g *globals) remoteImages() bool { return g.server != "" }
-
-func (g *globals) remoteImageList(cmd *cobra.Command) ([]*images.Image, error) {
-	var list []*images.Image
-	err := g.client().Do(cmd.Context(), "GET", "/v1/images", nil, &list)
-	return list, err
+// remoteImages is the imageService of a pib server: the API, as the
+// token's account.
+type remoteImages struct {
+	c        *client.Client
+	progress io.Writer // shows upload progress when a terminal
 }
 
-func (g *globals) remoteImage(cmd *cobra.Command, ref string) (*images.Image, error) {
-	var im images.Image
-	if err := g.client().Do(cmd.Context(), "GET", "/v1/images/"+url.PathEscape(ref), nil, &im); err != nil {
+func (r *remoteImages) List(ctx context.Context) ([]*images.Image, error) {
+	return r.c.ListImages(ctx)
+}
+
+func (r *remoteImages) Inspect(ctx context.Context, ref string) (*imageDetail, error) {
+	im, err := r.c.Image(ctx, ref)
+	if err != nil {
 		return nil, err
 	}
-	return &im, nil
+	return &imageDetail{Image: im}, nil
 }
 
-func (g *globals) remoteImageRemove(cmd *cobra.Command, ref string) (*images.Image, error) {
-	var im images.Image
-	if err := g.client().Do(cmd.Context(), "DELETE", "/v1/images/"+url.PathEscape(ref), nil, &im); err != nil {
-		return nil, err
-	}
-	return &im, nil
-}
-
-// remoteImageImport uploads an archive file (with a progress bar on a
-// terminal) to be imported as the caller's image.
-func (g *globals) remoteImageImport(cmd *cobra.Command, file, alias string) (*images.Image, error) {
+// Import uploads an archive file to be imported as the caller's image.
+func (r *remoteImages) Import(ctx context.Context, file, alias string) (*images.Image, error) {
 	f, err := os.Open(file)
 	if err != nil {
 		return nil, err
@@ -58,29 +45,23 @@ func (g *globals) remoteImageImport(cmd *cobra.Command, file, alias string) (*im
 	if fi.IsDir() {
 		return nil, errors.New("a server imports archives, not directories: send an OCI layout directory as an oci-archive (tar -C DIR -cf image.tar .)")
 	}
-	var r io.Reader = f
-	if tf, ok := cmd.ErrOrStderr().(*os.File); ok && term.IsTerminal(int(tf.Fd())) {
-		bar := progressbar.DefaultBytes(fi.Size(), "uploading "+filepath.Base(file))
-		defer bar.Close()
-		r = io.TeeReader(f, bar)
-	}
-	c := g.client()
-	var im images.Image
-	err = c.Send(cmd.Context(), "POST", "/v1/images?alias="+url.QueryEscape(alias), "application/octet-stream", r, fi.Size(), &im)
+	body, done := withProgress(r.progress, f, fi.Size(), "uploading "+filepath.Base(file))
+	defer done()
+	im, err := r.c.ImportImage(ctx, body, fi.Size(), alias)
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", file, err)
 	}
-	return &im, nil
+	return im, nil
 }
 
-// remoteImageExport downloads an export to out, complete or not at all.
-func (g *globals) remoteImageExport(cmd *cobra.Command, ref, format, out string) error {
+// Export downloads an export to out, complete or not at all.
+func (r *remoteImages) Export(ctx context.Context, ref string, format images.Format, out string) error {
 	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp-*")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	err = g.client().Do(cmd.Context(), "GET", "/v1/images/"+url.PathEscape(ref)+"/export?format="+url.QueryEscape(format), nil, tmp)
+	err = r.c.ExportImage(ctx, ref, format, tmp)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
@@ -92,3 +73,13 @@ func (g *globals) remoteImageExport(cmd *cobra.Command, ref, format, out string)
 	}
 	return os.Rename(tmp.Name(), out)
 }
+
+func (r *remoteImages) Remove(ctx context.Context, ref string) (*images.Image, error) {
+	return r.c.RemoveImage(ctx, ref)
+}
+
+func (r *remoteImages) Bootstrap(context.Context, images.BootstrapOptions) (*images.Image, error) {
+	return nil, errors.New("pib image bootstrap runs on the server's own machine (it needs root and debootstrap there): run it there without --server/PIB_SERVER")
+}
+
+func (r *remoteImages) Close() error { return nil }

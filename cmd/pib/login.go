@@ -11,11 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/pib-dev/pib/internal/accounts"
 	"github.com/pib-dev/pib/internal/client"
 )
-
-func init() { commands = append(commands, newLoginCommand) }
 
 // credentials is what pib login keeps, in the user's config directory,
 // mode 0600.
@@ -82,8 +79,8 @@ func newLoginCommand(g *globals) *cobra.Command {
 				return fmt.Errorf("read token: %w", err)
 			}
 			c := client.New(g.server, strings.TrimSpace(string(raw)))
-			var me accounts.Account
-			if err := c.Do(cmd.Context(), "GET", "/v1/whoami", nil, &me); err != nil {
+			me, err := c.Whoami(cmd.Context())
+			if err != nil {
 				return fmt.Errorf("check token: %w", err)
 			}
 			p, err := credentialsPath()

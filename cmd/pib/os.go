@@ -5,11 +5,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
-
-	"github.com/pib-dev/pib/internal/osversions"
 )
-
-func init() { commands = append(commands, newOSCommand) }
 
 func newOSCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "os", Short: "Supported OS versions: the base images builds run on"}
@@ -20,8 +16,8 @@ func newOSCommand(g *globals) *cobra.Command {
 		Short: "Register a base image as a supported OS version (operator); the platform is the image's",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var v osversions.OSVersion
-			if err := g.client().Do(cmd.Context(), "POST", "/v1/os-versions", map[string]string{"name": args[0], "image": image}, &v); err != nil {
+			v, err := g.client().AddOSVersion(cmd.Context(), args[0], image)
+			if err != nil {
 				return err
 			}
 			if addJSON {
@@ -39,8 +35,8 @@ func newOSCommand(g *globals) *cobra.Command {
 		Short: "List supported OS versions",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var list []osversions.OSVersion
-			if err := g.client().Do(cmd.Context(), "GET", "/v1/os-versions", nil, &list); err != nil {
+			list, err := g.client().ListOSVersions(cmd.Context())
+			if err != nil {
 				return err
 			}
 			if lsJSON {

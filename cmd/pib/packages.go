@@ -15,8 +15,6 @@ import (
 	"github.com/pib-dev/pib/internal/packages"
 )
 
-func init() { commands = append(commands, newPackagesCommand) }
-
 func newPackagesCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "packages", Aliases: []string{"package"}, Short: "Upload and list your packages (seller)"}
 	var upJSON, lsJSON bool
@@ -48,8 +46,8 @@ func newPackagesCommand(g *globals) *cobra.Command {
 		Short: "List your packages",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var list []packages.Package
-			if err := g.client().Do(cmd.Context(), "GET", "/v1/packages", nil, &list); err != nil {
+			list, err := g.client().ListPackages(cmd.Context())
+			if err != nil {
 				return err
 			}
 			if lsJSON {
@@ -82,15 +80,22 @@ func (g *globals) upload(cmd *cobra.Command, file string) (*packages.Package, er
 	if fi.IsDir() {
 		return nil, fmt.Errorf("%s is a directory; upload files", file)
 	}
-	var r io.Reader = f
-	if tf, ok := cmd.ErrOrStderr().(*os.File); ok && term.IsTerminal(int(tf.Fd())) {
-		bar := progressbar.DefaultBytes(fi.Size(), "uploading "+filepath.Base(file))
-		defer bar.Close()
-		r = io.TeeReader(f, bar)
-	}
-	var p packages.Package
-	if err := g.client().Upload(context.WithoutCancel(cmd.Context()), filepath.Base(file), r, fi.Size(), &p); err != nil {
+	r, done := withProgress(cmd.ErrOrStderr(), f, fi.Size(), "uploading "+filepath.Base(file))
+	defer done()
+	p, err := g.client().UploadPackage(context.WithoutCancel(cmd.Context()), filepath.Base(file), r, fi.Size())
+	if err != nil {
 		return nil, fmt.Errorf("upload %s: %w", file, err)
 	}
-	return &p, nil
+	return p, nil
+}
+
+// withProgress returns r read through a progress bar of size bytes on w
+// when w is a terminal, else r itself; done closes the bar.
+func withProgress(w io.Writer, r io.Reader, size int64, what string) (_ io.Reader, done func()) {
+	tf, ok := w.(*os.File)
+	if !ok || !term.IsTerminal(int(tf.Fd())) {
+		return r, func() {}
+	}
+	bar := progressbar.DefaultBytes(size, what)
+	return io.TeeReader(r, bar), func() { bar.Close() }
 }

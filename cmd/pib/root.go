@@ -41,16 +41,32 @@ func newRootCommand() *cobra.Command {
 	f.StringVar(&g.logLevel, "log-level", envOr("PIB_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env PIB_LOG_LEVEL)")
 	f.StringVar(&g.server, "server", os.Getenv("PIB_SERVER"), "pib server URL for client commands, e.g. http://127.0.0.1:8080 (env PIB_SERVER; default: from pib login)")
 
-	for _, c := range commands {
-		root.AddCommand(c(g))
-	}
+	// pib's commands, one file each (named after the command). Help lists
+	// them sorted by name, whatever the order here.
+	root.AddCommand(
+		// The service, on the machine of the data directory.
+		newServeCommand(g),
+		newWorkerCommand(g),
+		// Local work on the data directory (pib image also through a server).
+		newImageCommand(g),
+		newBuildCommand(g),
+		newScanCommand(g),
+		newVulnDBCommand(g),
+		// Clients of a server.
+		newLoginCommand(g),
+		newAccountCommand(g),
+		newOSCommand(g),
+		newPackagesCommand(g),
+		newGroupsCommand(g),
+		newStatusCommand(g),
+		newBuildsCommand(g),
+		newInvestigationsCommand(g),
+		newWebhookCommand(g),
+		newAuditCommand(g),
+		newVersionCommand(g),
+	)
 	return root
 }
-
-// commands holds the constructors of pib's top-level commands. Each command
-// file registers its own in an init function, so adding a command touches
-// only its file.
-var commands []func(*globals) *cobra.Command
 
 func (g *globals) setupLogging(cmd *cobra.Command) error {
 	var level slog.Level

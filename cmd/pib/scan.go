@@ -17,8 +17,6 @@ import (
 	"github.com/pib-dev/pib/internal/vulndb"
 )
 
-func init() { commands = append(commands, newScanCommand) }
-
 // scanExit carries `pib scan`'s exit status: 1 when the image has issues,
 // 2 when the scan itself failed.
 type scanExit struct {

@@ -22,8 +22,6 @@ import (
 	"github.com/pib-dev/pib/internal/vulndb"
 )
 
-func init() { commands = append(commands, newServeCommand, newWorkerCommand) }
-
 // addServiceFlags registers the flags pib serve and pib worker share.
 func addServiceFlags(f *pflag.FlagSet, o *serviceOptions) {
 	f.IntVar(&o.workers, "workers", runtime.NumCPU(), "builds this process runs at once")

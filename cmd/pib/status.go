@@ -2,12 +2,9 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -18,12 +15,7 @@ import (
 	"github.com/pib-dev/pib/internal/api"
 	"github.com/pib-dev/pib/internal/client"
 	"github.com/pib-dev/pib/internal/pipeline"
-	"github.com/pib-dev/pib/internal/scan"
 )
-
-func init() {
-	commands = append(commands, newStatusCommand, newBuildsCommand, newInvestigationsCommand, newWebhookCommand)
-}
 
 func newStatusCommand(g *globals) *cobra.Command {
 	var watch, asJSON bool
@@ -37,9 +29,9 @@ found", what to fix). With --watch it refreshes until every build shown has ende
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c := g.client()
-			path := "/v1/status?limit=1000"
+			q := client.StatusQuery{Page: client.Page{Limit: 1000}}
 			if len(args) == 1 {
-				path = "/v1/status?group=" + url.QueryEscape(args[0])
+				q = client.StatusQuery{Group: args[0]}
 			}
 			tty := false
 			if f, ok := cmd.OutOrStdout().(*os.File); ok {
@@ -47,8 +39,8 @@ found", what to fix). With --watch it refreshes until every build shown has ende
 			}
 			var last string
 			return client.Wait(cmd.Context(), interval, func() (bool, error) {
-				var page api.Page[*api.GroupStatus]
-				if err := c.Do(cmd.Context(), "GET", path, nil, &page); err != nil {
+				page, err := c.Status(cmd.Context(), q)
+				if err != nil {
 					return false, err
 				}
 				var buf bytes.Buffer
@@ -116,205 +108,4 @@ func renderStatus(w io.Writer, list []*api.GroupStatus) {
 			}
 		}
 	}
-}
-
-func when(t *time.Time) string {
-	if t == nil || t.IsZero() {
-		return "-"
-	}
-	return t.Local().Format("2006-01-02 15:04")
-}
-
-func newBuildsCommand(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "builds", Aliases: []string{"build-log"}, Short: "Logs and reports of your builds"}
-	log := &cobra.Command{
-		Use:   "log BUILD",
-		Short: "The build log: installer stdout and stderr with timestamps (I8)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.client().Do(cmd.Context(), "GET", "/v1/builds/"+url.PathEscape(args[0])+"/log", nil, cmd.OutOrStdout())
-		},
-	}
-	var asJSON bool
-	report := &cobra.Command{
-		Use:   "report BUILD",
-		Short: "The build report: findings, vulnerabilities, policy checks and changed files",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var rep pipeline.Report
-			if err := g.client().Do(cmd.Context(), "GET", "/v1/builds/"+url.PathEscape(args[0])+"/report", nil, &rep); err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), rep)
-			}
-			renderReport(cmd.OutOrStdout(), &rep)
-			return nil
-		},
-	}
-	report.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	var format, out string
-	sbom := &cobra.Command{
-		Use:   "sbom BUILD [--format cyclonedx-json|spdx-json] [-o FILE]",
-		Short: "The SBOM of the image a build made (rule S1)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			path := "/v1/builds/" + url.PathEscape(args[0]) + "/sbom?format=" + url.QueryEscape(format)
-			if out == "" {
-				return g.client().Do(cmd.Context(), "GET", path, nil, cmd.OutOrStdout())
-			}
-			f, err := os.CreateTemp(filepath.Dir(out), ".sbom-*")
-			if err != nil {
-				return err
-			}
-			defer os.Remove(f.Name())
-			err = g.client().Do(cmd.Context(), "GET", path, nil, f)
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-			if err == nil {
-				err = os.Chmod(f.Name(), 0o644)
-			}
-			if err != nil {
-				return err
-			}
-			return os.Rename(f.Name(), out)
-		},
-	}
-	sbom.Flags().StringVar(&format, "format", "cyclonedx-json", "cyclonedx-json or spdx-json")
-	sbom.Flags().StringVarP(&out, "output", "o", "", "write to FILE instead of standard output")
-	cmd.AddCommand(log, report, sbom)
-	return cmd
-}
-
-func renderReport(w io.Writer, rep *pipeline.Report) {
-	fmt.Fprintf(w, "Build %s: %s\n", rep.BuildID, rep.State)
-	if len(rep.Findings) == 0 {
-		fmt.Fprintln(w, "\nFindings: none")
-	} else {
-		fmt.Fprintln(w, "\nFindings:")
-		for _, f := range rep.Findings {
-			fmt.Fprintf(w, "  [%s] %s\n", f.Rule, f.Message)
-			if f.Detail != "" {
-				fmt.Fprintf(w, "        %s\n", f.Detail)
-			}
-		}
-	}
-	if len(rep.Scan) > 0 {
-		renderScan(w, rep.Scan)
-	}
-	fmt.Fprintf(w, "\nChanged files (%d):\n", len(rep.ChangedFiles))
-	for _, f := range rep.ChangedFiles {
-		fmt.Fprintln(w, "  "+f)
-	}
-}
-
-// renderScan shows the scan part of a build report the way pib scan shows
-// a scan.
-func renderScan(w io.Writer, raw []byte) {
-	var rep scan.Report
-	if err := json.Unmarshal(raw, &rep); err != nil {
-		fmt.Fprintf(w, "\nScan report: unreadable (%v); see --json\n", err)
-		return
-	}
-	fmt.Fprintln(w, "\nScan:")
-	printReport(w, &rep)
-}
-
-func newInvestigationsCommand(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "investigations", Short: "The operator's queue of builds the platform failed"}
-	var asJSON bool
-	ls := &cobra.Command{
-		Use:   "ls",
-		Short: "List open investigations; those open more than 4 business days are flagged OVERDUE",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var list []pipeline.Investigation
-			if err := g.client().Do(cmd.Context(), "GET", "/v1/investigations", nil, &list); err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), list)
-			}
-			if len(list) == 0 {
-				fmt.Fprintln(cmd.OutOrStdout(), "no open investigations")
-				return nil
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "BUILD\tGROUP\tOS\tOPENED\tFLAG\tREASON")
-			for _, i := range list {
-				flag := ""
-				if i.Overdue {
-					flag = "OVERDUE"
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", i.BuildID, i.GroupName, i.OSName, when(&i.Opened), flag, firstLine(i.Reason))
-			}
-			return tw.Flush()
-		},
-	}
-	ls.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	retry := &cobra.Command{
-		Use:   "retry BUILD",
-		Short: "Run a build under investigation again",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var b pipeline.Build
-			if err := g.client().Do(cmd.Context(), "POST", "/v1/investigations/"+url.PathEscape(args[0])+"/retry", nil, &b); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s queued again (attempt %d)\n", b.ID, b.Attempt)
-			return nil
-		},
-	}
-	var note string
-	resolve := &cobra.Command{
-		Use:   "resolve BUILD --note TEXT",
-		Short: "Close an investigation with a note for the seller",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var b pipeline.Build
-			if err := g.client().Do(cmd.Context(), "POST", "/v1/investigations/"+url.PathEscape(args[0])+"/resolve", map[string]string{"note": note}, &b); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s resolved: %s\n", b.ID, b.State)
-			return nil
-		},
-	}
-	resolve.Flags().StringVar(&note, "note", "", "what was found and done")
-	resolve.MarkFlagRequired("note")
-	cmd.AddCommand(ls, retry, resolve)
-	return cmd
-}
-
-func newWebhookCommand(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "webhook", Short: "Receive each state change of your builds as a signed POST"}
-	set := &cobra.Command{
-		Use:   "set URL",
-		Short: "Register URL; prints the secret for the X-Pib-Signature HMAC-SHA256 header",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var resp struct{ URL, Secret string }
-			if err := g.client().Do(cmd.Context(), "PUT", "/v1/webhook", map[string]string{"url": args[0]}, &resp); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "state changes go to %s, signed with this secret:\n", resp.URL)
-			fmt.Fprintln(cmd.OutOrStdout(), resp.Secret)
-			return nil
-		},
-	}
-	rm := &cobra.Command{
-		Use:   "rm",
-		Short: "Stop webhook deliveries",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.client().Do(cmd.Context(), "DELETE", "/v1/webhook", nil, nil)
-		},
-	}
-	cmd.AddCommand(set, rm)
-	return cmd
-}
-
-func firstLine(s string) string {
-	line, _, _ := strings.Cut(s, "\n")
-	return line
 }

@@ -11,8 +11,6 @@ import (
 // version is set at link time: -ldflags "-X main.version=v1.2.3".
 var version = "dev"
 
-func init() { commands = append(commands, newVersionCommand) }
-
 func newVersionCommand(*globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",

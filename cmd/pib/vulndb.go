@@ -16,8 +16,6 @@ import (
 	"github.com/pib-dev/pib/internal/vulndb"
 )
 
-func init() { commands = append(commands, newVulnDBCommand) }
-
 func newVulnDBCommand(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "vulndb",

@@ -252,12 +252,13 @@ func (s *Server) retryBuild(w http.ResponseWriter, r *http.Request, _ *accounts.
 	return nil
 }
 
-type resolveRequest struct {
+// ResolveRequest is the body of POST /v1/investigations/{build}/resolve.
+type ResolveRequest struct {
 	Note string `json:"note"`
 }
 
 func (s *Server) resolveBuild(w http.ResponseWriter, r *http.Request, _ *accounts.Account) error {
-	var req resolveRequest
+	var req ResolveRequest
 	if err := readJSON(w, r, &req); err != nil {
 		return err
 	}
@@ -269,17 +270,20 @@ func (s *Server) resolveBuild(w http.ResponseWriter, r *http.Request, _ *account
 	return nil
 }
 
-type webhookRequest struct {
+// WebhookRequest is the body of PUT /v1/webhook.
+type WebhookRequest struct {
 	URL string `json:"url"`
 }
 
-type webhookResponse struct {
+// Webhook answers PUT and GET /v1/webhook; the secret only the PUT that
+// set it.
+type Webhook struct {
 	URL    string `json:"url"`
 	Secret string `json:"secret,omitempty"`
 }
 
 func (s *Server) setWebhook(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
-	var req webhookRequest
+	var req WebhookRequest
 	if err := readJSON(w, r, &req); err != nil {
 		return err
 	}
@@ -287,7 +291,7 @@ func (s *Server) setWebhook(w http.ResponseWriter, r *http.Request, a *accounts.
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, webhookResponse{URL: req.URL, Secret: secret})
+	writeJSON(w, http.StatusOK, Webhook{URL: req.URL, Secret: secret})
 	return nil
 }
 
@@ -296,7 +300,7 @@ func (s *Server) getWebhook(w http.ResponseWriter, r *http.Request, a *accounts.
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, webhookResponse{URL: u})
+	writeJSON(w, http.StatusOK, Webhook{URL: u})
 	return nil
 }
 

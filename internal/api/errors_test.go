@@ -17,6 +17,7 @@ import (
 	"github.com/pib-dev/pib/internal/accounts"
 	"github.com/pib-dev/pib/internal/api"
 	"github.com/pib-dev/pib/internal/client"
+	"github.com/pib-dev/pib/internal/groups"
 	"github.com/pib-dev/pib/internal/pipeline"
 	"github.com/pib-dev/pib/internal/problem"
 	"github.com/pib-dev/pib/internal/store"
@@ -233,13 +234,13 @@ func TestClientDecodesErrors(t *testing.T) {
 	seller := client.New(e.url, e.account("acme", accounts.Seller))
 	ctx := context.Background()
 
-	err := seller.Do(ctx, "GET", "/v1/packages/pkg-0000000000000000", nil, nil)
+	_, err := seller.Package(ctx, "pkg-0000000000000000")
 	var pe *problem.Error
 	if !errors.Is(err, problem.NotFound) || !errors.As(err, &pe) || pe.Status != 404 {
 		t.Fatalf("missing package: %v (%T), want a not_found *problem.Error with status 404", err, err)
 	}
 
-	err = seller.Do(ctx, "POST", "/v1/package-groups", map[string]any{"name": "bad name", "platform": "linux", "os_versions": []string{"debian-12"}, "installer_id": "pkg-0000000000000000"}, nil)
+	_, err = seller.CreateGroup(ctx, groups.Spec{Name: "bad name", Platform: "linux", OSVersions: []string{"debian-12"}, InstallerID: "pkg-0000000000000000"})
 	if !errors.Is(err, problem.Invalid) || !errors.As(err, &pe) || pe.Status != 400 || pe.Rule != "N1" || pe.Field != "name" {
 		t.Fatalf("bad group name: %v, want invalid on rule N1, field name, status 400", err)
 	}
@@ -248,7 +249,7 @@ func TestClientDecodesErrors(t *testing.T) {
 	}
 
 	nobody := client.New(e.url, "pib_unknown")
-	if err := nobody.Do(ctx, "GET", "/v1/whoami", nil, nil); !errors.Is(err, problem.Unauthenticated) {
+	if _, err := nobody.Whoami(ctx); !errors.Is(err, problem.Unauthenticated) {
 		t.Fatalf("unknown token: %v, want unauthenticated", err)
 	}
 }

@@ -40,18 +40,21 @@ func (s *Server) whoami(w http.ResponseWriter, r *http.Request, a *accounts.Acco
 	return nil
 }
 
-type createAccountRequest struct {
+// CreateAccountRequest is the body of POST /v1/accounts.
+type CreateAccountRequest struct {
 	Name string        `json:"name"`
 	Role accounts.Role `json:"role"`
 }
 
-type createAccountResponse struct {
+// CreateAccountResponse answers POST /v1/accounts: the token is shown
+// only this once.
+type CreateAccountResponse struct {
 	Account *accounts.Account `json:"account"`
 	Token   string            `json:"token"`
 }
 
 func (s *Server) createAccount(w http.ResponseWriter, r *http.Request, _ *accounts.Account) error {
-	var req createAccountRequest
+	var req CreateAccountRequest
 	if err := readJSON(w, r, &req); err != nil {
 		return err
 	}
@@ -60,7 +63,7 @@ func (s *Server) createAccount(w http.ResponseWriter, r *http.Request, _ *accoun
 		return err
 	}
 	noteObject(r, a.ID, "")
-	writeJSON(w, http.StatusCreated, createAccountResponse{Account: a, Token: token})
+	writeJSON(w, http.StatusCreated, CreateAccountResponse{Account: a, Token: token})
 	return nil
 }
 
@@ -73,13 +76,14 @@ func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request, _ *account
 	return nil
 }
 
-type addOSVersionRequest struct {
+// AddOSVersionRequest is the body of POST /v1/os-versions.
+type AddOSVersionRequest struct {
 	Name  string `json:"name"`
 	Image string `json:"image"` // ID or alias
 }
 
 func (s *Server) addOSVersion(w http.ResponseWriter, r *http.Request, _ *accounts.Account) error {
-	var req addOSVersionRequest
+	var req AddOSVersionRequest
 	if err := readJSON(w, r, &req); err != nil {
 		return err
 	}

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pib-dev/pib/internal/pipeline"
+	"github.com/pib-dev/pib/internal/scan"
+)
+
+func newBuildsCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "builds", Aliases: []string{"build-log"}, Short: "Logs and reports of your builds"}
+	log := &cobra.Command{
+		Use:   "log BUILD",
+		Short: "The build log: installer stdout and stderr with timestamps (I8)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.client().BuildLog(cmd.Context(), args[0], cmd.OutOrStdout())
+		},
+	}
+	var asJSON bool
+	report := &cobra.Command{
+		Use:   "report BUILD",
+		Short: "The build report: findings, vulnerabilities, policy checks and changed files",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rep, err := g.client().BuildReport(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), rep)
+			}
+			renderReport(cmd.OutOrStdout(), rep)
+			return nil
+		},
+	}
+	report.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	var format, out string
+	sbom := &cobra.Command{
+		Use:   "sbom BUILD [--format cyclonedx-json|spdx-json] [-o FILE]",
+		Short: "The SBOM of the image a build made (rule S1)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				return g.client().BuildSBOM(cmd.Context(), args[0], format, cmd.OutOrStdout())
+			}
+			f, err := os.CreateTemp(filepath.Dir(out), ".sbom-*")
+			if err != nil {
+				return err
+			}
+			defer os.Remove(f.Name())
+			err = g.client().BuildSBOM(cmd.Context(), args[0], format, f)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err == nil {
+				err = os.Chmod(f.Name(), 0o644)
+			}
+			if err != nil {
+				return err
+			}
+			return os.Rename(f.Name(), out)
+		},
+	}
+	sbom.Flags().StringVar(&format, "format", "cyclonedx-json", "cyclonedx-json or spdx-json")
+	sbom.Flags().StringVarP(&out, "output", "o", "", "write to FILE instead of standard output")
+	cmd.AddCommand(log, report, sbom)
+	return cmd
+}
+
+func renderReport(w io.Writer, rep *pipeline.Report) {
+	fmt.Fprintf(w, "Build %s: %s\n", rep.BuildID, rep.State)
+	if len(rep.Findings) == 0 {
+		fmt.Fprintln(w, "\nFindings: none")
+	} else {
+		fmt.Fprintln(w, "\nFindings:")
+		for _, f := range rep.Findings {
+			fmt.Fprintf(w, "  [%s] %s\n", f.Rule, f.Message)
+			if f.Detail != "" {
+				fmt.Fprintf(w, "        %s\n", f.Detail)
+			}
+		}
+	}
+	if len(rep.Scan) > 0 {
+		renderScan(w, rep.Scan)
+	}
+	fmt.Fprintf(w, "\nChanged files (%d):\n", len(rep.ChangedFiles))
+	for _, f := range rep.ChangedFiles {
+		fmt.Fprintln(w, "  "+f)
+	}
+}
+
+// renderScan shows the scan part of a build report the way pib scan shows
+// a scan.
+func renderScan(w io.Writer, raw []byte) {
+	var rep scan.Report
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		fmt.Fprintf(w, "\nScan report: unreadable (%v); see --json\n", err)
+		return
+	}
+	fmt.Fprintln(w, "\nScan:")
+	printReport(w, &rep)
+}

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+
+	"github.com/pib-dev/pib/internal/images"
+)
+
+// localImages is the imageService of the local data directory.
+type localImages struct {
+	s     *images.Store
+	close func()
+}
+
+func (l *localImages) List(ctx context.Context) ([]*images.Image, error) { return l.s.List(ctx) }
+
+func (l *localImages) Inspect(ctx context.Context, ref string) (*imageDetail, error) {
+	im, err := l.s.Get(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	img, err := l.s.Image(im)
+	if err != nil {
+		return nil, err
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	d := &imageDetail{Image: im}
+	for i, layer := range m.Layers {
+		d.Layers = append(d.Layers, layerDetail{Digest: layer.Digest.String(), DiffID: cfg.RootFS.DiffIDs[i].String(), Size: layer.Size})
+	}
+	return d, nil
+}
+
+func (l *localImages) Import(ctx context.Context, file, alias string) (*images.Image, error) {
+	return l.s.Import(ctx, file, images.ImportOptions{Alias: alias})
+}
+
+func (l *localImages) Export(ctx context.Context, ref string, format images.Format, out string) error {
+	return l.s.Export(ctx, ref, format, out)
+}
+
+func (l *localImages) Remove(ctx context.Context, ref string) (*images.Image, error) {
+	return l.s.Remove(ctx, ref)
+}
+
+func (l *localImages) Bootstrap(ctx context.Context, opts images.BootstrapOptions) (*images.Image, error) {
+	return l.s.Bootstrap(ctx, opts)
+}
+
+func (l *localImages) Close() error {
+	l.close()
+	return nil
+}
