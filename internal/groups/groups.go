@@ -17,6 +17,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/pib-dev/pib/internal/osversions"
 	"github.com/pib-dev/pib/internal/packages"
@@ -33,8 +35,11 @@ type Group struct {
 	OSVersions  []string            `json:"os_versions"`
 	InstallerID string              `json:"installer_id"`
 	Packages    []*packages.Package `json:"packages"`
-	Created     time.Time           `json:"created"`
-	Submitted   *time.Time          `json:"submitted,omitempty"`
+	// SoftwareVersion is the version of the software the group installs;
+	// F1 attaches a group only to the catalog version of that title.
+	SoftwareVersion string     `json:"software_version,omitempty"`
+	Created         time.Time  `json:"created"`
+	Submitted       *time.Time `json:"submitted,omitempty"`
 }
 
 // Installer returns the group's installer package.
@@ -54,6 +59,8 @@ type Spec struct {
 	OSVersions  []string `json:"os_versions"`
 	PackageIDs  []string `json:"package_ids"`
 	InstallerID string   `json:"installer_id"`
+	// SoftwareVersion is optional: 1–100 printable characters (F1).
+	SoftwareVersion string `json:"software_version,omitempty"`
 }
 
 func invalid(rule, field, format string, args ...any) *problem.Error {
@@ -80,6 +87,24 @@ var namePattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,99}$`)
 func ValidName(name string) *problem.Error {
 	if !namePattern.MatchString(name) {
 		return invalid("N1", "name", "name %q: use 1–99 characters, only A–Z a–z 0–9 _ - (convention: <product><version><platform><revision>, e.g. %s)", name, SuggestName("MyApp", "1.0", "linux", 1))
+	}
+	return nil
+}
+
+// ValidSoftwareVersion checks a software version: 1–100 printable
+// characters, no control or invisible ones. It is the version title a
+// catalog version must have for the group to be added to it (F1).
+func ValidSoftwareVersion(v string) *problem.Error {
+	bad := func() *problem.Error {
+		return invalid("", "software_version", "software version %+q: use 1–100 printable characters, e.g. 2.0 (it must equal the catalog version's title, rule F1)", v)
+	}
+	if !utf8.ValidString(v) || v == "" || utf8.RuneCountInString(v) > 100 {
+		return bad()
+	}
+	for _, r := range v {
+		if !unicode.IsPrint(r) {
+			return bad()
+		}
 	}
 	return nil
 }
@@ -132,8 +157,8 @@ func (s *Store) Create(ctx context.Context, owner string, spec Spec) (*Group, er
 			}
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO package_groups (id, owner, name, platform, installer_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-			g.ID, owner, g.Name, g.Platform, g.InstallerID, g.Created); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO package_groups (id, owner, name, platform, installer_id, software_version, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			g.ID, owner, g.Name, g.Platform, g.InstallerID, g.SoftwareVersion, g.Created); err != nil {
 			return err
 		}
 		for _, os := range g.OSVersions {
@@ -161,10 +186,13 @@ func (s *Store) validate(ctx context.Context, owner string, spec Spec) (*Group, 
 	if _, ok := InstallerTypes[spec.Platform]; !ok {
 		return nil, invalid("P3", "platform", "platform %q: a package group targets exactly one platform, linux or windows", spec.Platform)
 	}
+	if err := ValidSoftwareVersion(spec.SoftwareVersion); spec.SoftwareVersion != "" && err != nil {
+		return nil, err
+	}
 	if len(spec.OSVersions) == 0 {
 		return nil, invalid("P4", "os_versions", "name at least one OS version to build on (pib os ls lists them)")
 	}
-	g := &Group{ID: newID(), Owner: owner, Name: spec.Name, Platform: spec.Platform, InstallerID: spec.InstallerID, Created: s.now()}
+	g := &Group{ID: newID(), Owner: owner, Name: spec.Name, Platform: spec.Platform, InstallerID: spec.InstallerID, SoftwareVersion: spec.SoftwareVersion, Created: s.now()}
 	for _, name := range spec.OSVersions {
 		if slices.Contains(g.OSVersions, name) {
 			continue
@@ -322,12 +350,12 @@ func MarkSubmitted(ctx context.Context, tx *sql.Tx, id string, at time.Time) err
 	return err
 }
 
-const groupColumns = `id, owner, name, platform, installer_id, created_at, submitted_at`
+const groupColumns = `id, owner, name, platform, installer_id, software_version, created_at, submitted_at`
 
 func (s *Store) scanGroup(row interface{ Scan(...any) error }) (*Group, error) {
 	var g Group
 	var submitted sql.NullTime
-	if err := row.Scan(&g.ID, &g.Owner, &g.Name, &g.Platform, &g.InstallerID, &g.Created, &submitted); err != nil {
+	if err := row.Scan(&g.ID, &g.Owner, &g.Name, &g.Platform, &g.InstallerID, &g.SoftwareVersion, &g.Created, &submitted); err != nil {
 		return nil, err
 	}
 	g.Created = g.Created.UTC()

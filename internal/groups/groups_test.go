@@ -89,6 +89,9 @@ func TestCreateValidation(t *testing.T) {
 			{"windows OS in a linux group", func(s *groups.Spec) { s.OSVersions = []string{"debian-12", "windows-2022"} }, "P3", "os_versions"},
 			{"no OS version", func(s *groups.Spec) { s.OSVersions = nil }, "P4", "os_versions"},
 			{"unregistered OS version", func(s *groups.Spec) { s.OSVersions = []string{"debian-10"} }, "P4", "os_versions"},
+			{"software version with a newline", func(s *groups.Spec) { s.SoftwareVersion = "2.0\n" }, "", "software_version"},
+			{"software version of 101 characters", func(s *groups.Spec) { s.SoftwareVersion = strings.Repeat("1", 101) }, "", "software_version"},
+			{"software version with a bidi control", func(s *groups.Spec) { s.SoftwareVersion = "2.0\u202e" }, "", "software_version"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				spec := ok
@@ -116,6 +119,17 @@ func TestCreateValidation(t *testing.T) {
 		got, err := f.groups.Get(ctx, f.seller.ID, "MyApp1_0Linux1")
 		if err != nil || got.ID != g.ID || len(got.Packages) != 2 || got.OSVersions[0] != "debian-12" {
 			t.Fatalf("get by name: %+v %v", got, err)
+		}
+		// F1: the software version is kept; a group without one has none.
+		versioned := groups.Spec{Name: "Versioned1", Platform: "linux", OSVersions: []string{"debian-12"}, InstallerID: f.pkg["setup.sh"], SoftwareVersion: "2.0 LTS (ü)"}
+		if _, err := f.groups.Create(ctx, f.seller.ID, versioned); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := f.groups.Get(ctx, f.seller.ID, "Versioned1"); err != nil || got.SoftwareVersion != "2.0 LTS (ü)" {
+			t.Fatalf("software version: %+v %v", got, err)
+		}
+		if got.SoftwareVersion != "" {
+			t.Fatalf("group without a software version has %q", got.SoftwareVersion)
 		}
 		// Another account sees nothing.
 		if _, err := f.groups.Get(ctx, f.other.ID, g.ID); !errors.Is(err, groups.ErrNotFound) {

@@ -50,6 +50,9 @@ type Error struct {
 	// Message says what is wrong and what to do next, in words a user of
 	// the CLI or the API reads as they are.
 	Message string `json:"message"`
+	// Details lists each problem of a request that has several (every
+	// bad cell of a load form), so the caller can fix them all at once.
+	Details []Detail `json:"details,omitempty"`
 
 	// Status is the HTTP status of the answer the error was decoded from
 	// (internal/client); 0 for an error made in this process.
@@ -61,6 +64,13 @@ type Error struct {
 	// kind is the sentinel this error was made from (Errorf), so that
 	// errors.Is(err, images.ErrNotFound) holds for every instance.
 	kind *Error
+}
+
+// Detail is one problem of a request that has several.
+type Detail struct {
+	Field   string `json:"field,omitempty"`
+	Rule    string `json:"rule,omitempty"`
+	Message string `json:"message"`
 }
 
 // New returns an Error with code and the message fmt.Sprintf(format, args).

@@ -81,3 +81,20 @@ func TestJSON(t *testing.T) {
 		t.Error("a decoded error does not match its code")
 	}
 }
+
+// A request with several problems lists each in details (a load form's
+// cells); one without leaves the key out.
+func TestDetailsJSON(t *testing.T) {
+	e := &problem.Error{Code: problem.Invalid, Message: "2 problems", Details: []problem.Detail{
+		{Field: "Products!D7", Rule: "L1", Message: "version title is required"},
+		{Message: "no rows"},
+	}}
+	raw, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"code":"invalid","message":"2 problems","details":[{"field":"Products!D7","rule":"L1","message":"version title is required"},{"message":"no rows"}]}`
+	if string(raw) != want {
+		t.Errorf("JSON = %s, want %s", raw, want)
+	}
+}
