@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what pib needs on a fresh Debian machine (run as root).
 #   scripts/deps.sh          what `make demo` needs: Go, debootstrap, skopeo, zstd, nftables
-#   scripts/deps.sh test     plus what the tests need: a PostgreSQL answering on
+#   scripts/deps.sh test     plus what the tests need: LibreOffice Calc, a PostgreSQL answering on
 #                            127.0.0.1:5432 with trust auth and a database "test"
 set -euo pipefail
 
@@ -22,6 +22,8 @@ if [ "${1:-}" = test ]; then
 	have gcc || need_pkgs+=(gcc)
 	have pg_isready || need_pkgs+=(postgresql-client)
 	have dpkg-deb || need_pkgs+=(dpkg-dev)
+	# the load form tests (internal/loadform) check the form in real spreadsheet software
+	have soffice || need_pkgs+=(libreoffice-calc-nogui)
 fi
 
 apt_install() {

@@ -14,6 +14,12 @@
 // status in the API's table and a new case for every client. Rules (the
 // SPEC rule IDs, such as "P4") and fields (the request input at fault)
 // carry the detail instead.
+//
+// One request can break several rules at once (a load form with a dozen bad
+// cells): such an Error summarises in its Message and lists each failure in
+// Details, one Detail per field, so that a caller fixes all of them in one
+// go. Details is optional and empty for the usual single failure; Error()
+// gives the summary only, and the API sends the list as "details".
 package problem
 
 import (
@@ -50,8 +56,8 @@ type Error struct {
 	// Message says what is wrong and what to do next, in words a user of
 	// the CLI or the API reads as they are.
 	Message string `json:"message"`
-	// Details lists each problem of a request that has several (every
-	// bad cell of a load form), so the caller can fix them all at once.
+	// Details lists the failures one by one when there are several (each
+	// with its own rule and field); Message then summarises them.
 	Details []Detail `json:"details,omitempty"`
 
 	// Status is the HTTP status of the answer the error was decoded from
@@ -66,7 +72,9 @@ type Error struct {
 	kind *Error
 }
 
-// Detail is one problem of a request that has several.
+// Detail is one of several failures of a request (Error.Details): the
+// input at fault, the rule it broke and what to do, with the same meaning
+// and JSON names as the fields of Error.
 type Detail struct {
 	Field   string `json:"field,omitempty"`
 	Rule    string `json:"rule,omitempty"`

@@ -82,19 +82,31 @@ func TestJSON(t *testing.T) {
 	}
 }
 
-// A request with several problems lists each in details (a load form's
-// cells); one without leaves the key out.
-func TestDetailsJSON(t *testing.T) {
-	e := &problem.Error{Code: problem.Invalid, Message: "2 problems", Details: []problem.Detail{
-		{Field: "Products!D7", Rule: "L1", Message: "version title is required"},
-		{Message: "no rows"},
+// Several failures at once travel as details, each with its field and rule;
+// an error without them keeps the plain shape above.
+func TestJSONDetails(t *testing.T) {
+	e := &problem.Error{Code: problem.Invalid, Rule: "L1", Message: "2 problems in the load form; each is listed in details", Details: []problem.Detail{
+		{Field: "Products!D7", Rule: "L1", Message: "version title is required (1–100 characters)"},
+		{Field: "Products!G7", Rule: "N1", Message: "use 1–99 characters"},
 	}}
 	raw, err := json.Marshal(e)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"code":"invalid","message":"2 problems","details":[{"field":"Products!D7","rule":"L1","message":"version title is required"},{"message":"no rows"}]}`
+	want := `{"code":"invalid","rule":"L1","message":"2 problems in the load form; each is listed in details","details":[` +
+		`{"field":"Products!D7","rule":"L1","message":"version title is required (1–100 characters)"},` +
+		`{"field":"Products!G7","rule":"N1","message":"use 1–99 characters"}]}`
 	if string(raw) != want {
-		t.Errorf("JSON = %s, want %s", raw, want)
+		t.Errorf("JSON = %s\nwant   %s", raw, want)
+	}
+	var back problem.Error
+	if err := json.Unmarshal(raw, &back); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(*e, back, cmpopts.IgnoreUnexported(problem.Error{})); diff != "" {
+		t.Errorf("decoded (-want +got):\n%s", diff)
+	}
+	if got, want := e.Error(), "rule L1: 2 problems in the load form; each is listed in details"; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
 	}
 }
