@@ -30,6 +30,7 @@ import (
 	"github.com/pib-dev/pib/internal/scan"
 	"github.com/pib-dev/pib/internal/store"
 	"github.com/pib-dev/pib/internal/store/storetest"
+	"github.com/pib-dev/pib/internal/testbuild"
 	"github.com/pib-dev/pib/internal/webhook"
 )
 
@@ -304,11 +305,7 @@ func (s *goldenScanner) Scan(ctx context.Context, imageID string) (*pipeline.Sca
 	if err != nil {
 		return nil, err
 	}
-	stored := struct {
-		*scan.Report
-		SBOMs map[string]string `json:"sboms"`
-	}{&rep, map[string]string{"cyclonedx-json": h.String()}}
-	out.Report, err = json.Marshal(stored)
+	out.Report, err = json.Marshal(testbuild.ScanReport{Report: &rep, SBOMs: map[string]string{"cyclonedx-json": h.String()}})
 	return out, err
 }
 
