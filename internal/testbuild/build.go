@@ -37,7 +37,8 @@ func NewBuilder(is *images.Store, dataDir string, limits sandbox.Limits, ids san
 	return &Builder{images: is, dataDir: dataDir, limits: limits, ids: ids}
 }
 
-// Build runs one test build.
+// Build runs one test build. Its outcome carries the log and a
+// BuildReport; the build's directory is removed once they are read.
 func (b *Builder) Build(ctx context.Context, req pipeline.BuildRequest) (*pipeline.BuildOutcome, error) {
 	base, err := b.images.Get(ctx, req.BaseImageID)
 	if err != nil {
@@ -53,7 +54,8 @@ func (b *Builder) Build(ctx context.Context, req pipeline.BuildRequest) (*pipeli
 			others = append(others, p)
 		}
 	}
-	res, im, err := Install(ctx, b.images, base, Dir(b.dataDir, req.BuildID), sandbox.Config{
+	dir := Dir(b.dataDir, req.BuildID)
+	res, im, err := Install(ctx, b.images, base, dir, sandbox.Config{
 		Installer: req.Installer,
 		Packages:  others,
 		Timeout:   req.Timeout,
@@ -64,6 +66,8 @@ func (b *Builder) Build(ctx context.Context, req pipeline.BuildRequest) (*pipeli
 		defer res.Close()
 	}
 	if err != nil {
+		// A platform fault: the pipeline stores no outcome, so the
+		// directory and its log stay for the operators' investigation.
 		return nil, err
 	}
 	out := &pipeline.BuildOutcome{}
@@ -77,7 +81,15 @@ func (b *Builder) Build(ctx context.Context, req pipeline.BuildRequest) (*pipeli
 	if im != nil {
 		out.ImageID = im.ID
 	}
-	out.Report, _ = json.Marshal(res)
+	if out.Report, err = json.Marshal(NewBuildReport(res)); err != nil {
+		return nil, err
+	}
+	// The log is in the outcome, which the pipeline stores with the build:
+	// nothing of the build stays on this machine. Only once the sandbox is
+	// torn down (no mount left under dir) is the directory removed.
+	if res.Close() == nil {
+		os.RemoveAll(dir)
+	}
 	return out, nil
 }
 
