@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pib-dev/pib/internal/groups"
 	"github.com/pib-dev/pib/internal/sandbox"
 	"github.com/pib-dev/pib/internal/testbuild"
 )
@@ -153,10 +154,9 @@ func runBuild(ctx context.Context, g *globals, req buildRequest, stderr io.Write
 			return fail("package %s: not a regular file", p)
 		}
 	}
-	switch strings.ToLower(filepath.Ext(req.installer)) {
-	case ".sh", ".run", ".exe", ".deb", ".rpm":
-	default:
-		return fail("installer %s: a Linux installer must be a .sh, .run, .exe, .deb or .rpm file (P2)", r.Installer)
+	if !groups.IsInstaller("linux", r.Installer) {
+		types := groups.InstallerTypes["linux"]
+		return fail("installer %s: a Linux installer must be a %s or %s file (P2)", r.Installer, strings.Join(types[:len(types)-1], ", "), types[len(types)-1])
 	}
 
 	s, closeStore, err := g.openImages(ctx)
