@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/pib-dev/pib/internal/images"
@@ -212,15 +213,31 @@ func newImageInspectCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			d := imageDetail{Image: im}
-			for i, l := range m.Layers {
-				d.Layers = append(d.Layers, layerDetail{Digest: l.Digest.String(), DiffID: cfg.RootFS.DiffIDs[i].String(), Size: l.Size})
+			d := imageDetail{Image: im, Layers: layerDetails(m, cfg)}
+			if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
+				fmt.Fprintf(cmd.ErrOrStderr(), "pib: image %s is corrupt: its config lists %d layer(s), its manifest %d; remove it and import it again\n",
+					im.ID, len(cfg.RootFS.DiffIDs), len(m.Layers))
 			}
 			return printImage(cmd, d, asJSON)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// layerDetails lists the manifest's layers with the content digests the
+// config gives them; a layer the config does not list (a corrupt image)
+// has none.
+func layerDetails(m *v1.Manifest, cfg *v1.ConfigFile) []layerDetail {
+	var out []layerDetail
+	for i, l := range m.Layers {
+		d := layerDetail{Digest: l.Digest.String(), Size: l.Size}
+		if i < len(cfg.RootFS.DiffIDs) {
+			d.DiffID = cfg.RootFS.DiffIDs[i].String()
+		}
+		out = append(out, d)
+	}
+	return out
 }
 
 func printImage(cmd *cobra.Command, d imageDetail, asJSON bool) error {
