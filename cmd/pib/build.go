@@ -17,7 +17,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pib-dev/pib/internal/groups"
 	"github.com/pib-dev/pib/internal/sandbox"
+	"github.com/pib-dev/pib/internal/testbuild"
 )
 
 // buildReport is the --json output of pib build, one object.
@@ -150,10 +152,9 @@ func runBuild(ctx context.Context, g *globals, req buildRequest, stderr io.Write
 			return fail("package %s: not a regular file", p)
 		}
 	}
-	switch strings.ToLower(filepath.Ext(req.installer)) {
-	case ".sh", ".run", ".exe", ".deb", ".rpm":
-	default:
-		return fail("installer %s: a Linux installer must be a .sh, .run, .exe, .deb or .rpm file (P2)", r.Installer)
+	if !groups.IsInstaller("linux", r.Installer) {
+		types := groups.InstallerTypes["linux"]
+		return fail("installer %s: a Linux installer must be a %s or %s file (P2)", r.Installer, strings.Join(types[:len(types)-1], ", "), types[len(types)-1])
 	}
 
 	s, closeStore, err := g.openImages(ctx)
@@ -170,14 +171,14 @@ func runBuild(ctx context.Context, g *globals, req buildRequest, stderr io.Write
 		return fail("base image %s is %s; pib build runs Linux installers only (P3)", baseImg.ID, baseImg.OS)
 	}
 	// Builds of a pib that was SIGKILLed left a mount and a cgroup behind.
-	if stale, _ := filepath.Glob(filepath.Join(g.dataDir, "builds", "b-*")); len(stale) > 0 {
+	if stale, _ := filepath.Glob(testbuild.Dir(g.dataDir, "b-*")); len(stale) > 0 {
 		if err := sandbox.Sweep(stale...); err != nil {
 			fmt.Fprintf(stderr, "pib: cleaning up after earlier builds: %v\n", err)
 		}
 	}
-	absBuild, _ := filepath.Abs(filepath.Join(g.dataDir, "builds", r.BuildID))
+	absBuild := testbuild.Dir(g.dataDir, r.BuildID)
 	r.Log = filepath.Join(absBuild, "build.log")
-	res, im, err := installOnImage(ctx, s, baseImg, absBuild, sandbox.Config{
+	res, im, err := testbuild.Install(ctx, s, baseImg, absBuild, sandbox.Config{
 		Installer:     req.installer,
 		Packages:      req.packages,
 		Timeout:       req.timeout,

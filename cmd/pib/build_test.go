@@ -5,8 +5,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/pib-dev/pib/internal/groups"
 	"github.com/pib-dev/pib/internal/testenv"
 )
 
@@ -64,5 +66,39 @@ func TestBuildCommand(t *testing.T) {
 				t.Fatalf("findings %+v, want %s", rep.Findings, tc.wantRule)
 			}
 		})
+	}
+}
+
+// TestBuildCommandP2: pib build accepts the installer types of rule P2
+// that package groups accept (groups.IsInstaller), in any case, and names
+// them when it refuses one.
+func TestBuildCommandP2(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		file    string
+		refused bool
+	}{
+		{"app.zip", true},
+		{"app.msi", true},
+		{"SETUP.RUN", false},
+		{"app.deb", false},
+	} {
+		p := filepath.Join(dir, tc.file)
+		os.WriteFile(p, []byte("#!/bin/sh\n"), 0o755)
+		_, err := run(t, t.TempDir(), "build", "--base", "debian-99", "--installer", p)
+		var ec exitCoder
+		if !errors.As(err, &ec) || ec.ExitCode() != 2 {
+			t.Fatalf("%s: %v, want exit status 2", tc.file, err)
+		}
+		if refused := strings.Contains(err.Error(), "(P2)"); refused != tc.refused {
+			t.Errorf("%s: %v; want refused by P2: %v", tc.file, err, tc.refused)
+		}
+		if tc.refused {
+			for _, ext := range groups.InstallerTypes["linux"] {
+				if !strings.Contains(err.Error(), ext) {
+					t.Errorf("%s: %q does not name %s", tc.file, err, ext)
+				}
+			}
+		}
 	}
 }

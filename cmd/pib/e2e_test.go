@@ -186,7 +186,8 @@ func TestServeSurvivesKill9(t *testing.T) {
 			t.Errorf("process left behind: %s: %q", p, cmdline)
 		}
 	}
-	for _, d := range []string{"staging", "cache/tmp"} {
+	// The log is stored with the build: its directory (builds/<id>) goes.
+	for _, d := range []string{"staging", "cache/tmp", "builds"} {
 		if ents, _ := os.ReadDir(filepath.Join(data, d)); len(ents) != 0 {
 			var names []string
 			for _, e := range ents {

@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/pib-dev/pib/internal/images"
@@ -64,7 +65,7 @@ func (g *globals) openImageService(cmd *cobra.Command) (imageService, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &localImages{s: s, close: closeFn}, nil
+	return &localImages{s: s, close: closeFn, warn: cmd.ErrOrStderr()}, nil
 }
 
 func newImageBootstrapCommand(g *globals) *cobra.Command {
@@ -223,6 +224,21 @@ func newImageInspectCommand(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// layerDetails lists the manifest's layers with the content digests the
+// config gives them; a layer the config does not list (a corrupt image)
+// has none.
+func layerDetails(m *v1.Manifest, cfg *v1.ConfigFile) []layerDetail {
+	var out []layerDetail
+	for i, l := range m.Layers {
+		d := layerDetail{Digest: l.Digest.String(), Size: l.Size}
+		if i < len(cfg.RootFS.DiffIDs) {
+			d.DiffID = cfg.RootFS.DiffIDs[i].String()
+		}
+		out = append(out, d)
+	}
+	return out
 }
 
 func printImage(cmd *cobra.Command, d imageDetail, asJSON bool) error {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"io"
 
 	"github.com/pib-dev/pib/internal/images"
 )
@@ -10,6 +12,7 @@ import (
 type localImages struct {
 	s     *images.Store
 	close func()
+	warn  io.Writer // where a corrupt image is reported
 }
 
 func (l *localImages) List(ctx context.Context) ([]*images.Image, error) { return l.s.List(ctx) }
@@ -31,11 +34,11 @@ func (l *localImages) Inspect(ctx context.Context, ref string) (*imageDetail, er
 	if err != nil {
 		return nil, err
 	}
-	d := &imageDetail{Image: im}
-	for i, layer := range m.Layers {
-		d.Layers = append(d.Layers, layerDetail{Digest: layer.Digest.String(), DiffID: cfg.RootFS.DiffIDs[i].String(), Size: layer.Size})
+	if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
+		fmt.Fprintf(l.warn, "pib: image %s is corrupt: its config lists %d layer(s), its manifest %d; remove it and import it again\n",
+			im.ID, len(cfg.RootFS.DiffIDs), len(m.Layers))
 	}
-	return d, nil
+	return &imageDetail{Image: im, Layers: layerDetails(m, cfg)}, nil
 }
 
 func (l *localImages) Import(ctx context.Context, file, alias string) (*images.Image, error) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pib-dev/pib/internal/images"
 	"github.com/pib-dev/pib/internal/scan"
 	"github.com/pib-dev/pib/internal/store"
 	"github.com/pib-dev/pib/internal/vulndb"
@@ -81,13 +82,14 @@ Without --ecosystem, the ecosystems of the stored images are updated.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			db, sdb, err := g.openVulnDB(ctx)
+			sdb, bs, err := g.openStores(ctx)
 			if err != nil {
 				return err
 			}
 			defer sdb.Close()
+			db := vulndb.New(sdb)
 			if len(ecosystems) == 0 {
-				if ecosystems, err = imageEcosystems(ctx, sdb); err != nil {
+				if ecosystems, err = imageEcosystems(ctx, images.NewStore(sdb, bs, filepath.Join(g.dataDir, "cache"))); err != nil {
 					return err
 				}
 				if len(ecosystems) == 0 {
@@ -118,27 +120,22 @@ Without --ecosystem, the ecosystems of the stored images are updated.`,
 
 // imageEcosystems lists the OSV ecosystems of the stored images'
 // distributions.
-func imageEcosystems(ctx context.Context, db *store.DB) ([]string, error) {
-	rows, err := db.QueryContext(ctx, `SELECT DISTINCT distro_id, distro_version FROM images`)
+func imageEcosystems(ctx context.Context, is *images.Store) ([]string, error) {
+	distros, err := is.Distros(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
 	seen := map[string]bool{}
 	var out []string
-	for rows.Next() {
-		var id, version string
-		if err := rows.Scan(&id, &version); err != nil {
-			return nil, err
-		}
-		eco, _, _ := strings.Cut(scan.Ecosystem(id, version), ":")
+	for _, d := range distros {
+		eco, _, _ := strings.Cut(scan.Ecosystem(d.ID, d.Version), ":")
 		if eco != "" && !seen[eco] {
 			seen[eco] = true
 			out = append(out, eco)
 		}
 	}
 	sort.Strings(out)
-	return out, rows.Err()
+	return out, nil
 }
 
 func newVulnDBStatusCommand(g *globals) *cobra.Command {

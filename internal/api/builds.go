@@ -13,6 +13,7 @@ import (
 	"github.com/pib-dev/pib/internal/groups"
 	"github.com/pib-dev/pib/internal/pipeline"
 	"github.com/pib-dev/pib/internal/problem"
+	"github.com/pib-dev/pib/internal/testbuild"
 )
 
 // buildRoutes are the routes of the build pipeline: submitting, the scan
@@ -210,9 +211,7 @@ func (s *Server) buildSBOM(w http.ResponseWriter, r *http.Request, a *accounts.A
 	if err != nil {
 		return err
 	}
-	var scanned struct {
-		SBOMs map[string]string `json:"sboms"`
-	}
+	var scanned testbuild.ScanReport
 	if len(rep.Scan) > 0 {
 		json.Unmarshal(rep.Scan, &scanned)
 	}

@@ -27,9 +27,11 @@ import (
 	"github.com/pib-dev/pib/internal/api"
 	"github.com/pib-dev/pib/internal/blobs"
 	"github.com/pib-dev/pib/internal/pipeline"
+	"github.com/pib-dev/pib/internal/sandbox"
 	"github.com/pib-dev/pib/internal/scan"
 	"github.com/pib-dev/pib/internal/store"
 	"github.com/pib-dev/pib/internal/store/storetest"
+	"github.com/pib-dev/pib/internal/testbuild"
 	"github.com/pib-dev/pib/internal/webhook"
 )
 
@@ -267,16 +269,40 @@ func (b *goldenBuilder) Build(ctx context.Context, req pipeline.BuildRequest) (*
 		return &pipeline.BuildOutcome{
 			Findings: []pipeline.Finding{{Rule: "I5", Message: "the installer tried to reboot", Detail: "reboot -f"}},
 			Log:      []byte("installing\nrebooting\n"), ChangedFiles: []string{"/opt/app (added)"},
+			Report: builderReport(req.BuildID, -1, []sandbox.Finding{{Rule: "I5", Message: "the installer tried to reboot", Detail: "reboot -f"}},
+				sandbox.FileChange{Path: "opt/app", Change: "added", Type: "dir"}),
 		}, nil
 	case strings.Contains(name, "vuln"):
-		return &pipeline.BuildOutcome{ImageID: vulnImage, Log: []byte("installed libfoo1\n"), ChangedFiles: []string{"/usr/lib/libfoo.so.1 (added)"}}, nil
+		return &pipeline.BuildOutcome{ImageID: vulnImage, Log: []byte("installed libfoo1\n"), ChangedFiles: []string{"/usr/lib/libfoo.so.1 (added)"},
+			Report: builderReport(req.BuildID, 0, nil, sandbox.FileChange{Path: "usr/lib/libfoo.so.1", Change: "added", Size: 16, Type: "file"})}, nil
 	}
-	return &pipeline.BuildOutcome{ImageID: goodImage, Log: []byte("installed\n"), ChangedFiles: []string{"/opt/app (added)", "/etc/app.conf (added)"}}, nil
+	return &pipeline.BuildOutcome{ImageID: goodImage, Log: []byte("installed\n"), ChangedFiles: []string{"/opt/app (added)", "/etc/app.conf (added)"},
+		Report: builderReport(req.BuildID, 0, nil, sandbox.FileChange{Path: "opt/app", Change: "added", Type: "dir"},
+			sandbox.FileChange{Path: "etc/app.conf", Change: "added", Size: 12, Type: "file"})}, nil
+}
+
+// workerDataDir stands for the data directory of the worker that ran a
+// build: a host path no seller may see.
+const workerDataDir = "/var/lib/pib-worker"
+
+// builderReport is the report pib's sandbox builder keeps, made as it
+// makes it (testbuild.NewBuildReport) from a sandbox result that names the
+// worker's log and kept upper directory; the golden file shows what of it
+// reaches the seller.
+func builderReport(buildID string, exit int, findings []sandbox.Finding, files ...sandbox.FileChange) json.RawMessage {
+	dir := filepath.Join(workerDataDir, "builds", buildID)
+	res := &sandbox.Result{ExitCode: exit, Findings: findings, Changes: sandbox.Changes{Added: len(files), Files: files},
+		LogPath: filepath.Join(dir, "build.log"), KeptDir: filepath.Join(dir, "kept"), UpperDir: filepath.Join(dir, "upper")}
+	data, err := json.Marshal(testbuild.NewBuildReport(res))
+	if err != nil {
+		panic(err)
+	}
+	return data
 }
 
 // goldenScanner passes goodImage and fails vulnImage with the scan
 // package's own golden report; it keeps a CycloneDX SBOM the way pib's
-// scanner adapter does (the report plus "sboms": format → blob digest).
+// scanner does (a testbuild.ScanReport: format → blob digest).
 type goldenScanner struct {
 	blobs  *blobs.Dir
 	report []byte // testdata/scan-report.json, a copy of internal/scan's golden report
@@ -304,11 +330,7 @@ func (s *goldenScanner) Scan(ctx context.Context, imageID string) (*pipeline.Sca
 	if err != nil {
 		return nil, err
 	}
-	stored := struct {
-		*scan.Report
-		SBOMs map[string]string `json:"sboms"`
-	}{&rep, map[string]string{"cyclonedx-json": h.String()}}
-	out.Report, err = json.Marshal(stored)
+	out.Report, err = json.Marshal(testbuild.ScanReport{Report: &rep, SBOMs: map[string]string{"cyclonedx-json": h.String()}})
 	return out, err
 }
 
@@ -541,9 +563,14 @@ func TestGoldenRoutes(t *testing.T) {
 	tr.do("no such build, as the operator", "GET", "/v1/builds/b-0000000000000000", op, "", "")
 	tr.do("the log of a build", "GET", "/v1/builds/"+reboots+"/log", seller, "", "")
 	tr.do("another seller's build", "GET", "/v1/builds/"+reboots+"/log", other, "", "")
-	tr.do("a successful build", "GET", "/v1/builds/"+good+"/report", seller, "", "")
-	tr.do("a build the scan failed", "GET", "/v1/builds/"+vuln+"/report", seller, "", "")
-	tr.do("a build with a rule broken", "GET", "/v1/builds/"+reboots+"/report", seller, "", "")
+	for _, c := range []struct{ name, build string }{
+		{"a successful build", good}, {"a build the scan failed", vuln}, {"a build with a rule broken", reboots},
+	} {
+		_, data := tr.do(c.name, "GET", "/v1/builds/"+c.build+"/report", seller, "", "")
+		if !bytes.Contains(data, []byte(`"build":`)) || bytes.Contains(data, []byte(workerDataDir)) {
+			t.Errorf("%s: the report lacks the builder's or names a path on the worker:\n%s", c.name, data)
+		}
+	}
 	tr.do("another seller's build", "GET", "/v1/builds/"+good+"/report", other, "", "")
 	tr.do("the CycloneDX SBOM", "GET", "/v1/builds/"+good+"/sbom", seller, "", "")
 	tr.do("a format the scan did not keep", "GET", "/v1/builds/"+good+"/sbom?format=spdx-json", seller, "", "")

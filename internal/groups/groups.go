@@ -81,6 +81,13 @@ var InstallerTypes = map[string][]string{
 	"windows": {".msi", ".ps1", ".bat", ".exe"},
 }
 
+// IsInstaller reports whether a file named name can be the installer of a
+// group for platform (P2): its extension, in any case, is one of
+// InstallerTypes[platform]. pib build checks its --installer with it too.
+func IsInstaller(platform, name string) bool {
+	return slices.Contains(InstallerTypes[platform], strings.ToLower(path.Ext(name)))
+}
+
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,99}$`)
 
 // ValidName checks rule N1.
@@ -240,8 +247,7 @@ func (s *Store) validate(ctx context.Context, owner string, spec Spec) (*Group, 
 		g.Packages = append(g.Packages, p)
 	}
 	inst := g.Installer()
-	ext := strings.ToLower(path.Ext(inst.Name))
-	if !slices.Contains(InstallerTypes[spec.Platform], ext) {
+	if !IsInstaller(spec.Platform, inst.Name) {
 		return nil, invalid("P2", "installer_id", "installer %q: a %s installer must be one of %s", inst.Name, spec.Platform, strings.Join(InstallerTypes[spec.Platform], " "))
 	}
 	return g, nil

@@ -197,6 +197,27 @@ func TestSuggestName(t *testing.T) {
 	}
 }
 
+func TestIsInstaller(t *testing.T) {
+	for _, tc := range []struct {
+		platform, name string
+		want           bool
+	}{
+		{"linux", "setup.sh", true},
+		{"linux", "SETUP.RUN", true},
+		{"linux", "app.deb", true},
+		{"linux", "app.msi", false},
+		{"linux", "app.tar.gz", false},
+		{"linux", "sh", false},
+		{"windows", "setup.msi", true},
+		{"windows", "setup.sh", false},
+		{"solaris", "setup.sh", false},
+	} {
+		if got := groups.IsInstaller(tc.platform, tc.name); got != tc.want {
+			t.Errorf("IsInstaller(%q, %q) = %v, want %v", tc.platform, tc.name, got, tc.want)
+		}
+	}
+}
+
 func TestListPage(t *testing.T) {
 	storetest.ForEach(t, func(t *testing.T, db *store.DB) {
 		f := setup(t, db)

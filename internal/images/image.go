@@ -172,6 +172,31 @@ func (s *Store) List(ctx context.Context) ([]*Image, error) {
 	return out, rows.Err()
 }
 
+// Distro is a distribution as /etc/os-release names it.
+type Distro struct {
+	ID      string // ID=, e.g. debian
+	Version string // VERSION_ID=, e.g. 12; empty for rolling releases
+}
+
+// Distros returns the distributions of the stored images, each once,
+// sorted by ID and version.
+func (s *Store) Distros(ctx context.Context) ([]Distro, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT DISTINCT distro_id, distro_version FROM images ORDER BY distro_id, distro_version`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Distro
+	for rows.Next() {
+		var d Distro
+		if err := rows.Scan(&d.ID, &d.Version); err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
 // insert records a new image and every blob it references in one
 // transaction. The blobs must already be stored.
 func (s *Store) insert(ctx context.Context, im *Image, refs []v1.Hash) error {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -344,6 +345,32 @@ func TestAliasIsUnique(t *testing.T) {
 		if images.ValidAlias(bad) == nil {
 			t.Errorf("alias %q accepted", bad)
 		}
+	}
+}
+
+// TestDistros: each distribution of the stored images once, sorted.
+func TestDistros(t *testing.T) {
+	testenv.RequireRoot(t)
+	s, _ := openStore(t)
+	ctx := context.Background()
+	if got, err := s.Distros(ctx); err != nil || len(got) != 0 {
+		t.Fatalf("empty store: %v %v", got, err)
+	}
+	alpine := append([]entry{}, smallRootfs...)
+	alpine[4] = entry{name: "usr/lib/os-release", body: "ID=alpine\nVERSION_ID=3.19.1\n"}
+	for i, rootfs := range [][]entry{smallRootfs, alpine, smallRootfs} {
+		file := writeFile(t, filepath.Join(t.TempDir(), "r.tar"), tarBytes(t, rootfs))
+		if _, err := s.Import(ctx, file, images.ImportOptions{Alias: fmt.Sprintf("image%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Distros(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []images.Distro{{ID: "alpine", Version: "3.19.1"}, {ID: "testlinux", Version: "7.1"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Distros (-want +got):\n%s", diff)
 	}
 }
 

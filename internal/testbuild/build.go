@@ -1,0 +1,140 @@
+package testbuild
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/pib-dev/pib/internal/images"
+	"github.com/pib-dev/pib/internal/layer"
+	"github.com/pib-dev/pib/internal/pipeline"
+	"github.com/pib-dev/pib/internal/sandbox"
+)
+
+// Dir is the directory build buildID runs in: <dataDir>/builds/<buildID>,
+// made absolute.
+func Dir(dataDir, buildID string) string {
+	dir, _ := filepath.Abs(filepath.Join(dataDir, "builds", buildID))
+	return dir
+}
+
+// Builder runs the pipeline's test builds in the sandbox, on the base
+// image's cached layers, and stores a successful install as a new image
+// (pipeline.Builder and pipeline.Cleaner).
+type Builder struct {
+	images  *images.Store
+	dataDir string
+	limits  sandbox.Limits
+	ids     sandbox.IDs
+}
+
+// NewBuilder returns a Builder that stores images in is and runs builds
+// under dataDir (see Dir) with the sandbox's limits and host ID range.
+func NewBuilder(is *images.Store, dataDir string, limits sandbox.Limits, ids sandbox.IDs) *Builder {
+	return &Builder{images: is, dataDir: dataDir, limits: limits, ids: ids}
+}
+
+// Build runs one test build. Its outcome carries the log and a
+// BuildReport; the build's directory is removed once they are read.
+func (b *Builder) Build(ctx context.Context, req pipeline.BuildRequest) (*pipeline.BuildOutcome, error) {
+	base, err := b.images.Get(ctx, req.BaseImageID)
+	if err != nil {
+		return nil, fmt.Errorf("base image of %s: %w", req.OSName, err)
+	}
+	var others []string
+	ents, err := os.ReadDir(req.PackageDir)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range ents {
+		if p := filepath.Join(req.PackageDir, e.Name()); p != req.Installer {
+			others = append(others, p)
+		}
+	}
+	dir := Dir(b.dataDir, req.BuildID)
+	res, im, err := Install(ctx, b.images, base, dir, sandbox.Config{
+		Installer: req.Installer,
+		Packages:  others,
+		Timeout:   req.Timeout,
+		Limits:    b.limits,
+		IDs:       b.ids,
+	}, req.Owner, "pib build "+filepath.Base(req.Installer)+" ("+req.BuildID+")")
+	if res != nil {
+		defer res.Close()
+	}
+	if err != nil {
+		// A platform fault: the pipeline stores no outcome, so the
+		// directory and its log stay for the operators' investigation.
+		return nil, err
+	}
+	out := &pipeline.BuildOutcome{}
+	out.Log, _ = os.ReadFile(res.LogPath)
+	for _, f := range res.Findings {
+		out.Findings = append(out.Findings, pipeline.Finding{Rule: f.Rule, Message: f.Message, Detail: f.Detail})
+	}
+	for _, f := range res.Changes.Files {
+		out.ChangedFiles = append(out.ChangedFiles, fmt.Sprintf("%s /%s (%d bytes)", f.Change, f.Path, f.Size))
+	}
+	if im != nil {
+		out.ImageID = im.ID
+	}
+	if out.Report, err = json.Marshal(NewBuildReport(res)); err != nil {
+		return nil, err
+	}
+	// The log is in the outcome, which the pipeline stores with the build:
+	// nothing of the build stays on this machine. Only once the sandbox is
+	// torn down (no mount left under dir) is the directory removed.
+	if res.Close() == nil {
+		os.RemoveAll(dir)
+	}
+	return out, nil
+}
+
+// Cleanup removes what a build whose process died left on this machine.
+func (b *Builder) Cleanup(ctx context.Context, buildID string) error {
+	return sandbox.Sweep(Dir(b.dataDir, buildID))
+}
+
+// Install runs one sandboxed install on base in dir (swept first: a
+// retried build reuses its directory) and stores a passing result as a new
+// image owned by owner (base's owner when empty). The build log is
+// dir/build.log. The caller closes the result, which may come with an
+// error when storing the image failed.
+func Install(ctx context.Context, s *images.Store, base *images.Image, dir string, cfg sandbox.Config, owner, createdBy string) (*sandbox.Result, *images.Image, error) {
+	lowers, err := s.LayerDirs(ctx, base)
+	if err != nil {
+		return nil, nil, fmt.Errorf("unpack the base image's layers: %w", err)
+	}
+	if err := sandbox.Sweep(dir); err != nil {
+		return nil, nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("create the build directory: %w", err)
+	}
+	cfg.LowerDirs, cfg.WorkDir, cfg.LogPath = lowers, dir, filepath.Join(dir, "build.log")
+	res, err := sandbox.Run(ctx, cfg)
+	if err != nil || !res.Passed() {
+		return res, nil, err
+	}
+	if owner == "" {
+		owner = base.Owner
+	}
+	im, err := s.AddLayer(ctx, base, res.UpperDir, images.AddLayerOptions{Owner: owner, CreatedBy: createdBy, Exclude: sandbox.ExcludePath})
+	var special *layer.SpecialFilesError
+	if errors.As(err, &special) {
+		// The sandbox reports these itself (T2); this is the packer's
+		// second look, and the build's failure, not the platform's.
+		for _, f := range special.Files {
+			res.Findings = append(res.Findings, sandbox.Finding{Rule: "T2",
+				Message: "the installer left " + f.String() + " in the image; an image must not ship device nodes, FIFOs or sockets: remove it before the installer exits"})
+		}
+		return res, nil, nil
+	}
+	if err != nil {
+		return res, nil, fmt.Errorf("store the new image: %w", err)
+	}
+	return res, im, nil
+}

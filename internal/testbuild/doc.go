@@ -1,0 +1,21 @@
+// Package testbuild runs pib's test builds on this machine: Builder
+// installs a package group on a base image in the sandbox and stores a
+// passing install as a new image (the pipeline's Builder and Cleaner), and
+// Scanner scans that image and keeps its SBOMs (the pipeline's Scanner).
+// pib build runs the same install with Install.
+//
+// It also defines the reports a build keeps, BuildReport and ScanReport:
+// the one Go type of each, written here and read by the API and the CLI.
+// The pipeline stores them as opaque JSON; their field names are part of
+// the API (GET /v1/builds/{id}/report).
+//
+// A build runs in Dir(dataDir, buildID). A server build hands its log over
+// in the outcome, which the pipeline stores with the build, and removes
+// that directory; only a build that fails with an error (a platform fault,
+// which the operators investigate) leaves it, log included, until the
+// build is retried. pib build keeps its directory and log: they are its
+// output (rule I8).
+//
+// Limits: Linux installers only, as the sandbox; a report names no host
+// path, so a seller reads the log through the API, never on the worker.
+package testbuild
