@@ -84,7 +84,9 @@ type Finding struct {
 }
 
 // Result is what a build produced. Close it to remove the upper directory
-// and everything else left on the host.
+// and everything else left on the host. Its host paths (LogPath, KeptDir,
+// UpperDir) never go into JSON: a report shown to a seller must not name
+// the host's directories.
 type Result struct {
 	// ExitCode is the installer's exit status, -1 when it did not exit on
 	// its own (killed, timed out, reboot).
@@ -93,13 +95,13 @@ type Result struct {
 	// Findings lists each broken rule; none means the install passed I1–I8.
 	Findings []Finding `json:"findings"`
 	Changes  Changes   `json:"changed_files"`
-	LogPath  string    `json:"log"`
+	LogPath  string    `json:"-"`
 	// UpperDir is the overlay's upper directory: what the install changed,
 	// with overlay whiteouts. Valid until Close.
 	UpperDir string `json:"-"`
 	// KeptDir is a copy of the upper directory kept for inspection
 	// (Config.KeepOnFailure); it outlives Close.
-	KeptDir  string        `json:"kept_dir,omitempty"`
+	KeptDir  string        `json:"-"`
 	Duration time.Duration `json:"-"`
 
 	cleanup func() error
