@@ -42,4 +42,10 @@
 //     it skips FIFOs and devices when indexing.
 //   - The end-of-life table (S3.7) is data in the code and must be kept
 //     current.
+//   - syft cannot download anything in pib: go.mod replaces
+//     hashicorp/go-getter, which syft imports only to fetch remote sources,
+//     with the stub module in nogetter/ (its doc says why: the cloud SDKs
+//     it linked were 40 MB of the binary). syft still links stereoscope's
+//     Docker, containerd and Podman clients (and gRPC with them) through
+//     its top-level package, which pib needs for CreateSBOM.
 package scan
