@@ -33,18 +33,22 @@ test: test-deps lint
 	PIB_TEST_CACHE=$$cache go test $(GO_TEST_FLAGS) ./... && \
 	PIB_TEST_CACHE=$$cache $(MAKE) --no-print-directory fuzz
 
-# Every fuzz target for FUZZTIME (their seed corpora in testdata/fuzz already
-# ran as tests above). go test -fuzz takes one target per package per run, so
-# loop over the targets go test -list finds: new ones join by themselves.
-FUZZTIME ?= 10s
-FUZZ_FLAGS ?= -fuzztime $(FUZZTIME) -fuzzminimizetime 2s -parallel 1
+# Every fuzz target for FUZZEXECS executions (their seed corpora in
+# testdata/fuzz already ran as tests above). A count, not a duration: with
+# -fuzztime 10s, Go's fuzzing engine fails a run whose worker is still busy
+# with one input when the time is up ("context deadline exceeded", seen on
+# a loaded machine), and a count also gives every target the same work
+# whatever the machine. go test -fuzz takes one target per package per run,
+# so loop over the targets go test -list finds: new ones join by themselves.
+FUZZEXECS ?= 1000
+FUZZ_FLAGS ?= -fuzztime $(FUZZEXECS)x -fuzzminimizetime 100x -parallel 1 -timeout 10m
 
 fuzz:
 	@set -eo pipefail; \
 	go test -list '^Fuzz' ./... | \
 	awk '/^Fuzz/ { names[n++] = $$1; next } /^ok/ { for (i = 0; i < n; i++) print $$2, names[i]; n = 0 }' | \
 	while read -r pkg name; do \
-		echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
+		echo "fuzz $$pkg $$name for $(FUZZEXECS) executions"; \
 		go test -run '^$$' -fuzz "^$$name\$$" $(FUZZ_FLAGS) "$$pkg" </dev/null || exit 1; \
 	done
 
