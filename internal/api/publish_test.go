@@ -281,3 +281,45 @@ func TestLoadFormRefusals(t *testing.T) {
 		}
 	})
 }
+
+// TestCatalogFailingStore: a submission and an approval that the database
+// fails are 500s whose detail is only in the server log, and nothing is
+// half done (CONTRIBUTING, errors).
+func TestCatalogFailingStore(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, db *store.DB) {
+		c := newCatalogEnv(t, db, loadform.Limits{})
+		seller := c.account("acme", accounts.Seller)
+		c.successfulGroup(seller, "Shop20Linux1", "linux", "2.0")
+		tmpl := c.template(seller)
+		var ch api.ChangeRequest
+		if code := c.submit(seller, fillForm(t, tmpl, newProductRow("Acme Shop", "2.0", "Shop20Linux1", "")), &ch); code != 201 {
+			t.Fatalf("submit: %d", code)
+		}
+		logs := captureLog(t)
+		failInserts(t, db, "change_requests")
+		failInserts(t, db, "products")
+		for _, tc := range []struct {
+			name, path, ctype string
+			body              []byte
+			token             string
+		}{
+			{"submitLoadForm", "/v1/load-forms", api.XLSXType, fillForm(t, tmpl, newProductRow("Acme Books", "2.0", "Shop20Linux1", "")), seller},
+			{"approveChange", "/v1/changes/" + ch.ID + "/approve", "", nil, c.operator},
+		} {
+			status, pe, id := c.answer("POST", tc.path, tc.token, tc.ctype, bytes.NewReader(tc.body))
+			if status != 500 || pe.Code != problem.Internal || len(pe.Details) != 0 || strings.Contains(pe.Message, "disk on fire") {
+				t.Errorf("%s with a failing store: %d %+v, want 500 internal without detail", tc.name, status, pe)
+			}
+			if line := logLine(logs.String(), id); !strings.Contains(line, "disk on fire") {
+				t.Errorf("%s: the server log has no line with request %s and the detail", tc.name, id)
+			}
+		}
+		var got api.ChangeRequest
+		if code := c.call("GET", "/v1/changes/"+ch.ID, seller, "", nil, &got); code != 200 || got.State != catalog.Pending {
+			t.Errorf("after a failed approval the change is %d %+v, want still pending", code, got)
+		}
+		if s := c.seenBy(seller); len(s) != 0 {
+			t.Errorf("after a failed approval the seller sees %v", s)
+		}
+	})
+}
