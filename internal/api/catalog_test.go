@@ -86,7 +86,6 @@ type catalogEnv struct {
 	ctx   context.Context
 	p     *pipeline.Pipeline
 	hooks *hookRecorder
-	audit func() []string // actions of the audit log, oldest first
 }
 
 func newCatalogEnv(t testing.TB, db *store.DB, limits loadform.Limits) *catalogEnv {
