@@ -16,6 +16,7 @@ import (
 
 	"github.com/pib-dev/pib/internal/api"
 	"github.com/pib-dev/pib/internal/audit"
+	"github.com/pib-dev/pib/internal/catalog"
 	"github.com/pib-dev/pib/internal/groups"
 	"github.com/pib-dev/pib/internal/images"
 	"github.com/pib-dev/pib/internal/osversions"
@@ -258,17 +259,25 @@ func fakeAPI(t *testing.T, empty bool) *httptest.Server {
 			Action: "GET /v1/package-groups", Result: 200},
 	}
 	reports := reportFixtures(t)
+	products, changes := catalogFixture()
+	withVersion := *grps[1]
+	withVersion.ID, withVersion.Name, withVersion.SoftwareVersion = "pg-00000000000000a6", "Acme2_0Linux1", "2.0"
 	answers := map[string]any{
-		"GET /v1/status":               api.Page[*api.GroupStatus]{Items: statusFixture()},
-		"GET /v1/builds/{id}/report":   reports["report-scanned"],
-		"GET /v1/package-groups":       api.Page[*groups.Group]{Items: grps},
-		"GET /v1/package-groups/{ref}": grps[0],
-		"GET /v1/packages":             pkgs,
-		"GET /v1/images":               imgs,
-		"GET /v1/images/{ref}":         imgs[1],
-		"GET /v1/os-versions":          oses,
-		"GET /v1/investigations":       invs,
-		"GET /v1/audit":                api.Page[audit.Entry]{Items: entries},
+		"GET /v1/products":                     products,
+		"GET /v1/products/{id}":                products[0],
+		"GET /v1/changes":                      changes,
+		"GET /v1/changes/{id}":                 changes[0],
+		"GET /v1/package-groups/Acme2_0Linux1": &withVersion,
+		"GET /v1/status":                       api.Page[*api.GroupStatus]{Items: statusFixture()},
+		"GET /v1/builds/{id}/report":           reports["report-scanned"],
+		"GET /v1/package-groups":               api.Page[*groups.Group]{Items: grps},
+		"GET /v1/package-groups/{ref}":         grps[0],
+		"GET /v1/packages":                     pkgs,
+		"GET /v1/images":                       imgs,
+		"GET /v1/images/{ref}":                 imgs[1],
+		"GET /v1/os-versions":                  oses,
+		"GET /v1/investigations":               invs,
+		"GET /v1/audit":                        api.Page[audit.Entry]{Items: entries},
 	}
 	if empty {
 		answers = map[string]any{
@@ -279,6 +288,8 @@ func fakeAPI(t *testing.T, empty bool) *httptest.Server {
 			"GET /v1/os-versions":    []osversions.OSVersion{},
 			"GET /v1/investigations": []pipeline.Investigation{},
 			"GET /v1/audit":          api.Page[audit.Entry]{Items: []audit.Entry{}},
+			"GET /v1/products":       []*catalog.Product{},
+			"GET /v1/changes":        []*api.ChangeRequest{},
 		}
 	}
 	mux := http.NewServeMux()
@@ -320,6 +331,11 @@ func TestGoldenListings(t *testing.T) {
 		{"investigations-ls", []string{"investigations", "ls"}, false},
 		{"audit-ls", []string{"audit", "ls"}, false},
 		{"builds-report", []string{"builds", "report", "b-00000000000000b3"}, false},
+		{"groups-show-software-version", []string{"groups", "show", "Acme2_0Linux1"}, false},
+		{"products-ls", []string{"products", "ls"}, false},
+		{"products-show", []string{"products", "show", "prod-00000000000000f1"}, false},
+		{"changes-ls", []string{"changes", "ls"}, false},
+		{"changes-show", []string{"changes", "show", "chg-00000000000000f1"}, false},
 		{"status-empty", []string{"status"}, true},
 		{"groups-ls-empty", []string{"groups", "ls"}, true},
 		{"packages-ls-empty", []string{"packages", "ls"}, true},
@@ -327,6 +343,8 @@ func TestGoldenListings(t *testing.T) {
 		{"os-ls-empty", []string{"os", "ls"}, true},
 		{"investigations-ls-empty", []string{"investigations", "ls"}, true},
 		{"audit-ls-empty", []string{"audit", "ls"}, true},
+		{"products-ls-empty", []string{"products", "ls"}, true},
+		{"changes-ls-empty", []string{"changes", "ls"}, true},
 	} {
 		hs := full
 		if tc.empty {

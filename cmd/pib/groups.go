@@ -39,7 +39,7 @@ func newGroupsCreateCommand(g *globals) *cobra.Command {
 	var pkgs []string
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "create --name N --platform linux|windows --os OS [--os OS]… --installer FILE|PKG_ID [--package FILE|PKG_ID]…",
+		Use:   "create --name N --platform linux|windows --os OS [--os OS]… --installer FILE|PKG_ID [--package FILE|PKG_ID]… [--software-version V]",
 		Short: "Create a package group; files given are uploaded first",
 		Long: `Create a package group. Rules (SPEC.md): N1 the name is 1–99 characters of
 A–Z a–z 0–9 _ -, N2 a name can be used only once per account, forever; N3 the
@@ -76,6 +76,7 @@ installer; P2 linux installers are .exe .rpm .deb .sh .run, windows ones .msi .p
 	f.StringSliceVar(&spec.OSVersions, "os", nil, "OS version to build on (repeat)")
 	f.StringVar(&installer, "installer", "", "installer file or package ID")
 	f.StringSliceVar(&pkgs, "package", nil, "other file or package ID (repeat)")
+	f.StringVar(&spec.SoftwareVersion, "software-version", "", "version of the software the group installs, e.g. 2.4.1; optional now, needed to publish the group: it must equal the catalog version's title (F1)")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.MarkFlagRequired("name")
 	cmd.MarkFlagRequired("installer")
@@ -134,7 +135,11 @@ func newGroupsShowCommand(g *globals) *cobra.Command {
 				return writeJSON(cmd.OutOrStdout(), x)
 			}
 			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "ID:        %s\nName:      %s\nPlatform:  %s\nOS:        %s\nCreated:   %s\nPackages:\n", x.ID, x.Name, x.Platform, strings.Join(x.OSVersions, ", "), x.Created.Local().Format("2006-01-02 15:04"))
+			fmt.Fprintf(w, "ID:        %s\nName:      %s\nPlatform:  %s\nOS:        %s\n", x.ID, x.Name, x.Platform, strings.Join(x.OSVersions, ", "))
+			if x.SoftwareVersion != "" {
+				fmt.Fprintf(w, "Software:  %s\n", x.SoftwareVersion)
+			}
+			fmt.Fprintf(w, "Created:   %s\nPackages:\n", x.Created.Local().Format("2006-01-02 15:04"))
 			for _, p := range x.Packages {
 				mark := ""
 				if p.ID == x.InstallerID {

@@ -63,6 +63,9 @@ func newRootCommand() *cobra.Command {
 		newInvestigationsCommand(g),
 		newWebhookCommand(g),
 		newAuditCommand(g),
+		newProductsCommand(g),
+		newLoadFormCommand(g),
+		newChangesCommand(g),
 		newVersionCommand(g),
 	)
 	return root

@@ -8,6 +8,7 @@ import (
 	"github.com/pib-dev/pib/internal/accounts"
 	"github.com/pib-dev/pib/internal/api"
 	"github.com/pib-dev/pib/internal/audit"
+	"github.com/pib-dev/pib/internal/catalog"
 	"github.com/pib-dev/pib/internal/groups"
 	"github.com/pib-dev/pib/internal/images"
 	"github.com/pib-dev/pib/internal/osversions"
@@ -78,7 +79,11 @@ func (g *globals) openService(ctx context.Context, o serviceOptions) (*service, 
 		db.Close()
 		return nil, err
 	}
+	// The catalog's decisions reach the seller's webhook through the
+	// pipeline's job queue, queued in the deciding transaction.
+	cat := catalog.New(db, catalog.Config{Groups: gs, Builds: p.Reader(), Decided: api.DecisionWebhook(p)})
 	return &service{db: db, pipeline: p, deps: api.Deps{
 		Accounts: accounts.NewStore(db), Packages: ps, Groups: gs, OSVersions: oses, Images: is, Pipeline: p, Builds: p.Reader(), Webhooks: hooks, Audit: audit.New(db),
+		Catalog: cat,
 	}}, nil
 }

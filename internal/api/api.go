@@ -30,8 +30,10 @@ import (
 
 	"github.com/pib-dev/pib/internal/accounts"
 	"github.com/pib-dev/pib/internal/audit"
+	"github.com/pib-dev/pib/internal/catalog"
 	"github.com/pib-dev/pib/internal/groups"
 	"github.com/pib-dev/pib/internal/images"
+	"github.com/pib-dev/pib/internal/loadform"
 	"github.com/pib-dev/pib/internal/osversions"
 	"github.com/pib-dev/pib/internal/packages"
 	"github.com/pib-dev/pib/internal/pipeline"
@@ -56,6 +58,13 @@ type Deps struct {
 	// Webhooks are the accounts' webhooks, served with the build routes:
 	// required with Pipeline (the one it delivers through).
 	Webhooks *webhook.Service
+	// Catalog is the catalog and its change requests (L1–L2, F1–F3); nil
+	// leaves out the catalog routes. Required with it: Builds, which tells
+	// the load form which groups are Successful.
+	Catalog *catalog.Store
+	// LoadForm bounds load form uploads; zero fields take
+	// loadform.DefaultLimits.
+	LoadForm loadform.Limits
 	// Registry collects metrics served at /metrics; nil makes a new one.
 	Registry *prometheus.Registry
 }
@@ -91,6 +100,9 @@ func New(d Deps) *Server {
 	if d.Pipeline != nil && (d.Builds == nil || d.Webhooks == nil) {
 		panic("api.New: Deps.Builds or Deps.Webhooks is nil; the build routes need the pipeline's Reader and the webhooks it delivers through")
 	}
+	if d.Catalog != nil && d.Builds == nil {
+		panic("api.New: Deps.Builds is nil; the catalog routes read group states through the pipeline's Reader")
+	}
 	if d.Registry == nil {
 		d.Registry = prometheus.NewRegistry()
 	}
@@ -121,7 +133,7 @@ func New(d Deps) *Server {
 	if d.Pipeline != nil {
 		d.Registry.MustRegister(d.Pipeline.Collectors()...)
 	}
-	for _, rt := range slices.Concat(s.allRoutes(), s.imageRoutes(), s.buildRoutes(), s.auditRoutes()) {
+	for _, rt := range slices.Concat(s.allRoutes(), s.imageRoutes(), s.buildRoutes(), s.auditRoutes(), s.catalogRoutes()) {
 		s.handle(rt)
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

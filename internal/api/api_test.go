@@ -17,6 +17,7 @@ import (
 	"github.com/pib-dev/pib/internal/api"
 	"github.com/pib-dev/pib/internal/audit"
 	"github.com/pib-dev/pib/internal/blobs"
+	"github.com/pib-dev/pib/internal/catalog"
 	"github.com/pib-dev/pib/internal/groups"
 	"github.com/pib-dev/pib/internal/images"
 	"github.com/pib-dev/pib/internal/osversions"
@@ -253,6 +254,7 @@ func TestOpenAPIListsEveryRoute(t *testing.T) {
 			t.Fatal(err)
 		}
 		d.Pipeline, d.Builds, d.Webhooks = p, p.Reader(), hooks
+		d.Catalog = catalog.New(db, catalog.Config{Groups: d.Groups, Builds: p.Reader()})
 	})
 	if len(e.srv.Routes()) < 25 {
 		t.Fatalf("only %d routes registered", len(e.srv.Routes()))

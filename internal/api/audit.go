@@ -38,6 +38,9 @@ type auditInfo struct {
 	account *accounts.Account
 	object  string
 	owner   string
+	// public: the read showed only what every account may see (a
+	// published product), so an operator's read of it is not audited.
+	public bool
 }
 
 func newRequestID() string {
@@ -74,6 +77,13 @@ func noteObject(r *http.Request, id, owner string) {
 	}
 }
 
+// notePublic tells the audit log that a read showed only public data.
+func notePublic(r *http.Request) {
+	if ai, ok := r.Context().Value(auditKey).(*auditInfo); ok {
+		ai.public = true
+	}
+}
+
 // noteAccount records the authenticated account of the request.
 func noteAccount(r *http.Request, a *accounts.Account) {
 	if ai, ok := r.Context().Value(auditKey).(*auditInfo); ok {
@@ -90,7 +100,7 @@ func audited(rt route, r *http.Request, ai *auditInfo) bool {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return true
 	}
-	if !rt.othersData || a.Role != accounts.Operator {
+	if !rt.othersData || a.Role != accounts.Operator || ai.public {
 		return false
 	}
 	// The operator's own images (base images) are not another account's.

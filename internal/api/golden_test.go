@@ -26,6 +26,8 @@ import (
 	"github.com/pib-dev/pib/internal/accounts"
 	"github.com/pib-dev/pib/internal/api"
 	"github.com/pib-dev/pib/internal/blobs"
+	"github.com/pib-dev/pib/internal/catalog"
+	"github.com/pib-dev/pib/internal/loadform"
 	"github.com/pib-dev/pib/internal/pipeline"
 	"github.com/pib-dev/pib/internal/sandbox"
 	"github.com/pib-dev/pib/internal/scan"
@@ -44,7 +46,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/go
 // paths, opaque cursors). normalise replaces them, and only them:
 //
 //   - IDs with a known prefix (acc-, pg-, pkg-, img-, b-, inv-, whd-, req-,
-//     au-) become <acc-1>, <pkg-2>, … numbered in the order they first
+//     au-, and the catalog's prod-, ver-, ful-, chg-) become <acc-1>, <pkg-2>, … numbered in the order they first
 //     appear in one golden file, so a file still shows which IDs are the
 //     same (a build's group_id is the group's id);
 //   - API tokens (pib_…) become <token>, webhook secrets (whsec_…)
@@ -59,7 +61,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/go
 // Everything else — field names, codes, statuses, messages, digests of
 // content the test wrote — is compared as is.
 var (
-	idPattern     = regexp.MustCompile(`\b(acc|pg|pkg|img|b|inv|whd|req|au)-[0-9a-f]{8,}\b`)
+	idPattern     = regexp.MustCompile(`\b(acc|pg|pkg|img|b|inv|whd|req|au|prod|ver|ful|chg)-[0-9a-f]{8,}\b`)
 	tokenPattern  = regexp.MustCompile(`\bpib_[A-Za-z0-9_-]{20,}`)
 	secretPattern = regexp.MustCompile(`\bwhsec_[0-9a-f]{16,}`)
 	timePattern   = regexp.MustCompile(`\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})`)
@@ -198,6 +200,8 @@ func (tr *transcript) do(name, method, path, token, ctype, body string) (int, []
 	switch ct := resp.Header.Get("Content-Type"); {
 	case ct == "application/x-tar":
 		b.WriteString(tarListing(data))
+	case ct == api.XLSXType:
+		b.WriteString(xlsxListing(data))
 	case len(data) == 0:
 		b.WriteString("(no body)\n")
 	default:
@@ -413,6 +417,8 @@ func TestGoldenRoutes(t *testing.T) {
 		}
 		t.Cleanup(func() { p.Stop(context.Background()) })
 		d.Pipeline, d.Builds, d.Webhooks = p, p.Reader(), wh
+		d.Catalog = catalog.New(db, catalog.Config{Groups: d.Groups, Builds: p.Reader(), Decided: api.DecisionWebhook(p)})
+		d.LoadForm = loadform.Limits{MaxBytes: 256 << 10}
 	})
 	tr := newTranscript(e)
 	const js, octets = "application/json", "application/octet-stream"
@@ -607,6 +613,89 @@ func TestGoldenRoutes(t *testing.T) {
 	tr.do("a base image an OS version builds on", "DELETE", "/v1/images/debian-12", op, "", "")
 	tr.do("a seller removes its image", "DELETE", "/v1/images/tiny", seller, "", "")
 	tr.do("removed already", "DELETE", "/v1/images/tiny", seller, "", "")
+
+	// The catalog, by a seller of its own (the transcripts above stay as
+	// they were) and a buyer: a form, its review, the products each sees.
+	initech := e.account("initech", accounts.Seller)
+	tokenNames.Store(initech, "initech")
+	buyer := e.account("umbrella", accounts.Buyer)
+	tokenNames.Store(buyer, "umbrella")
+	var initechAcc accounts.Account
+	e.call("GET", "/v1/whoami", initech, "", nil, &initechAcc)
+	_, inst := e.upload(initech, "setup.sh", "#!/bin/sh\necho installed\n")
+	for _, g := range []struct{ name, version string }{{"Initech2_0Linux1", "2.0"}, {"Initech3_0Linux1", "3.0"}} {
+		spec := map[string]any{"name": g.name, "platform": "linux", "os_versions": []string{"debian-12"}, "installer_id": inst["id"], "software_version": g.version}
+		if code := e.json("POST", "/v1/package-groups", initech, spec, nil); code != 201 {
+			t.Fatalf("create %s: %d", g.name, code)
+		}
+	}
+	if code := e.call("POST", "/v1/package-groups/Initech2_0Linux1/submit", initech, "", nil, nil); code != 202 {
+		t.Fatalf("submit Initech2_0Linux1: %d", code)
+	}
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		bs, err := p.Reader().Builds(ctx, initechAcc.ID, "Initech2_0Linux1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(bs) > 0 && pipeline.GroupState(bs) == pipeline.Successful {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Initech2_0Linux1 did not become Successful within 60s")
+		}
+	}
+	const xlsx = api.XLSXType
+	_, tmpl := tr.do("a seller downloads the load form", "GET", "/v1/load-form", initech, "", "")
+	tr.do("a buyer may not", "GET", "/v1/load-form", buyer, "", "")
+	row := newProductRow("Initech Ledger", "2.0", "Initech2_0Linux1", "")
+	tr.do("a required cell left empty", "POST", "/v1/load-forms", initech, xlsx, string(fillForm(t, tmpl, newProductRow("Initech Ledger", "", "Initech2_0Linux1", ""))))
+	tr.do("a group never built, another seller's group", "POST", "/v1/load-forms", initech, xlsx,
+		string(fillForm(t, tmpl, newProductRow("Initech Ledger", "3.0", "Initech3_0Linux1", ""), newProductRow("Initech Books", "2.0", "Good1", ""))))
+	tr.do("not a workbook", "POST", "/v1/load-forms", initech, xlsx, "name,version\n")
+	tr.do("not an xlsx body", "POST", "/v1/load-forms", initech, "text/csv", "name,version\n")
+	tr.do("over the size limit", "POST", "/v1/load-forms", initech, octets, strings.Repeat("x", 256<<10+1))
+	tr.do("a buyer may not submit", "POST", "/v1/load-forms", buyer, xlsx, string(fillForm(t, tmpl, row)))
+	_, data = tr.do("a seller submits a new product", "POST", "/v1/load-forms", initech, xlsx, string(fillForm(t, tmpl, row)))
+	var change api.ChangeRequest
+	decode(data, &change)
+	tr.do("the seller's change requests", "GET", "/v1/changes", initech, "", "")
+	tr.do("another seller sees none", "GET", "/v1/changes", other, "", "")
+	tr.do("a buyer may not list them", "GET", "/v1/changes", buyer, "", "")
+	tr.do("the operator's queue", "GET", "/v1/changes", op, "", "")
+	tr.do("the seller reads its change request", "GET", "/v1/changes/"+change.ID, initech, "", "")
+	tr.do("another seller's answers like a missing one", "GET", "/v1/changes/"+change.ID, other, "", "")
+	tr.do("the operator reads it with its diff", "GET", "/v1/changes/"+change.ID, op, "", "")
+	tr.do("a buyer sees no pending product", "GET", "/v1/products", buyer, "", "")
+	tr.do("a seller may not approve", "POST", "/v1/changes/"+change.ID+"/approve", initech, "", "")
+	tr.do("no such change request", "POST", "/v1/changes/chg-0000000000000000/approve", op, "", "")
+	_, data = tr.do("the operator approves", "POST", "/v1/changes/"+change.ID+"/approve", op, "", "")
+	var decided catalog.Decision
+	decode(data, &decided)
+	product := decided.Products[0]
+	tr.do("decided already", "POST", "/v1/changes/"+change.ID+"/approve", op, "", "")
+	tr.do("the seller sees its draft", "GET", "/v1/products", initech, "", "")
+	tr.do("a buyer does not", "GET", "/v1/products", buyer, "", "")
+	tr.do("the operator sees every product", "GET", "/v1/products", op, "", "")
+	tr.do("the seller reads its draft", "GET", "/v1/products/"+product, initech, "", "")
+	tr.do("a buyer: a draft answers like a missing product", "GET", "/v1/products/"+product, buyer, "", "")
+	tr.do("no token", "GET", "/v1/products/"+product, "", "", "")
+	tr.do("a buyer may not publish", "POST", "/v1/products/"+product+"/versions/2.0/publish", buyer, "", "")
+	tr.do("no such version", "POST", "/v1/products/"+product+"/versions/9.9/publish", initech, "", "")
+	_, data = tr.do("the seller asks to publish version 2.0", "POST", "/v1/products/"+product+"/versions/2.0/publish", initech, "", "")
+	decode(data, &change)
+	tr.do("no reason", "POST", "/v1/changes/"+change.ID+"/reject", op, js, `{"reason":""}`)
+	tr.do("malformed JSON", "POST", "/v1/changes/"+change.ID+"/reject", op, js, `{"reason":`)
+	tr.do("a seller may not reject", "POST", "/v1/changes/"+change.ID+"/reject", initech, js, `{"reason":"no"}`)
+	tr.do("the operator rejects with a reason", "POST", "/v1/changes/"+change.ID+"/reject", op, js, `{"reason":"the long description names a competitor; remove it and ask again"}`)
+	tr.do("decided already", "POST", "/v1/changes/"+change.ID+"/reject", op, js, `{"reason":"again"}`)
+	if code := e.call("POST", "/v1/products/"+product+"/versions/2.0/publish", initech, "", nil, &change); code != 201 {
+		t.Fatalf("publish again: %d", code)
+	}
+	if code := e.call("POST", "/v1/changes/"+change.ID+"/approve", op, "", nil, nil); code != 200 {
+		t.Fatalf("approve publishing: %d", code)
+	}
+	tr.do("a buyer reads the published product", "GET", "/v1/products/"+product, buyer, "", "")
+	tr.do("a buyer lists it", "GET", "/v1/products", buyer, "", "")
 
 	// Deliveries: every delivery listed has reached the endpoint; stopping
 	// the pipeline waits for their results to be written.

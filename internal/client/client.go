@@ -9,11 +9,11 @@
 // pib's JSON (a proxy's page, say) has code problem.Internal and the body's
 // text as its message.
 //
-// Uploads (UploadPackage, ImportImage) stream the reader they are given:
-// wrap it to show progress. Downloads (BuildLog, BuildSBOM, ExportImage)
-// stream into the writer they are given; on an error answer nothing is
-// written, but a connection cut short leaves a truncated copy, so write to
-// a temporary file and rename it.
+// Uploads (UploadPackage, ImportImage, SubmitLoadForm) stream the reader
+// they are given: wrap it to show progress. Downloads (BuildLog, BuildSBOM,
+// ExportImage, LoadForm) stream into the writer they are given; on an
+// error answer nothing is written, but a connection cut short leaves a
+// truncated copy, so write to a temporary file and rename it.
 package client
 
 import (

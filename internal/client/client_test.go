@@ -21,6 +21,7 @@ import (
 	"github.com/pib-dev/pib/internal/api"
 	"github.com/pib-dev/pib/internal/audit"
 	"github.com/pib-dev/pib/internal/blobs"
+	"github.com/pib-dev/pib/internal/catalog"
 	"github.com/pib-dev/pib/internal/client"
 	"github.com/pib-dev/pib/internal/groups"
 	"github.com/pib-dev/pib/internal/images"
@@ -71,7 +72,8 @@ func TestErrorAnswers(t *testing.T) {
 }
 
 // server runs the real API on SQLite, with a submit-only pipeline (builds
-// are made and stay Building), and returns its URL and the operator's
+// are made and stay Building) and a catalog that takes every group for
+// Successful (allSuccessful), and returns its URL and the operator's
 // client.
 func server(t *testing.T) (string, *client.Client) {
 	t.Helper()
@@ -101,7 +103,8 @@ func server(t *testing.T) (string, *client.Client) {
 	}
 	hs := httptest.NewServer(api.New(api.Deps{Accounts: as, Packages: ps, Groups: gs, OSVersions: oses,
 		Images: images.NewStore(db, bs, filepath.Join(dir, "cache")), Audit: audit.New(db),
-		Pipeline: p, Builds: p.Reader(), Webhooks: hooks}))
+		Pipeline: p, Builds: p.Reader(), Webhooks: hooks,
+		Catalog: catalog.New(db, catalog.Config{Groups: gs, Builds: allSuccessful{}, Decided: api.DecisionWebhook(p)})}))
 	t.Cleanup(hs.Close)
 	return hs.URL, client.New(hs.URL+"/", strings.TrimSpace(string(token)))
 }
