@@ -90,7 +90,7 @@ func benchForm(b *testing.B, n int, big bool) []byte {
 		r := newProduct().with(loadform.ColProductTitle, fmt.Sprintf("Product %d", i))
 		if big {
 			r = r.with(loadform.ColReleaseNotes, text(4900)).with(loadform.ColUsage, text(4900)).
-				with(loadform.ColShortDescription, text(990)).with(loadform.ColLongDescription, text(4900)).
+				with(loadform.ColShortDescription, text(loadform.MaxShortDescription-10)).with(loadform.ColLongDescription, text(4900)).
 				with(loadform.ColHighlights, text(240)+"\n"+text(240)+"\n"+text(240))
 		}
 		rows[i] = r
