@@ -51,6 +51,23 @@ func (s *Server) image(r *http.Request, a *accounts.Account) (*images.Image, err
 	return s.Images.GetOwned(r.Context(), a.ID, ref)
 }
 
+// ownImage resolves ref among the images a may export or remove: its
+// own. An operator reads the metadata of any account's image (audited) but
+// its content is the owner's alone, and so is removing it (issue 11:
+// "operators see metadata only"; SPEC roles: a gold or private image is
+// its buyer's). The operator may know the image exists, so the refusal is
+// a 403, not a 404.
+func (s *Server) ownImage(r *http.Request, a *accounts.Account) (*images.Image, error) {
+	im, err := s.image(r, a)
+	if err != nil {
+		return nil, err
+	}
+	if im.Owner != imageOwner(a) {
+		return nil, problem.New(problem.Forbidden, "image %s belongs to another account: an operator may read its metadata (pib image inspect %s) but not export or remove it", im.ID, im.ID)
+	}
+	return im, nil
+}
+
 func (s *Server) listImages(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
 	all, err := s.Images.List(r.Context())
 	if err != nil {
@@ -76,7 +93,7 @@ func (s *Server) getImage(w http.ResponseWriter, r *http.Request, a *accounts.Ac
 }
 
 func (s *Server) removeImage(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
-	im, err := s.image(r, a)
+	im, err := s.ownImage(r, a)
 	if err != nil {
 		return err
 	}
@@ -170,7 +187,7 @@ func (s *Server) exportImage(w http.ResponseWriter, r *http.Request, a *accounts
 	if !slices.Contains(images.ExportFormats, format) {
 		return &problem.Error{Code: problem.Invalid, Field: "format", Message: "format must be docker-archive, oci-archive or rootfs-tar"}
 	}
-	im, err := s.image(r, a)
+	im, err := s.ownImage(r, a)
 	if err != nil {
 		return err
 	}
