@@ -32,6 +32,9 @@ type serviceOptions struct {
 	// webhookAllowPrivate lets webhooks reach special-purpose addresses
 	// (off: a seller's URL must not probe the service's network, C6).
 	webhookAllowPrivate bool
+	// buyerBuildLimit is how many private image builds an account may
+	// have in progress at once (C4).
+	buyerBuildLimit int
 }
 
 // service is everything pib serve and pib worker run, wired together:
@@ -78,7 +81,9 @@ func (g *globals) openService(ctx context.Context, o serviceOptions) (*service, 
 		db.Close()
 		return nil, err
 	}
-	return &service{db: db, pipeline: p, deps: api.Deps{
+	svc := &service{db: db, pipeline: p, deps: api.Deps{
 		Accounts: accounts.NewStore(db), Packages: ps, Groups: gs, OSVersions: oses, Images: is, Pipeline: p, Builds: p.Reader(), Webhooks: hooks, Audit: audit.New(db),
-	}}, nil
+	}}
+	svc.deps.Subscriptions, svc.deps.PrivateBuilds = buyerServices(db, svc.deps, o.buyerBuildLimit)
+	return svc, nil
 }

@@ -140,7 +140,7 @@ func (p *Pipeline) Submit(ctx context.Context, owner, ref string) ([]*Build, err
 			return err
 		}
 		var last sql.NullInt64
-		if err := tx.QueryRowContext(ctx, `SELECT MAX(submission) FROM builds WHERE group_id = $1`, g.ID).Scan(&last); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT MAX(submission) FROM builds WHERE group_id = $1 AND kind = ''`, g.ID).Scan(&last); err != nil {
 			return err
 		}
 		if last.Valid {
