@@ -44,7 +44,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/go
 // paths, opaque cursors). normalise replaces them, and only them:
 //
 //   - IDs with a known prefix (acc-, pg-, pkg-, img-, b-, inv-, whd-, req-,
-//     au-) become <acc-1>, <pkg-2>, … numbered in the order they first
+//     au-, prod-, ver-, ful-) become <acc-1>, <pkg-2>, … numbered in the order they first
 //     appear in one golden file, so a file still shows which IDs are the
 //     same (a build's group_id is the group's id);
 //   - API tokens (pib_…) become <token>, webhook secrets (whsec_…)
@@ -59,7 +59,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/go
 // Everything else — field names, codes, statuses, messages, digests of
 // content the test wrote — is compared as is.
 var (
-	idPattern     = regexp.MustCompile(`\b(acc|pg|pkg|img|b|inv|whd|req|au)-[0-9a-f]{8,}\b`)
+	idPattern     = regexp.MustCompile(`\b(acc|pg|pkg|img|b|inv|whd|req|au|prod|ver|ful)-[0-9a-f]{8,}\b`)
 	tokenPattern  = regexp.MustCompile(`\bpib_[A-Za-z0-9_-]{20,}`)
 	secretPattern = regexp.MustCompile(`\bwhsec_[0-9a-f]{16,}`)
 	timePattern   = regexp.MustCompile(`\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})`)
@@ -396,6 +396,7 @@ func TestGoldenRoutes(t *testing.T) {
 	builder := &goldenBuilder{entered: make(chan struct{}, 1), gate: make(chan struct{})}
 	var p *pipeline.Pipeline
 	var wh *webhook.Service
+	var buyers *buyerGolden
 	e := newEnvWith(t, db, func(d *api.Deps) {
 		var err error
 		wh = webhook.New(db, webhook.Config{AllowPrivate: true, HTTPClient: &http.Client{Transport: hooks}, Logger: quietLogger()})
@@ -413,6 +414,7 @@ func TestGoldenRoutes(t *testing.T) {
 		}
 		t.Cleanup(func() { p.Stop(context.Background()) })
 		d.Pipeline, d.Builds, d.Webhooks = p, p.Reader(), wh
+		buyers = newBuyerGolden(db, d)
 	})
 	tr := newTranscript(e)
 	const js, octets = "application/json", "application/octet-stream"
@@ -607,6 +609,8 @@ func TestGoldenRoutes(t *testing.T) {
 	tr.do("a base image an OS version builds on", "DELETE", "/v1/images/debian-12", op, "", "")
 	tr.do("a seller removes its image", "DELETE", "/v1/images/tiny", seller, "", "")
 	tr.do("removed already", "DELETE", "/v1/images/tiny", seller, "", "")
+
+	buyers.cases(t, tr, e, p, seller)
 
 	// Deliveries: every delivery listed has reached the endpoint; stopping
 	// the pipeline waits for their results to be written.

@@ -187,6 +187,7 @@ func (s *Service) Create(ctx context.Context, a *accounts.Account, req Request) 
 	}
 	now := s.cfg.Now().UTC()
 	var id string
+	var made *pipeline.Build
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
 		// Lock the account (PostgreSQL; SQLite's transaction holds the
 		// write lock): its requests take turns to count and to claim a
@@ -227,7 +228,7 @@ func (s *Service) Create(ctx context.Context, a *accounts.Account, req Request) 
 			req.ClientToken, string(raw), now); err != nil {
 			return store.Classify(err)
 		}
-		id = b.ID
+		id, made = b.ID, b
 		return nil
 	})
 	if req.ClientToken != "" && (errors.Is(err, errRetry) || errors.Is(err, store.ErrConflict)) {
@@ -241,8 +242,10 @@ func (s *Service) Create(ctx context.Context, a *accounts.Account, req Request) 
 	if err != nil {
 		return nil, false, err
 	}
-	pb, err = s.Get(ctx, a, id)
-	return pb, true, err
+	// The build as submitted: a worker may have claimed it already, and
+	// the answer to a request is its state at the time of the request.
+	return &PrivateBuild{ID: id, ProductID: plan.product, VersionID: plan.version, FulfillmentID: plan.option, GoldImageID: plan.submission.ImageID,
+		Name: req.Name, Description: req.Description, Tags: nonNil(req.Tags), ClientToken: req.ClientToken, Created: now, Build: made}, true, nil
 }
 
 var errRetry = errors.New("the client token is taken")
