@@ -185,7 +185,7 @@ func runBuild(ctx context.Context, g *globals, req buildRequest, stderr io.Write
 		Limits:        req.limits,
 		IDs:           req.ids,
 		KeepOnFailure: req.keep,
-	}, "", "pib build --installer "+r.Installer)
+	}, "", "pib build --installer "+r.Installer, nil)
 	if res == nil {
 		if errors.Is(err, context.Canceled) {
 			return fail("build cancelled (signal); the sandbox was torn down")

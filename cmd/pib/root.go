@@ -61,6 +61,8 @@ func newRootCommand() *cobra.Command {
 		newStatusCommand(g),
 		newBuildsCommand(g),
 		newInvestigationsCommand(g),
+		newSubscriptionsCommand(g),
+		newPrivateImagesCommand(g),
 		newWebhookCommand(g),
 		newAuditCommand(g),
 		newProductsCommand(g),

@@ -18,6 +18,7 @@ import (
 
 	"github.com/pib-dev/pib/internal/api"
 	"github.com/pib-dev/pib/internal/packages"
+	"github.com/pib-dev/pib/internal/privatebuilds"
 	"github.com/pib-dev/pib/internal/sandbox"
 	"github.com/pib-dev/pib/internal/vulndb"
 )
@@ -32,6 +33,7 @@ func addServiceFlags(f *pflag.FlagSet, o *serviceOptions) {
 	f.IntVar(&o.limits.Pids, "build-pids", sandbox.DefaultPids, "process limit of one build")
 	f.Uint32Var(&o.ids.Base, "build-id-base", sandbox.DefaultIDBase, "first host user/group ID of the builds' user namespaces (T1)")
 	f.IntVar(&o.ids.Slots, "build-id-slots", sandbox.DefaultIDSlots, "builds on this machine at once, each with its own range of 65,536 host IDs")
+	f.IntVar(&o.buyerBuildLimit, "buyer-build-limit", privatebuilds.DefaultLimit, "private image builds one account may have in progress at once (C4, BuildLimitExceeded)")
 	f.BoolVar(&o.webhookAllowPrivate, "webhook-allow-private", false, "let webhooks reach internal addresses (loopback, private, link-local and every other IANA special-purpose block)")
 }
 

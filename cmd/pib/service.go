@@ -33,6 +33,9 @@ type serviceOptions struct {
 	// webhookAllowPrivate lets webhooks reach special-purpose addresses
 	// (off: a seller's URL must not probe the service's network, C6).
 	webhookAllowPrivate bool
+	// buyerBuildLimit is how many private image builds an account may
+	// have in progress at once (C4).
+	buyerBuildLimit int
 }
 
 // service is everything pib serve and pib worker run, wired together:
@@ -82,8 +85,10 @@ func (g *globals) openService(ctx context.Context, o serviceOptions) (*service, 
 	// The catalog's decisions reach the seller's webhook through the
 	// pipeline's job queue, queued in the deciding transaction.
 	cat := catalog.New(db, catalog.Config{Groups: gs, Builds: p.Reader(), Decided: api.DecisionWebhook(p)})
-	return &service{db: db, pipeline: p, deps: api.Deps{
+	svc := &service{db: db, pipeline: p, deps: api.Deps{
 		Accounts: accounts.NewStore(db), Packages: ps, Groups: gs, OSVersions: oses, Images: is, Pipeline: p, Builds: p.Reader(), Webhooks: hooks, Audit: audit.New(db),
 		Catalog: cat,
-	}}, nil
+	}}
+	svc.deps.Subscriptions, svc.deps.PrivateBuilds = buyerServices(db, svc.deps, o.buyerBuildLimit)
+	return svc, nil
 }

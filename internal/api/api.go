@@ -37,7 +37,9 @@ import (
 	"github.com/pib-dev/pib/internal/osversions"
 	"github.com/pib-dev/pib/internal/packages"
 	"github.com/pib-dev/pib/internal/pipeline"
+	"github.com/pib-dev/pib/internal/privatebuilds"
 	"github.com/pib-dev/pib/internal/problem"
+	"github.com/pib-dev/pib/internal/subscriptions"
 	"github.com/pib-dev/pib/internal/webhook"
 )
 
@@ -65,6 +67,10 @@ type Deps struct {
 	// LoadForm bounds load form uploads; zero fields take
 	// loadform.DefaultLimits.
 	LoadForm loadform.Limits
+	// Subscriptions and PrivateBuilds serve the buyers' routes
+	// (buyers.go); nil leaves them out.
+	Subscriptions *subscriptions.Store
+	PrivateBuilds *privatebuilds.Service
 	// Registry collects metrics served at /metrics; nil makes a new one.
 	Registry *prometheus.Registry
 }
@@ -133,7 +139,7 @@ func New(d Deps) *Server {
 	if d.Pipeline != nil {
 		d.Registry.MustRegister(d.Pipeline.Collectors()...)
 	}
-	for _, rt := range slices.Concat(s.allRoutes(), s.imageRoutes(), s.buildRoutes(), s.auditRoutes(), s.catalogRoutes()) {
+	for _, rt := range slices.Concat(s.allRoutes(), s.imageRoutes(), s.buildRoutes(), s.auditRoutes(), s.catalogRoutes(), s.buyerRoutes()) {
 		s.handle(rt)
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

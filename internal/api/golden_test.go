@@ -400,6 +400,7 @@ func TestGoldenRoutes(t *testing.T) {
 	builder := &goldenBuilder{entered: make(chan struct{}, 1), gate: make(chan struct{})}
 	var p *pipeline.Pipeline
 	var wh *webhook.Service
+	var buyers *buyerGolden
 	e := newEnvWith(t, db, func(d *api.Deps) {
 		var err error
 		wh = webhook.New(db, webhook.Config{AllowPrivate: true, HTTPClient: &http.Client{Transport: hooks}, Logger: quietLogger()})
@@ -419,6 +420,7 @@ func TestGoldenRoutes(t *testing.T) {
 		d.Pipeline, d.Builds, d.Webhooks = p, p.Reader(), wh
 		d.Catalog = catalog.New(db, catalog.Config{Groups: d.Groups, Builds: p.Reader(), Decided: api.DecisionWebhook(p)})
 		d.LoadForm = loadform.Limits{MaxBytes: 256 << 10}
+		buyers = newBuyerGolden(db, d)
 	})
 	tr := newTranscript(e)
 	const js, octets = "application/json", "application/octet-stream"
@@ -696,6 +698,7 @@ func TestGoldenRoutes(t *testing.T) {
 	}
 	tr.do("a buyer reads the published product", "GET", "/v1/products/"+product, buyer, "", "")
 	tr.do("a buyer lists it", "GET", "/v1/products", buyer, "", "")
+	buyers.cases(t, tr, e, p, seller)
 
 	// Deliveries: every delivery listed has reached the endpoint; stopping
 	// the pipeline waits for their results to be written.

@@ -143,6 +143,8 @@ type AddLayerOptions struct {
 	Owner     string            // defaults to the base image's owner
 	CreatedBy string            // history entry, e.g. "pib build --installer setup.sh"
 	Exclude   func(string) bool // paths of the upper directory to leave out (pib's own transient files)
+	// Tags are the new image's tags (C5), stored with it.
+	Tags map[string]string
 }
 
 // AddLayer packs upperDir (an overlayfs upper directory: whiteouts and
@@ -198,7 +200,7 @@ func (s *Store) AddLayer(ctx context.Context, base *Image, upperDir string, opts
 	}
 	meta := Image{
 		Alias: opts.Alias, Owner: opts.Owner, ParentID: base.ID,
-		DistroID: base.DistroID, DistroVersion: base.DistroVersion,
+		DistroID: base.DistroID, DistroVersion: base.DistroVersion, Tags: opts.Tags,
 	}
 	if meta.Owner == "" {
 		meta.Owner = base.Owner

@@ -49,6 +49,10 @@ type Image struct {
 	Config        v1.Hash   `json:"config_digest"`
 	Size          int64     `json:"size"` // compressed bytes of all layers
 	Created       time.Time `json:"created"`
+	// Tags are the image's key/value tags (a private image's fulfillment,
+	// product, version and source image, C5, and its buyer's own), set when
+	// the image is made and never changed; filled by Get and GetOwned.
+	Tags map[string]string `json:"tags,omitempty"`
 }
 
 // Operator is the account that owns base images until accounts exist.
@@ -135,7 +139,10 @@ func (s *Store) Get(ctx context.Context, ref string) (*Image, error) {
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, ErrNotFound.Errorf("image not found: %q (list images with `pib image ls`)", ref)
 		}
-		return im, err
+		if err != nil {
+			return nil, err
+		}
+		return im, s.fillTags(ctx, im)
 	}
 	im, err := s.GetOwned(ctx, Operator, ref)
 	if errors.Is(err, ErrNotFound) {
@@ -151,7 +158,53 @@ func (s *Store) GetOwned(ctx context.Context, owner, ref string) (*Image, error)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound.Errorf("image not found: %q", ref)
 	}
-	return im, err
+	if err != nil {
+		return nil, err
+	}
+	return im, s.fillTags(ctx, im)
+}
+
+// fillTags reads im's tags.
+func (s *Store) fillTags(ctx context.Context, im *Image) error {
+	rows, err := s.db.QueryContext(ctx, `SELECT key, value FROM image_tags WHERE image_id = $1 ORDER BY key`, im.ID)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			return err
+		}
+		if im.Tags == nil {
+			im.Tags = map[string]string{}
+		}
+		im.Tags[k] = v
+	}
+	return rows.Err()
+}
+
+// Carries reports whether image id, or an image it was built from (its
+// parent, the parent's parent, …), has tag key set to value: an image
+// built on a private image still carries what that image was given (C5).
+func (s *Store) Carries(ctx context.Context, id, key, value string) (bool, error) {
+	for seen := 0; id != "" && seen < 1000; seen++ {
+		var n int
+		var parent sql.NullString
+		err := s.db.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM image_tags WHERE image_id = $1 AND key = $2 AND value = $3), parent_id
+			FROM images WHERE id = $1`, id, key, value).Scan(&n, &parent)
+		if errors.Is(err, sql.ErrNoRows) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if n > 0 {
+			return true, nil
+		}
+		id = parent.String
+	}
+	return false, nil
 }
 
 // List returns all images, oldest first.
@@ -216,6 +269,11 @@ func (s *Store) insert(ctx context.Context, im *Image, refs []v1.Hash) error {
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 			im.ID, alias, im.Owner, im.OS, im.DistroID, im.DistroVersion, im.Architecture, parent, im.Manifest.String(), im.Config.String(), im.Size, im.Created); err != nil {
 			return err
+		}
+		for k, v := range im.Tags {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO image_tags (image_id, key, value) VALUES ($1, $2, $3)`, im.ID, k, v); err != nil {
+				return err
+			}
 		}
 		seen := map[v1.Hash]bool{}
 		for _, h := range refs {

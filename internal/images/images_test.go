@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -508,12 +510,36 @@ func TestAddLayer(t *testing.T) {
 	os.WriteFile(filepath.Join(merged, "var/tmp/pib/setup.sh"), []byte("transient"), 0o644)
 	unix.Unmount(merged, 0)
 
+	tags := map[string]string{"pib:fulfillment": "opt-1", "team": "red"}
 	im, err := s.AddLayer(ctx, base, upper, images.AddLayerOptions{
 		CreatedBy: "test install",
 		Exclude:   func(rel string) bool { return rel == "var/tmp/pib" },
+		Tags:      tags,
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// C5: the tags are stored with the image, and what an image carries is
+	// checkable on it and on every image built on it.
+	if got, err := s.Get(ctx, im.ID); err != nil || !maps.Equal(got.Tags, tags) {
+		t.Errorf("tags of the new image: %v %v, want %v", got.Tags, err, tags)
+	}
+	for _, c := range []struct {
+		id, value string
+		want      bool
+	}{{im.ID, "opt-1", true}, {im.ID, "opt-2", false}, {base.ID, "opt-1", false}} {
+		if got, err := s.Carries(ctx, c.id, "pib:fulfillment", c.value); err != nil || got != c.want {
+			t.Errorf("Carries(%s, %s) = %v, %v; want %v", c.id, c.value, got, err, c.want)
+		}
+	}
+	// Only the new layer is new: the base's layers are the same blobs,
+	// unpacked once.
+	dirs, err := s.LayerDirs(ctx, im)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dirs) != len(lower)+1 || !slices.Equal(dirs[:len(lower)], lower) {
+		t.Errorf("layers of the new image %v, want the base's %v and one more", dirs, lower)
 	}
 	if im.ParentID != base.ID || im.DistroID != "testlinux" || im.Architecture != "amd64" {
 		t.Errorf("new image %+v: want parent %s and the base's distro", im, base.ID)

@@ -19,9 +19,13 @@ import (
 	"github.com/pib-dev/pib/internal/store"
 )
 
-// Build is one test build of a package group on one OS version.
+// Build is one test build of a package group on one OS version, or a
+// private image build (Kind KindPrivate): the group installed onto an
+// image of the build's owner (BaseImageID, its gold image) instead of a
+// base OS image.
 type Build struct {
 	ID          string `json:"id"`
+	Kind        string `json:"kind,omitempty"` // "" or KindPrivate
 	GroupID     string `json:"group_id"`
 	Owner       string `json:"owner"`
 	Submission  int    `json:"submission"`
@@ -71,14 +75,14 @@ type BuildArgs struct {
 // Kind implements river.JobArgs.
 func (BuildArgs) Kind() string { return "pib_build" }
 
-const buildColumns = `id, group_id, owner, submission, os_name, base_image_id, state, image_id, troubleshooting, findings,
+const buildColumns = `id, kind, group_id, owner, submission, os_name, base_image_id, state, image_id, troubleshooting, findings,
 	attempt, submitted_at, started_at, scan_started_at, ended_at, updated_at`
 
 func scanBuild(row interface{ Scan(...any) error }) (*Build, error) {
 	var b Build
 	var findings string
 	var started, scanStarted, ended sql.NullTime
-	if err := row.Scan(&b.ID, &b.GroupID, &b.Owner, &b.Submission, &b.OSName, &b.BaseImageID, &b.State, &b.ImageID,
+	if err := row.Scan(&b.ID, &b.Kind, &b.GroupID, &b.Owner, &b.Submission, &b.OSName, &b.BaseImageID, &b.State, &b.ImageID,
 		&b.Troubleshooting, &findings, &b.Attempt, &b.Submitted, &started, &scanStarted, &ended, &b.Updated); err != nil {
 		return nil, err
 	}
@@ -136,7 +140,7 @@ func (p *Pipeline) Submit(ctx context.Context, owner, ref string) ([]*Build, err
 			return err
 		}
 		var last sql.NullInt64
-		if err := tx.QueryRowContext(ctx, `SELECT MAX(submission) FROM builds WHERE group_id = $1`, g.ID).Scan(&last); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT MAX(submission) FROM builds WHERE group_id = $1 AND kind = ''`, g.ID).Scan(&last); err != nil {
 			return err
 		}
 		if last.Valid {

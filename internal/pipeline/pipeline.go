@@ -64,6 +64,8 @@ type BuildRequest struct {
 	PackageDir string
 	Installer  string
 	Timeout    time.Duration // I7
+	// Tags are the tags the new image gets (a private image build's, C5).
+	Tags map[string]string
 }
 
 // Finding is one broken rule.

@@ -48,7 +48,7 @@ func (r *Reader) Builds(ctx context.Context, owner, ref string) ([]*Build, error
 		return nil, err
 	}
 	rows, err := r.db.QueryContext(ctx, `SELECT `+buildColumns+` FROM builds
-		WHERE group_id = $1 AND owner = $2 AND submission = (SELECT MAX(submission) FROM builds WHERE group_id = $1)
+		WHERE group_id = $1 AND owner = $2 AND kind = '' AND submission = (SELECT MAX(submission) FROM builds WHERE group_id = $1 AND kind = '')
 		ORDER BY os_name`, g.ID, owner)
 	if err != nil {
 		return nil, err
@@ -74,8 +74,8 @@ func (r *Reader) LatestBuilds(ctx context.Context, owner string, groupIDs []stri
 	// subquery per row.
 	rows, err := r.db.QueryContext(ctx, `SELECT `+prefixed("b.", buildColumns)+` FROM builds b
 		JOIN (SELECT group_id, MAX(submission) AS latest FROM builds
-			WHERE owner = $1 AND group_id IN (`+strings.Join(marks, ", ")+`) GROUP BY group_id) l
-		ON b.group_id = l.group_id AND b.submission = l.latest
+			WHERE owner = $1 AND kind = '' AND group_id IN (`+strings.Join(marks, ", ")+`) GROUP BY group_id) l
+		ON b.group_id = l.group_id AND b.submission = l.latest AND b.kind = ''
 		ORDER BY b.group_id, b.os_name`, args...)
 	if err != nil {
 		return nil, err

@@ -103,7 +103,7 @@ func (p *Pipeline) recoverLost(ctx context.Context, id, runID, why string) error
 		var cur sql.NullString
 		var lost int
 		var groupID, owner, osName string
-		err := tx.QueryRowContext(ctx, `SELECT state, run_id, lost, group_id, owner, os_name FROM builds WHERE id = $1`+p.forUpdate(), id).
+		err := tx.QueryRowContext(ctx, `SELECT state, run_id, lost, `+historyKey+`, owner, os_name FROM builds WHERE id = $1`+p.forUpdate(), id).
 			Scan(&state, &cur, &lost, &groupID, &owner, &osName)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil

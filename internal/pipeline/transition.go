@@ -113,12 +113,12 @@ func (p *Pipeline) apply(ctx context.Context, id string, c change) (bool, error)
 	now := p.now()
 	err := p.db.Tx(ctx, func(tx *sql.Tx) error {
 		applied = false
-		var groupID, owner, osName string
+		var groupID, owner, osName, kind string
 		var sub int
 		var state State
 		var runID sql.NullString
-		err := tx.QueryRowContext(ctx, `SELECT group_id, owner, os_name, submission, state, run_id FROM builds WHERE id = $1`+p.forUpdate(), id).
-			Scan(&groupID, &owner, &osName, &sub, &state, &runID)
+		err := tx.QueryRowContext(ctx, `SELECT group_id, owner, os_name, submission, state, run_id, kind FROM builds WHERE id = $1`+p.forUpdate(), id).
+			Scan(&groupID, &owner, &osName, &sub, &state, &runID, &kind)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound.Errorf("not found: build %q", id)
 		}
@@ -137,8 +137,13 @@ func (p *Pipeline) apply(ctx context.Context, id string, c change) (bool, error)
 		if err := tx.QueryRowContext(ctx, `SELECT name FROM package_groups WHERE id = $1`+p.forUpdate(), groupID).Scan(&groupName); err != nil {
 			return err
 		}
-		siblings, err := submissionStates(ctx, tx, groupID, sub)
-		if err != nil {
+		// A private build is a submission of its own: its history is kept
+		// under its ID, and it has no siblings.
+		key := groupID
+		siblings := []idState{{id: id, state: state}}
+		if kind == KindPrivate {
+			key = id
+		} else if siblings, err = submissionStates(ctx, tx, groupID, sub); err != nil {
 			return err
 		}
 		before := aggregate(statesOf(siblings))
@@ -156,10 +161,10 @@ func (p *Pipeline) apply(ctx context.Context, id string, c change) (bool, error)
 		if err := u.exec(ctx, tx, id, c.to, now); err != nil {
 			return err
 		}
-		if err := record(ctx, tx, groupID, owner, id, osName, c.to, c.reason, now); err != nil {
+		if err := record(ctx, tx, key, owner, id, osName, c.to, c.reason, now); err != nil {
 			return err
 		}
-		if before != after {
+		if before != after && kind != KindPrivate {
 			reason := fmt.Sprintf("build %s on %s is now %s", id, osName, c.to)
 			if err := record(ctx, tx, groupID, owner, "", "", after, reason, now); err != nil {
 				return err

@@ -22,9 +22,9 @@ var advice = map[string]string{
 
 // troubleshooting explains findings to the seller: which rule, what
 // happened, what to change, and where to look next.
-func troubleshooting(buildID, osName, stage string, findings []Finding) string {
+func troubleshooting(build *Build, stage string, findings []Finding) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "The %s on %s found %d problem(s):\n", stage, osName, len(findings))
+	fmt.Fprintf(&b, "The %s on %s found %d problem(s):\n", stage, build.OSName, len(findings))
 	seen := map[string]bool{}
 	for _, f := range findings {
 		fmt.Fprintf(&b, "- %s: %s", cmpOr(f.Rule, "?"), f.Message)
@@ -43,7 +43,11 @@ func troubleshooting(buildID, osName, stage string, findings []Finding) string {
 			fmt.Fprintf(&b, "- %s: %s\n", f.Rule, a)
 		}
 	}
-	fmt.Fprintf(&b, "See the build log (pib builds log %s) and the report (pib builds report %s).", buildID, buildID)
+	cmd := "pib builds"
+	if build.Kind == KindPrivate {
+		cmd = "pib private-images"
+	}
+	fmt.Fprintf(&b, "See the build log (%[1]s log %[2]s) and the report (%[1]s report %[2]s).", cmd, build.ID)
 	return b.String()
 }
 

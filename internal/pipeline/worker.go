@@ -108,7 +108,7 @@ func (p *Pipeline) claim(ctx context.Context, jobID int64, id string) (*run, err
 		var hb sql.NullTime
 		var lost, attempt int
 		var groupID, owner, osName, imageID string
-		err := tx.QueryRowContext(ctx, `SELECT state, job_id, run_id, heartbeat_at, lost, attempt, group_id, owner, os_name, image_id FROM builds WHERE id = $1`+p.forUpdate(), id).
+		err := tx.QueryRowContext(ctx, `SELECT state, job_id, run_id, heartbeat_at, lost, attempt, `+historyKey+`, owner, os_name, image_id FROM builds WHERE id = $1`+p.forUpdate(), id).
 			Scan(&state, &job, &runID, &hb, &lost, &attempt, &groupID, &owner, &osName, &imageID)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil // deleted with its group
@@ -219,7 +219,7 @@ func (p *Pipeline) requeue(r *run, reason string) error {
 		if err := p.enqueueBuild(ctx, tx, r.build.ID); err != nil {
 			return err
 		}
-		return record(ctx, tx, r.build.GroupID, r.build.Owner, r.build.ID, r.build.OSName, state, reason, p.now())
+		return record(ctx, tx, r.build.historyKey(), r.build.Owner, r.build.ID, r.build.OSName, state, reason, p.now())
 	})
 	if err != nil {
 		// The reaper will find the stale lease.
@@ -242,6 +242,11 @@ func (p *Pipeline) buildStep(ctx, work context.Context, r *run, dir string) (ima
 	}
 	req := BuildRequest{BuildID: b.ID, Owner: b.Owner, OSName: b.OSName, Platform: g.Platform, BaseImageID: b.BaseImageID,
 		PackageDir: dir, Installer: installer, Timeout: p.cfg.BuildTimeout}
+	if b.Kind == KindPrivate {
+		if req.Tags, err = p.imageTags(work, b.ID); err != nil {
+			return "", true, p.platformFault(ctx, work, r, "read the build's image tags", err)
+		}
+	}
 	// Backstop for I7: a builder that overruns its own limit by far is a
 	// platform fault.
 	bctx, bcancel := context.WithTimeout(work, p.cfg.BuildTimeout+p.cfg.BuildTimeout/4+time.Minute)
@@ -271,7 +276,7 @@ func (p *Pipeline) buildStep(ctx, work context.Context, r *run, dir string) (ima
 	}
 	if len(out.Findings) > 0 {
 		result = "issues"
-		set.troubleshooting = val(troubleshooting(b.ID, b.OSName, "test build", out.Findings))
+		set.troubleshooting = val(troubleshooting(b, "test build", out.Findings))
 		_, err := p.apply(work, b.ID, change{to: IssuesFound, runID: r.id, from: []State{Building},
 			reason: fmt.Sprintf("the test build broke %s", rulesOf(out.Findings)),
 			set:    set})
@@ -319,7 +324,7 @@ func (p *Pipeline) scanStep(ctx, work context.Context, r *run, imageID string) e
 		if len(v) == 0 {
 			v = []Finding{{Rule: "S4", Message: cmpOr(out.Summary, "the image breaks the security policy; see the scan report")}}
 		}
-		text := troubleshooting(b.ID, b.OSName, "scan", v)
+		text := troubleshooting(b, "scan", v)
 		if out.Summary != "" {
 			text = out.Summary + "\n\n" + text
 		}

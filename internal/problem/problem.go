@@ -45,6 +45,15 @@ const (
 
 func (c Code) Error() string { return string(c) }
 
+// Reason names one failure within a Code (Error.Reason) for clients that
+// act on it, e.g. "BuildLimitExceeded". Like a Code it is an error, so
+// errors.Is(err, reason) matches any *Error with that reason. The set is
+// open: a package declares the reasons it returns and the API documents
+// them per route; a new reason needs no new HTTP status.
+type Reason string
+
+func (r Reason) Error() string { return string(r) }
+
 // Error is a failure the caller can act on. Its exported fields are also
 // the API's JSON error body.
 type Error struct {
@@ -56,6 +65,9 @@ type Error struct {
 	// Message says what is wrong and what to do next, in words a user of
 	// the CLI or the API reads as they are.
 	Message string `json:"message"`
+	// Reason, if set, names this failure for clients that act on it
+	// (e.g. "SubscriptionNotFound"); see Reason.
+	Reason Reason `json:"reason,omitempty"`
 	// Details lists the failures one by one when there are several (each
 	// with its own rule and field); Message then summarises them.
 	Details []Detail `json:"details,omitempty"`
@@ -120,12 +132,14 @@ func (e *Error) Error() string {
 // Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
 
-// Is matches a Code (errors.Is(err, problem.NotFound)) and the sentinel an
-// error was made from with Errorf.
+// Is matches a Code (errors.Is(err, problem.NotFound)), a Reason and the
+// sentinel an error was made from with Errorf.
 func (e *Error) Is(target error) bool {
 	switch t := target.(type) {
 	case Code:
 		return e.Code == t
+	case Reason:
+		return e.Reason != "" && e.Reason == t
 	case *Error:
 		return e.kind != nil && e.kind == t
 	}

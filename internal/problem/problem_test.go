@@ -33,6 +33,10 @@ func TestIs(t *testing.T) {
 		{"same code, other sentinel", other, errGone, false},
 		{"sentinel is not its instance", errGone, inst, false},
 		{"plain error has no code", errors.New("disk full"), problem.Internal, false},
+		{"reason matches", &problem.Error{Code: problem.Conflict, Reason: "BuildLimitExceeded", Message: "busy"}, problem.Reason("BuildLimitExceeded"), true},
+		{"reason survives Errorf and wrapping", fmt.Errorf("x: %w", (&problem.Error{Code: problem.Conflict, Reason: "BuildLimitExceeded"}).Errorf("busy")), problem.Reason("BuildLimitExceeded"), true},
+		{"other reason", &problem.Error{Code: problem.Conflict, Reason: "BuildLimitExceeded"}, problem.Reason("IdempotentParameterMismatch"), false},
+		{"no reason", wrapped, problem.Reason(""), false},
 		{"cause is kept", &problem.Error{Code: problem.Conflict, Message: "busy", Err: io.ErrUnexpectedEOF}, io.ErrUnexpectedEOF, true},
 		{"cause survives Errorf", (&problem.Error{Code: problem.Conflict, Message: "busy", Err: io.EOF}).Errorf("busy now"), io.EOF, true},
 	} {
@@ -79,6 +83,15 @@ func TestJSON(t *testing.T) {
 	}
 	if !errors.Is(&back, problem.Invalid) {
 		t.Error("a decoded error does not match its code")
+	}
+	// A reason travels as "reason" and matches after decoding.
+	raw, _ = json.Marshal(&problem.Error{Code: problem.NotFound, Rule: "C4", Reason: "SubscriptionNotFound", Message: "subscribe first"})
+	if want := `{"code":"not_found","rule":"C4","message":"subscribe first","reason":"SubscriptionNotFound"}`; string(raw) != want {
+		t.Errorf("JSON = %s, want %s", raw, want)
+	}
+	var r problem.Error
+	if err := json.Unmarshal(raw, &r); err != nil || !errors.Is(&r, problem.Reason("SubscriptionNotFound")) {
+		t.Errorf("a decoded error does not match its reason: %+v %v", r, err)
 	}
 }
 

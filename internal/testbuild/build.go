@@ -61,7 +61,7 @@ func (b *Builder) Build(ctx context.Context, req pipeline.BuildRequest) (*pipeli
 		Timeout:   req.Timeout,
 		Limits:    b.limits,
 		IDs:       b.ids,
-	}, req.Owner, "pib build "+filepath.Base(req.Installer)+" ("+req.BuildID+")")
+	}, req.Owner, "pib build "+filepath.Base(req.Installer)+" ("+req.BuildID+")", req.Tags)
 	if res != nil {
 		defer res.Close()
 	}
@@ -100,10 +100,10 @@ func (b *Builder) Cleanup(ctx context.Context, buildID string) error {
 
 // Install runs one sandboxed install on base in dir (swept first: a
 // retried build reuses its directory) and stores a passing result as a new
-// image owned by owner (base's owner when empty). The build log is
-// dir/build.log. The caller closes the result, which may come with an
+// image owned by owner (base's owner when empty) with tags. The build log
+// is dir/build.log. The caller closes the result, which may come with an
 // error when storing the image failed.
-func Install(ctx context.Context, s *images.Store, base *images.Image, dir string, cfg sandbox.Config, owner, createdBy string) (*sandbox.Result, *images.Image, error) {
+func Install(ctx context.Context, s *images.Store, base *images.Image, dir string, cfg sandbox.Config, owner, createdBy string, tags map[string]string) (*sandbox.Result, *images.Image, error) {
 	lowers, err := s.LayerDirs(ctx, base)
 	if err != nil {
 		return nil, nil, fmt.Errorf("unpack the base image's layers: %w", err)
@@ -122,7 +122,7 @@ func Install(ctx context.Context, s *images.Store, base *images.Image, dir strin
 	if owner == "" {
 		owner = base.Owner
 	}
-	im, err := s.AddLayer(ctx, base, res.UpperDir, images.AddLayerOptions{Owner: owner, CreatedBy: createdBy, Exclude: sandbox.ExcludePath})
+	im, err := s.AddLayer(ctx, base, res.UpperDir, images.AddLayerOptions{Owner: owner, CreatedBy: createdBy, Exclude: sandbox.ExcludePath, Tags: tags})
 	var special *layer.SpecialFilesError
 	if errors.As(err, &special) {
 		// The sandbox reports these itself (T2); this is the packer's
