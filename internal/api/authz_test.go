@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -20,6 +21,7 @@ import (
 	"github.com/pib-dev/pib/internal/images"
 	"github.com/pib-dev/pib/internal/loadform"
 	"github.com/pib-dev/pib/internal/pipeline"
+	"github.com/pib-dev/pib/internal/privatebuilds"
 	"github.com/pib-dev/pib/internal/store"
 	"github.com/pib-dev/pib/internal/store/storetest"
 )
@@ -83,6 +85,9 @@ const (
 	productID     objKind = "draft product"
 	changeID      objKind = "pending change request"
 	rejectableChg objKind = "pending change request, to reject"
+	limitedProd   objKind = "product limited to its buyer, subscribed"
+	privateBuild  objKind = "private image build (Successful)"
+	clientToken   objKind = "private image build's client token"
 )
 
 // missing is a well-formed reference to nothing, per kind.
@@ -99,6 +104,9 @@ var missing = map[objKind]string{
 	productID:     "prod-0000000000000000",
 	changeID:      "chg-0000000000000000",
 	rejectableChg: "chg-0000000000000000",
+	limitedProd:   "prod-0000000000000000",
+	privateBuild:  "b-0000000000000000",
+	clientToken:   "tok-nobody",
 }
 
 // authzRow is one route (or one way of naming its object) and what each
@@ -205,6 +213,81 @@ var authzTable = []authzRow{
 	{route: "GET /v1/changes/{id}", obj: changeID, want: "401 | 200 404 404 | 200 404 404 | 403 | 403 | - 200 404"},
 	{route: "POST /v1/changes/{id}/approve", obj: changeID, want: "401 | 403 | 403 | 403 | 403 | - 200 404"},
 	{route: "POST /v1/changes/{id}/reject", obj: rejectableChg, body: jsonOf(`{"reason":"matrix"}`), want: "401 | 403 | 403 | 403 | 403 | - 200 404"},
+
+	// Buyers (C1–C6): an account sees only its own subscriptions and
+	// private image builds. A product it may not see (another buyer's
+	// limited one, a seller's draft), another account's gold image and
+	// another account's build answer like missing ones. A seller
+	// test-fulfils its own draft without a subscription (F2). Operators
+	// are refused the buyers' routes (buyerRoutes' roles), though they
+	// read any private build, audited, through GET /v1/builds/{id}.
+	{route: "GET /v1/subscriptions", want: "401 | 403 | 403 | 200 | 200 | 403"},
+	{route: "POST /v1/subscriptions", how: "limited product in the body", obj: limitedProd, body: subscribeBody,
+		want: "401 | 403 | 403 | 200 404 404 | 200 404 404 | 403"},
+	{route: "POST /v1/subscriptions", how: "draft product in the body", obj: productID, body: subscribeBody,
+		want: "401 | 403 | 403 | - 404 404 | - 404 404 | 403"},
+	{route: "GET /v1/private-image-builds", want: "401 | 200 | 200 | 200 | 200 | 403"},
+	{route: "POST /v1/private-image-builds", how: "gold image in the body", obj: imageID, body: privateBuildBody(imageID),
+		want: "401 | 201 404 404 | 201 404 404 | 201 404 404 | 201 404 404 | 403"},
+	{route: "POST /v1/private-image-builds", how: "gold image alias in the body", obj: imageAlias, body: privateBuildBody(imageAlias),
+		want: "401 | 201 404 404 | 201 404 404 | 201 404 404 | 201 404 404 | 403"},
+	{route: "POST /v1/private-image-builds", how: "limited product in the body", obj: limitedProd, body: privateBuildBody(limitedProd),
+		want: "401 | - 404 404 | - 404 404 | 201 404 404 | 201 404 404 | 403"},
+	{route: "POST /v1/private-image-builds", how: "draft product in the body (F2)", obj: productID, body: privateBuildBody(productID),
+		want: "401 | 201 404 404 | 201 404 404 | - 404 404 | - 404 404 | 403"},
+	// C4: a client token is the account's own: the caller's gives its
+	// build back (200), another account's is as new as an unused one.
+	{route: "POST /v1/private-image-builds", how: "client token in the body", obj: clientToken, body: privateBuildBody(clientToken),
+		want: "401 | 200 201 201 | 200 201 201 | 200 201 201 | 200 201 201 | 403"},
+	{route: "GET /v1/private-image-builds/{id}", obj: privateBuild, want: "401 | 200 404 404 | 200 404 404 | 200 404 404 | 200 404 404 | 403"},
+	{route: "GET /v1/private-image-builds/{id}/log", obj: privateBuild, want: "401 | 200 404 404 | 200 404 404 | 200 404 404 | 200 404 404 | 403"},
+	{route: "GET /v1/private-image-builds/{id}/report", obj: privateBuild, want: "401 | 200 404 404 | 200 404 404 | 200 404 404 | 200 404 404 | 403"},
+	{route: "GET /v1/private-image-builds/{id}/history", obj: privateBuild, want: "401 | 200 404 404 | 200 404 404 | 200 404 404 | 200 404 404 | 403"},
+	// A private build is a pipeline build: the sellers' build routes
+	// show a seller its own test-fulfilment and nobody else's.
+	{route: "GET /v1/builds/{id}", how: "a private image build", obj: privateBuild, want: "401 | 200 404 404 | 200 404 404 | 403 | 403 | - 200 404"},
+	{route: "GET /v1/builds/{id}/log", how: "a private image build", obj: privateBuild, want: "401 | 200 404 404 | 200 404 404 | 403 | 403 | - 200 404"},
+	{route: "GET /v1/builds/{id}/report", how: "a private image build", obj: privateBuild, want: "401 | 200 404 404 | 200 404 404 | 403 | 403 | - 200 404"},
+	{route: "GET /v1/builds/{id}/sbom", how: "a private image build", obj: privateBuild, want: "401 | 200 404 404 | 200 404 404 | 403 | 403 | - 200 404"},
+	// Last: the private builds above need the subscriptions.
+	{route: "DELETE /v1/subscriptions/{product}", obj: limitedProd, want: "401 | 403 | 403 | 204 404 404 | 204 404 404 | 403"},
+}
+
+func subscribeBody(_ *authzFixture, _ caller, obj string) (string, string) {
+	return js, `{"product":"` + obj + `"}`
+}
+
+// privateRequest is caller c's private image build request of the
+// fixture: its own limited product (a buyer's), or its own draft (a
+// seller's, F2), onto its gold image, with client token tok.
+func (f *authzFixture) privateRequest(c caller, tok string) privatebuilds.Request {
+	product := f.objs[productID][c]
+	if p, ok := f.objs[limitedProd][c]; ok {
+		product = p
+	}
+	return privatebuilds.Request{Product: product, Version: "1.0", GoldImage: f.objs[imageID][c], Name: "Private_" + c.slug(), ClientToken: tok}
+}
+
+// privateBuildBody is caller c's privateRequest with obj in place of the
+// gold image (kind imageID, imageAlias), the client token or the product;
+// but for the token, it is a new build's (another name, no token).
+func privateBuildBody(k objKind) func(*authzFixture, caller, string) (string, string) {
+	return func(f *authzFixture, c caller, obj string) (string, string) {
+		req := f.privateRequest(c, "")
+		switch k {
+		case clientToken:
+			req.ClientToken = obj
+		case imageID, imageAlias:
+			req.GoldImage, req.Name = obj, "Matrix_"+c.slug()
+		default:
+			req.Product, req.Name = obj, "Matrix_"+c.slug()
+		}
+		data, err := json.Marshal(req)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		return js, string(data)
+	}
 }
 
 func tarBody(f *authzFixture, _ caller, _ string) (string, string) { return octets, f.rootfs }
@@ -230,11 +313,13 @@ type authzFixture struct {
 	objs   map[objKind]map[caller]string
 	forms  map[caller][]byte // load form templates, of the sellers
 	rootfs string            // an image archive to import
+	gold   string            // a Debian 12 one, for gold images (C2)
 }
 
 func newAuthzFixture(t *testing.T, db *store.DB) *authzFixture {
 	t.Helper()
-	f := &authzFixture{t: t, db: db, objs: map[objKind]map[caller]string{}, forms: map[caller][]byte{}, rootfs: tinyRootfs(t)}
+	f := &authzFixture{t: t, db: db, objs: map[objKind]map[caller]string{}, forms: map[caller][]byte{}, rootfs: tinyRootfs(t),
+		gold: tinyRootfsOf(t, "debian", "12")}
 	f.catalogEnv = newCatalogEnv(t, db, loadform.Limits{MaxBytes: 256 << 10})
 	set := func(k objKind, c caller, v string) {
 		if f.objs[k] == nil {
@@ -305,12 +390,14 @@ func newAuthzFixture(t *testing.T, db *store.DB) *authzFixture {
 	}
 
 	// Every account but the sellers' test products has two images: a gold
-	// image (aliased gold-<caller>) and a spare one to remove.
+	// image (aliased gold-<caller>, Debian 12 as debian-12 is) and a
+	// spare one to remove.
 	for c := sellerA; c < nCallers; c++ {
 		for _, k := range []objKind{imageID, spareImageID} {
 			alias := map[objKind]string{imageID: "gold-", spareImageID: "spare-"}[k] + c.slug()
+			archive := map[objKind]string{imageID: f.gold, spareImageID: f.rootfs}[k]
 			var im images.Image
-			if code := f.call("POST", "/v1/images?alias="+alias, f.tokens[c], octets, strings.NewReader(f.rootfs), &im); code != 201 {
+			if code := f.call("POST", "/v1/images?alias="+alias, f.tokens[c], octets, strings.NewReader(archive), &im); code != 201 {
 				t.Fatalf("import %s: %d", alias, code)
 			}
 			set(k, c, im.ID)
@@ -318,6 +405,47 @@ func newAuthzFixture(t *testing.T, db *store.DB) *authzFixture {
 				set(imageAlias, c, alias)
 			}
 		}
+	}
+
+	// The buyers' side (C1–C6). A seller outside the matrix publishes one
+	// product per buyer, limited to it (its test account); the buyer
+	// subscribes to it. Each buyer builds a private image from it onto its
+	// gold image, and each seller test-fulfils its draft product onto its
+	// own (F2); every build has ended, Successful, before the matrix runs.
+	pub := f.account("matrix-publisher", accounts.Seller)
+	for _, c := range []caller{buyerA, buyerB} {
+		group := "Limited_" + c.slug()
+		f.successfulGroup(pub, group, "linux", "1.0")
+		var ch api.ChangeRequest
+		if code := f.submit(pub, fillForm(t, f.template(pub), newProductRow("Matrix limited "+c.slug(), "1.0", group, "matrix-"+c.slug())), &ch); code != 201 {
+			t.Fatalf("submit load form: %d %+v", code, ch)
+		}
+		product := f.approve(ch.ID).Products[0]
+		if code := f.call("POST", "/v1/subscriptions", f.tokens[c], js, strings.NewReader(`{"product":"`+product+`"}`), nil); code != 201 {
+			t.Fatalf("%s subscribes to %s: %d", c, product, code)
+		}
+		set(limitedProd, c, product)
+	}
+	for c := sellerA; c < operator; c++ {
+		tok := "tok-" + c.slug()
+		var pb privatebuilds.PrivateBuild
+		if code := f.json("POST", "/v1/private-image-builds", f.tokens[c], f.privateRequest(c, tok), &pb); code != 201 {
+			t.Fatalf("%s's private build: %d", c, code)
+		}
+		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			b, err := f.p.Reader().Build(f.ctx, f.ids[c], pb.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b.State == pipeline.Successful {
+				break
+			}
+			if b.State.Ended() || time.Now().After(deadline) {
+				t.Fatalf("%s's private build %s: %s, want Successful", c, pb.ID, b.State)
+			}
+		}
+		set(privateBuild, c, pb.ID)
+		set(clientToken, c, tok)
 	}
 	return f
 }
@@ -341,7 +469,8 @@ func (f *authzFixture) waitBuild(c caller, group string, state pipeline.State) s
 }
 
 // secrets are the strings that name what each account owns: object IDs,
-// aliases, group names, product titles and the account's own ID.
+// aliases, group names, product titles, private image names and the
+// account's own ID.
 func (f *authzFixture) secrets() map[string]caller {
 	out := map[string]caller{}
 	for _, byOwner := range f.objs {
@@ -353,8 +482,12 @@ func (f *authzFixture) secrets() map[string]caller {
 		out["Group_"+c.slug()] = c
 		out["Matrix product "+c.slug()] = c
 	}
+	for _, c := range []caller{buyerA, buyerB} {
+		out["Matrix limited "+c.slug()] = c
+	}
 	for c := sellerA; c < operator; c++ {
 		out[f.ids[c]] = c
+		out["Private_"+c.slug()] = c
 	}
 	return out
 }
@@ -365,7 +498,8 @@ func tableDump(t *testing.T, db *store.DB) string {
 	t.Helper()
 	var b strings.Builder
 	for _, table := range []string{"accounts", "os_versions", "packages", "group_names", "package_groups", "group_os_versions", "group_packages",
-		"builds", "investigations", "webhooks", "images", "image_blobs", "products", "product_versions", "fulfillment_options", "catalog_grants", "change_requests"} {
+		"builds", "investigations", "webhooks", "images", "image_blobs", "products", "product_versions", "fulfillment_options", "catalog_grants", "change_requests",
+		"subscriptions", "private_builds", "image_tags"} {
 		rows, err := db.QueryContext(context.Background(), `SELECT * FROM `+table+` ORDER BY 1`)
 		if err != nil {
 			t.Fatalf("dump %s: %v", table, err)

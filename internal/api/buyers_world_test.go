@@ -42,10 +42,17 @@ func (s successfulBuilds) Builds(ctx context.Context, owner, ref string) ([]*pip
 // returns the catalog, for tests to publish products in.
 func buyerDeps(db *store.DB, d *api.Deps, limit int) *catalog.Store {
 	cat := catalog.New(db, catalog.Config{Groups: d.Groups, Builds: successfulBuilds{d.Groups}})
+	wireBuyers(db, d, cat, limit)
+	return cat
+}
+
+// wireBuyers sets d's buyers' services (subscriptions, private image
+// builds) reading catalog cat, as cmd/pib's buyerServices does; d's
+// pipeline must be set. A limit of 0 is privatebuilds.DefaultLimit.
+func wireBuyers(db *store.DB, d *api.Deps, cat *catalog.Store, limit int) {
 	d.Subscriptions = subscriptions.New(db, cat)
 	d.PrivateBuilds = privatebuilds.New(db, privatebuilds.Config{Catalog: cat, Subscriptions: d.Subscriptions, Images: d.Images,
 		Groups: d.Groups, OSVersions: d.OSVersions, Pipeline: d.Pipeline, Builds: d.Builds, Limit: limit})
-	return cat
 }
 
 // market is a catalog for buyers: a seller's product with a version 1.0

@@ -79,8 +79,9 @@ func xlsxListing(data []byte) string {
 }
 
 // catalogEnv is the API with a running pipeline whose builds pass
-// (goldenBuilder, goldenScanner), webhooks delivered to hooks, and the
-// catalog deciding through api.DecisionWebhook.
+// (goldenBuilder, goldenScanner), webhooks delivered to hooks, the
+// catalog deciding through api.DecisionWebhook, and the buyers' services
+// reading that catalog.
 type catalogEnv struct {
 	*env
 	ctx   context.Context
@@ -114,6 +115,11 @@ func newCatalogEnv(t testing.TB, db *store.DB, limits loadform.Limits) *catalogE
 		t.Cleanup(func() { p.Stop(context.Background()) })
 		d.Pipeline, d.Builds, d.Webhooks, d.LoadForm = p, p.Reader(), wh, limits
 		d.Catalog = catalog.New(db, catalog.Config{Groups: d.Groups, Builds: p.Reader(), Decided: api.DecisionWebhook(p)})
+		// The buyers' routes, over the one catalog as the service has
+		// them (cmd/pib: buyerServices), so that TestAuthorizationMatrix
+		// covers them. It makes several private builds per account back
+		// to back: the limit (C4, TestPrivateImageBuilds') is out of reach.
+		wireBuyers(db, d, d.Catalog, 100)
 		c.p = p
 		// A Windows OS version for F1's second platform: goldenBuilder
 		// never reads its base image.

@@ -765,13 +765,16 @@ func TestGoldenRoutes(t *testing.T) {
 	}
 }
 
-// tinyRootfs is a root filesystem tar with an os-release.
-func tinyRootfs(t *testing.T) string {
+// tinyRootfs is a root filesystem tar with an os-release (Alpine 3.19.1).
+func tinyRootfs(t *testing.T) string { return tinyRootfsOf(t, "alpine", "3.19.1") }
+
+// tinyRootfsOf is tinyRootfs of distribution id, version.
+func tinyRootfsOf(t *testing.T, id, version string) string {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, f := range []struct{ name, body string }{
-		{"etc/os-release", "ID=alpine\nVERSION_ID=3.19.1\n"},
+		{"etc/os-release", "ID=" + id + "\nVERSION_ID=" + version + "\n"},
 		{"bin/hello", "#!/bin/sh\necho hello\n"},
 	} {
 		tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o755, Size: int64(len(f.body)), Typeflag: tar.TypeReg, ModTime: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)})
