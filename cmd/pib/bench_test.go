@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"github.com/pib-dev/pib/internal/client"
 	"github.com/pib-dev/pib/internal/groups"
 	"github.com/pib-dev/pib/internal/pipeline"
+	"github.com/pib-dev/pib/internal/privatebuilds"
 	"github.com/pib-dev/pib/internal/testenv"
 )
 
@@ -143,4 +145,69 @@ func Benchmark20Groups(b *testing.B) {
 		b.ReportMetric(total.Seconds(), "total-s")
 		b.ReportMetric(20/total.Minutes(), "builds/min")
 	}
+}
+
+// BenchmarkPrivateBuildToSuccessful: the demo product (published as in
+// TestBuyersEndToEnd) installed by a buyer onto its imported debian-12 gold
+// image (pib image export --format docker-archive, then pib image import
+// through the API), from the request to Successful, polling every 20 ms;
+// reports the median, and the bytes each private image stores beyond its
+// gold image: its new layer (the private image's layer bytes less the gold
+// image's, which it shares) and all the blobs the build added (that layer,
+// the image's config and manifest, the scan's SBOMs).
+func BenchmarkPrivateBuildToSuccessful(b *testing.B) {
+	testenv.RequireRoot(b)
+	m := newMarket(b)
+	ctx := context.Background()
+	archive := filepath.Join(b.TempDir(), "debian-12.docker.tar")
+	if _, err := runPib(m.data, "image", "export", "debian-12", "--format", "docker-archive", "-o", archive); err != nil {
+		b.Fatal(err)
+	}
+	gold := lastLine(m.must(b, m.buyerA, "image", "import", archive))
+	m.must(b, m.buyerA, "subscriptions", "add", m.product)
+	buyer := client.New(m.srv.url, m.buyerA)
+	goldImage, err := buyer.Image(ctx, gold)
+	if err != nil {
+		b.Fatal(err)
+	}
+	build := func(name string) *privatebuilds.PrivateBuild {
+		pb, err := buyer.CreatePrivateBuild(ctx, privatebuilds.Request{Product: m.product, Version: "1.0", GoldImage: gold, Name: name})
+		if err != nil {
+			b.Fatal(err)
+		}
+		err = client.Wait(ctx, 20*time.Millisecond, func() (bool, error) {
+			pb, err = buyer.PrivateBuild(ctx, pb.ID)
+			return err == nil && pb.Build.State.Ended(), err
+		})
+		if err != nil || pb.Build.State != pipeline.Successful {
+			b.Fatalf("%s: %v %+v", name, err, pb.Build)
+		}
+		return pb
+	}
+	// Warm up: the first build unpacks the gold image into the layer cache
+	// and the first scan builds syft's license scanner, once per server.
+	build("warmup")
+	var times []time.Duration
+	var layerBytes, blobBytesAdded int64
+	b.ResetTimer()
+	for i := range b.N {
+		before := blobBytes(b, m.data)
+		start := time.Now()
+		pb := build(fmt.Sprintf("demo-%d", i))
+		times = append(times, time.Since(start))
+		blobBytesAdded += blobBytes(b, m.data) - before
+		im, err := buyer.Image(ctx, pb.Build.ImageID)
+		if err != nil {
+			b.Fatal(err)
+		}
+		layerBytes += im.Size - goldImage.Size
+	}
+	b.StopTimer()
+	slices.Sort(times)
+	b.ReportMetric(times[len(times)/2].Seconds(), "median-s")
+	b.ReportMetric(times[0].Seconds(), "min-s")
+	b.ReportMetric(times[len(times)-1].Seconds(), "max-s")
+	b.ReportMetric(float64(layerBytes)/float64(b.N), "new-layer-B")
+	b.ReportMetric(float64(blobBytesAdded)/float64(b.N), "blobs-added-B")
+	b.ReportMetric(float64(goldImage.Size), "gold-B")
 }
