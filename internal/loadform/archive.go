@@ -83,11 +83,28 @@ func checkArchive(r io.ReaderAt, size int64, lim Limits) error {
 	if err != nil {
 		return notWorkbook(contentTypes, err)
 	}
-	lct := strings.ToLower(string(ct))
-	if strings.Contains(lct, "macroenabled") || strings.Contains(lct, "vbaproject") {
-		return ErrMacroEnabled.Errorf("macro-enabled workbook (.xlsm): save the form as Excel Workbook (.xlsx), without macros")
+	// The parts' types are in the Override entries; a Default entry only
+	// maps a file extension to a type (excelize's Save maps "bin" to the
+	// VBA project type in every workbook it writes) and says nothing about
+	// which parts exist — a VBA part itself is refused by name above.
+	var types struct {
+		Overrides []struct {
+			PartName    string `xml:"PartName,attr"`
+			ContentType string `xml:"ContentType,attr"`
+		} `xml:"Override"`
 	}
-	if !strings.Contains(lct, "spreadsheetml.sheet.main+xml") && !strings.Contains(lct, "spreadsheetml.template.main+xml") {
+	if err := xml.Unmarshal(ct, &types); err != nil {
+		return notWorkbook(contentTypes, err)
+	}
+	workbook := false
+	for _, o := range types.Overrides {
+		t := strings.ToLower(o.ContentType)
+		if strings.Contains(t, "macroenabled") || strings.Contains(t, "vbaproject") {
+			return ErrMacroEnabled.Errorf("macro-enabled workbook (.xlsm): part %q has a macro content type; save the form as Excel Workbook (.xlsx), without macros", o.PartName)
+		}
+		workbook = workbook || strings.HasSuffix(t, "spreadsheetml.sheet.main+xml") || strings.HasSuffix(t, "spreadsheetml.template.main+xml")
+	}
+	if !workbook {
 		return ErrNotWorkbook.Errorf("not an Excel workbook (a zip archive of another kind of document): save the form as Excel Workbook (.xlsx) and upload it again")
 	}
 

@@ -6,8 +6,12 @@ import (
 	"compress/flate"
 	"errors"
 	"hash/crc32"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/xuri/excelize/v2"
 
 	"github.com/pib-dev/pib/internal/loadform"
 	"github.com/pib-dev/pib/internal/problem"
@@ -137,5 +141,27 @@ func TestHostile(t *testing.T) {
 	}
 	if _, err := loadform.Parse(bytes.NewReader(good), int64(len(good)), loadform.Limits{MaxRows: 3}); err != nil {
 		t.Errorf("a form of exactly MaxRows rows: %v", err)
+	}
+}
+
+// TestSavedByExcelize: a form saved with excelize's SaveAs is accepted.
+// SaveAs maps the "bin" extension to the VBA project type in every
+// workbook it writes, without any VBA part: only a part with that type, or
+// a part named like one, is a macro.
+func TestSavedByExcelize(t *testing.T) {
+	xf, err := excelize.OpenReader(bytes.NewReader(fill(t, []row{newProduct()}, func(*excelize.File) {})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "form.xlsx")
+	if err := xf.SaveAs(file); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadform.Parse(bytes.NewReader(data), int64(len(data)), loadform.Limits{}); err != nil {
+		t.Fatalf("a form saved by excelize is refused: %v", err)
 	}
 }
