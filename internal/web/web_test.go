@@ -91,6 +91,38 @@ func get[T any](t *testing.T, b *browser, a chromedp.Action[T]) T {
 	return v
 }
 
+// axeSource is axe-core, vendored for the tests only (testdata/axe-core).
+var axeSource = sync.OnceValues(func() ([]byte, error) {
+	return os.ReadFile(filepath.Join("testdata", "axe-core", "axe.min.js"))
+})
+
+// checkA11y runs axe-core on the current page and fails the test on any
+// serious or critical violation (WCAG A and AA rules, contrast among
+// them). The script goes in through DevTools, not through the page, so
+// the page's CSP still allows only pib's own script.
+func (b *browser) checkA11y(t *testing.T, name string) {
+	t.Helper()
+	src, err := axeSource()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.run(t, chromedp.Evaluate[chromedp.Void](string(src)+"\n;undefined"))
+	found := get(t, b, chromedp.Evaluate[[]string](`axe.run(document, {runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]}}).then(r =>
+		r.violations.filter(v => v.impact === "serious" || v.impact === "critical").map(v =>
+			v.id + " (" + v.impact + "): " + v.help + " at " + v.nodes.map(n => n.target.join(" ")).join(", ")))`, chromedp.EvalAwaitPromise))
+	for _, v := range found {
+		t.Errorf("%s page: accessibility: %s", name, v)
+	}
+}
+
+// checkPage checks the current page's accessibility and saves its
+// screenshots.
+func (b *browser) checkPage(t *testing.T, name string) {
+	t.Helper()
+	b.checkA11y(t, name)
+	b.screenshots(t, name)
+}
+
 // screenshots saves the current page at 1280 and 390 px wide as
 // name-1280.png and name-390.png (test artifacts, not committed).
 func (b *browser) screenshots(t *testing.T, name string) {
@@ -130,7 +162,7 @@ func TestSellerScanStatus(t *testing.T) {
 	if loc != w.url+"/signin" {
 		t.Fatalf("signed out, / went to %s, want /signin", loc)
 	}
-	b.screenshots(t, "signin")
+	b.checkPage(t, "signin")
 	b.run(t,
 		chromedp.SendKeys(chromedp.ID("token"), w.tokens["acme"]),
 		chromedp.Submit(chromedp.ID("token")),
@@ -195,7 +227,7 @@ func TestSellerScanStatus(t *testing.T) {
 	if s := b.text(t, "#groups"); !strings.Contains(s, goodImage) {
 		t.Errorf("acme-app's build does not show its image ID: %q", s)
 	}
-	b.screenshots(t, "scan-status")
+	b.checkPage(t, "scan-status")
 
 	b.run(t, chromedp.Click(chromedp.CSS("button.link-button")), chromedp.WaitVisible(chromedp.ID("token")),
 		chromedp.Navigate(w.url+"/status"), chromedp.WaitVisible(chromedp.ID("token")))
