@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what pib needs on a fresh Debian machine (run as root).
 #   scripts/deps.sh          what `make demo` needs: Go, debootstrap, skopeo, zstd, nftables
-#   scripts/deps.sh test     plus what the tests need: LibreOffice Calc, a PostgreSQL answering on
+#   scripts/deps.sh test     plus what the tests need: LibreOffice Calc, Chromium, a PostgreSQL answering on
 #                            127.0.0.1:5432 with trust auth and a database "test"
 set -euo pipefail
 
@@ -24,6 +24,8 @@ if [ "${1:-}" = test ]; then
 	have dpkg-deb || need_pkgs+=(dpkg-dev)
 	# the load form tests (internal/loadform) check the form in real spreadsheet software
 	have soffice || need_pkgs+=(libreoffice-calc-nogui)
+	# the portal's tests (internal/web) drive Debian's chromium with chromedp
+	have chromium || need_pkgs+=(chromium)
 fi
 
 apt_install() {

@@ -21,6 +21,7 @@ import (
 	"github.com/pib-dev/pib/internal/privatebuilds"
 	"github.com/pib-dev/pib/internal/sandbox"
 	"github.com/pib-dev/pib/internal/vulndb"
+	"github.com/pib-dev/pib/internal/web"
 )
 
 // addServiceFlags registers the flags pib serve and pib worker share.
@@ -42,9 +43,10 @@ func newServeCommand(g *globals) *cobra.Command {
 	var o serviceOptions
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the pib service: REST API and build workers",
+		Short: "Run the pib service: REST API, web portal and build workers",
 		Long: `Run the pib service: the REST API (/v1/, /v1/openapi.json, /healthz, /metrics
-for operators, or for anyone reaching --metrics-listen) and the build workers. On first start it creates the operator account and writes
+for operators, or for anyone reaching --metrics-listen), the web portal at /
+(sign in with an account token) and the build workers. On first start it creates the operator account and writes
 its token to <data>/operator.token (mode 0600). SIGINT or SIGTERM stop it
 gracefully: running builds are cancelled cleanly and queued again.`,
 		Args: cobra.NoArgs,
@@ -68,7 +70,7 @@ gracefully: running builds are cancelled cleanly and queued again.`,
 				return err
 			}
 			srv := api.New(svc.deps)
-			hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+			hs := &http.Server{Handler: web.Beside(srv, web.New(svc.deps)), ReadHeaderTimeout: 10 * time.Second}
 			errc := make(chan error, 2)
 			go func() { errc <- hs.Serve(ln) }()
 			if metricsListen != "" {

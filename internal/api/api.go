@@ -231,6 +231,18 @@ var statusOf = map[problem.Code]int{
 	problem.Internal:             http.StatusInternalServerError,
 }
 
+// StatusOf is the HTTP status of err by the one table (statusOf): a
+// domain error's code, else 500. The portal (internal/web) answers with it.
+func StatusOf(err error) int {
+	var pe *problem.Error
+	if errors.As(err, &pe) {
+		if st, ok := statusOf[pe.Code]; ok {
+			return st
+		}
+	}
+	return http.StatusInternalServerError
+}
+
 // toAPIError turns an error into the answer's body: a problem error as it
 // is; the few standard errors a request can meet on its own; anything else
 // (and a problem.Internal) is pib's own failure, logged with the request ID,

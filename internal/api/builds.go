@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,7 +11,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/pib-dev/pib/internal/accounts"
-	"github.com/pib-dev/pib/internal/groups"
 	"github.com/pib-dev/pib/internal/pipeline"
 	"github.com/pib-dev/pib/internal/problem"
 	"github.com/pib-dev/pib/internal/testbuild"
@@ -77,20 +77,47 @@ func (s *Server) submitGroup(w http.ResponseWriter, r *http.Request, a *accounts
 	return nil
 }
 
-func (s *Server) groupStatus(r *http.Request, a *accounts.Account, g *groups.Group) (*GroupStatus, error) {
-	builds, err := s.Builds.Builds(r.Context(), a.ID, g.ID)
+// GroupStatus returns owner's group ref (ID or name) in the scan status
+// view: its state and the builds of its latest submission. Another
+// account's group is not found, as a missing one. The API and the portal
+// (internal/web) both read the view through here.
+func (d Deps) GroupStatus(ctx context.Context, owner, ref string) (*GroupStatus, error) {
+	g, err := d.Groups.Get(ctx, owner, ref)
+	if err != nil {
+		return nil, err
+	}
+	builds, err := d.Builds.Builds(ctx, owner, g.ID)
 	if err != nil {
 		return nil, err
 	}
 	return &GroupStatus{ID: g.ID, Name: g.Name, Submitted: g.Submitted, State: pipeline.GroupState(builds), Builds: nonNil(builds)}, nil
 }
 
-func (s *Server) groupBuilds(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
-	g, err := s.Groups.Get(r.Context(), a.ID, r.PathValue("ref"))
+// ScanStatus returns a page of owner's groups in the scan status view,
+// newest first, each with its state and its latest builds.
+func (d Deps) ScanStatus(ctx context.Context, owner, cursor string, limit int) (Page[*GroupStatus], error) {
+	list, next, err := d.Groups.ListPage(ctx, owner, cursor, limit)
 	if err != nil {
-		return err
+		return Page[*GroupStatus]{}, err
 	}
-	st, err := s.groupStatus(r, a, g)
+	ids := make([]string, len(list))
+	for i, g := range list {
+		ids[i] = g.ID
+	}
+	latest, err := d.Builds.LatestBuilds(ctx, owner, ids)
+	if err != nil {
+		return Page[*GroupStatus]{}, err
+	}
+	out := Page[*GroupStatus]{Items: []*GroupStatus{}, NextCursor: next}
+	for _, g := range list {
+		b := latest[g.ID]
+		out.Items = append(out.Items, &GroupStatus{ID: g.ID, Name: g.Name, Submitted: g.Submitted, State: pipeline.GroupState(b), Builds: nonNil(b)})
+	}
+	return out, nil
+}
+
+func (s *Server) groupBuilds(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
+	st, err := s.GroupStatus(r.Context(), a.ID, r.PathValue("ref"))
 	if err != nil {
 		return err
 	}
@@ -111,11 +138,7 @@ func (s *Server) groupHistory(w http.ResponseWriter, r *http.Request, a *account
 // with its state and its latest builds.
 func (s *Server) status(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
 	if ref := r.URL.Query().Get("group"); ref != "" {
-		g, err := s.Groups.Get(r.Context(), a.ID, ref)
-		if err != nil {
-			return err
-		}
-		st, err := s.groupStatus(r, a, g)
+		st, err := s.GroupStatus(r.Context(), a.ID, ref)
 		if err != nil {
 			return err
 		}
@@ -126,22 +149,9 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, a *accounts.Acco
 	if err != nil {
 		return err
 	}
-	list, next, err := s.Groups.ListPage(r.Context(), a.ID, cursor, limit)
+	out, err := s.ScanStatus(r.Context(), a.ID, cursor, limit)
 	if err != nil {
 		return err
-	}
-	ids := make([]string, len(list))
-	for i, g := range list {
-		ids[i] = g.ID
-	}
-	latest, err := s.Builds.LatestBuilds(r.Context(), a.ID, ids)
-	if err != nil {
-		return err
-	}
-	out := Page[*GroupStatus]{Items: []*GroupStatus{}, NextCursor: next}
-	for _, g := range list {
-		b := latest[g.ID]
-		out.Items = append(out.Items, &GroupStatus{ID: g.ID, Name: g.Name, Submitted: g.Submitted, State: pipeline.GroupState(b), Builds: nonNil(b)})
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
