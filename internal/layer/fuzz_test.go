@@ -309,33 +309,7 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		}
 	}
 	for name, b := range seeds {
-		writeCorpus(t, "FuzzUnpack", name, b)
-		writeCorpus(t, "FuzzCheck", name, b, uint16(len(b)/3))
-	}
-}
-
-// writeCorpus writes one seed in the `go test fuzz v1` format.
-func writeCorpus(t *testing.T, fuzzName, name string, values ...any) {
-	t.Helper()
-	var b strings.Builder
-	b.WriteString("go test fuzz v1\n")
-	for _, v := range values {
-		switch v := v.(type) {
-		case []byte:
-			fmt.Fprintf(&b, "[]byte(%q)\n", v)
-		case string:
-			fmt.Fprintf(&b, "string(%q)\n", v)
-		case uint16:
-			fmt.Fprintf(&b, "uint16(%d)\n", v)
-		default:
-			t.Fatalf("writeCorpus: unsupported type %T", v)
-		}
-	}
-	dir := filepath.Join("testdata", "fuzz", fuzzName)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, name), []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
+		testenv.WriteFuzzSeed(t, "FuzzUnpack", name, b)
+		testenv.WriteFuzzSeed(t, "FuzzCheck", name, b, uint16(len(b)/3))
 	}
 }

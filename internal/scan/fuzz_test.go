@@ -15,6 +15,7 @@ import (
 	"github.com/google/osv-scalibr/semantic"
 
 	"github.com/pib-dev/pib/internal/rootfs"
+	"github.com/pib-dev/pib/internal/testenv"
 	"github.com/pib-dev/pib/internal/vulndb"
 )
 
@@ -264,7 +265,7 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		{"Pub", "0.13.0", "1.1.0", "1.0.0+1"},
 	}
 	for i, v := range versions {
-		writeCorpus(t, "FuzzVersionCompare", fmt.Sprintf("seed-%02d", i), index(v.eco), v.a, v.b, v.c)
+		testenv.WriteFuzzSeed(t, "FuzzVersionCompare", fmt.Sprintf("seed-%02d", i), index(v.eco), v.a, v.b, v.c)
 	}
 
 	// Debian 12's sshd_config, a hardened one, and typical drop-ins.
@@ -277,32 +278,6 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		{"Include sshd_config.d/*.conf /etc/ssh/extra/*\nUsePAM no\n", "Match Address 10.0.0.0/8\n  PermitRootLogin yes\n"},
 		{debian, "Include /etc/ssh/sshd_config.d/*.conf\nPermitEmptyPasswords no\n"},
 	} {
-		writeCorpus(t, "FuzzSSHDConfig", fmt.Sprintf("seed-%02d", i), s[0], s[1])
-	}
-}
-
-// writeCorpus writes one seed in the `go test fuzz v1` format.
-func writeCorpus(t *testing.T, fuzzName, name string, values ...any) {
-	t.Helper()
-	var b strings.Builder
-	b.WriteString("go test fuzz v1\n")
-	for _, v := range values {
-		switch v := v.(type) {
-		case []byte:
-			fmt.Fprintf(&b, "[]byte(%q)\n", v)
-		case string:
-			fmt.Fprintf(&b, "string(%q)\n", v)
-		case uint16:
-			fmt.Fprintf(&b, "uint16(%d)\n", v)
-		default:
-			t.Fatalf("writeCorpus: unsupported type %T", v)
-		}
-	}
-	dir := filepath.Join("testdata", "fuzz", fuzzName)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, name), []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
+		testenv.WriteFuzzSeed(t, "FuzzSSHDConfig", fmt.Sprintf("seed-%02d", i), s[0], s[1])
 	}
 }

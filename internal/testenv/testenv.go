@@ -154,3 +154,33 @@ func ImportDebian12(t testing.TB, s *images.Store) *images.Image {
 	}
 	return im
 }
+
+// WriteFuzzSeed writes one seed of fuzz target fuzzName, in the `go test
+// fuzz v1` format, to testdata/fuzz/<fuzzName>/<name> of the package under
+// test: the tests that regenerate seed corpora share it.
+func WriteFuzzSeed(t testing.TB, fuzzName, name string, values ...any) {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("go test fuzz v1\n")
+	for _, v := range values {
+		switch v := v.(type) {
+		case []byte:
+			fmt.Fprintf(&b, "[]byte(%q)\n", v)
+		case string:
+			fmt.Fprintf(&b, "string(%q)\n", v)
+		case uint16:
+			fmt.Fprintf(&b, "uint16(%d)\n", v)
+		case int:
+			fmt.Fprintf(&b, "int(%d)\n", v)
+		default:
+			t.Fatalf("WriteFuzzSeed: unsupported type %T", v)
+		}
+	}
+	dir := filepath.Join("testdata", "fuzz", fuzzName)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

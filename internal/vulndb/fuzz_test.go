@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -16,6 +14,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/pib-dev/pib/internal/testenv"
 )
 
 var updateSeeds = flag.Bool("update-fuzz-seeds", false, "rewrite the seed corpora under testdata/fuzz")
@@ -134,7 +134,7 @@ func TestWriteFuzzSeeds(t *testing.T) {
 			}
 			if ok(zf.Name, raw) {
 				picked[zf.Name] = true
-				writeCorpus(t, "FuzzParseRecord", kind+"-"+strings.TrimSuffix(zf.Name, ".json"), raw)
+				testenv.WriteFuzzSeed(t, "FuzzParseRecord", kind+"-"+strings.TrimSuffix(zf.Name, ".json"), raw)
 				return
 			}
 		}
@@ -178,7 +178,7 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		"no-id":   mustJSON(t, map[string]any{"modified": mod, "affected": []any{}}),
 		"bad-evt": mustJSON(t, map[string]any{"id": "X-1", "modified": mod.In(time.FixedZone("", 7200)), "affected": []any{map[string]any{"package": map[string]string{"ecosystem": "Debian:12", "name": "x"}, "ranges": []any{map[string]any{"type": "ECOSYSTEM", "events": []any{map[string]string{"introduced": "0", "fixed": "1.0"}}}}}}}),
 	} {
-		writeCorpus(t, "FuzzParseRecord", name, b)
+		testenv.WriteFuzzSeed(t, "FuzzParseRecord", name, b)
 	}
 }
 
@@ -189,28 +189,4 @@ func mustJSON(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-// writeCorpus writes one seed in the `go test fuzz v1` format.
-func writeCorpus(t *testing.T, fuzzName, name string, values ...any) {
-	t.Helper()
-	var b strings.Builder
-	b.WriteString("go test fuzz v1\n")
-	for _, v := range values {
-		switch v := v.(type) {
-		case []byte:
-			fmt.Fprintf(&b, "[]byte(%q)\n", v)
-		case string:
-			fmt.Fprintf(&b, "string(%q)\n", v)
-		default:
-			t.Fatalf("writeCorpus: unsupported type %T", v)
-		}
-	}
-	dir := filepath.Join("testdata", "fuzz", fuzzName)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, name), []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
 }
