@@ -205,35 +205,11 @@ var sbomTypes = map[string]string{
 
 // buildSBOM streams the SBOM of a build's scan (rule S1).
 func (s *Server) buildSBOM(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
-	format := r.URL.Query().Get("format")
-	if format == "" {
-		format = "cyclonedx-json"
-	}
-	ctype, ok := sbomTypes[format]
-	if !ok {
-		return &problem.Error{Code: problem.Invalid, Field: "format", Message: "format must be cyclonedx-json or spdx-json"}
-	}
 	owner, err := s.buildOwner(r, a)
 	if err != nil {
 		return err
 	}
-	rep, err := s.Builds.Report(r.Context(), owner, r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	var scanned testbuild.ScanReport
-	if len(rep.Scan) > 0 {
-		json.Unmarshal(rep.Scan, &scanned)
-	}
-	digest, ok := scanned.SBOMs[format]
-	if !ok {
-		return &problem.Error{Code: problem.NotFound, Message: fmt.Sprintf("build %s has no SBOM: it was not scanned (state %s)", rep.BuildID, rep.State)}
-	}
-	h, err := v1.NewHash(digest)
-	if err != nil {
-		return err
-	}
-	rc, err := s.Images.Blobs().Open(h)
+	rc, ctype, err := s.BuildSBOM(r.Context(), owner, r.PathValue("id"), r.URL.Query().Get("format"))
 	if err != nil {
 		return err
 	}
@@ -241,6 +217,47 @@ func (s *Server) buildSBOM(w http.ResponseWriter, r *http.Request, a *accounts.A
 	w.Header().Set("Content-Type", ctype)
 	_, err = io.Copy(w, rc)
 	return err
+}
+
+// BuildSBOM opens the SBOM of owner's build id in format (cyclonedx-json,
+// the default when empty, or spdx-json) and returns its media type (rule
+// S1). The API's GET /v1/builds/{id}/sbom and the portal's downloads both
+// read it through here; another account's build is not found.
+func (d Deps) BuildSBOM(ctx context.Context, owner, id, format string) (io.ReadCloser, string, error) {
+	if format == "" {
+		format = "cyclonedx-json"
+	}
+	ctype, ok := sbomTypes[format]
+	if !ok {
+		return nil, "", &problem.Error{Code: problem.Invalid, Field: "format", Message: "format must be cyclonedx-json or spdx-json"}
+	}
+	rep, err := d.Builds.Report(ctx, owner, id)
+	if err != nil {
+		return nil, "", err
+	}
+	digest, ok := ScanReportOf(rep).SBOMs[format]
+	if !ok {
+		return nil, "", &problem.Error{Code: problem.NotFound, Message: fmt.Sprintf("build %s has no SBOM: it was not scanned (state %s)", rep.BuildID, rep.State)}
+	}
+	h, err := v1.NewHash(digest)
+	if err != nil {
+		return nil, "", err
+	}
+	rc, err := d.Images.Blobs().Open(h)
+	if err != nil {
+		return nil, "", err
+	}
+	return rc, ctype, nil
+}
+
+// ScanReportOf is the scan report a build keeps (testbuild.ScanReport);
+// a build not scanned has an empty one (no Report, no SBOMs).
+func ScanReportOf(rep *pipeline.Report) *testbuild.ScanReport {
+	var scanned testbuild.ScanReport
+	if len(rep.Scan) > 0 {
+		json.Unmarshal(rep.Scan, &scanned)
+	}
+	return &scanned
 }
 
 func (s *Server) listInvestigations(w http.ResponseWriter, r *http.Request, _ *accounts.Account) error {

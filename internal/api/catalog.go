@@ -176,7 +176,22 @@ func (s *Server) changeRequest(ctx context.Context, ch *catalog.Change) (*Change
 // loadFormTemplate sends the empty load form, its Package groups sheet
 // listing the seller's Successful groups (as the pipeline reads them).
 func (s *Server) loadFormTemplate(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
-	list, err := s.Groups.List(r.Context(), a.ID)
+	var buf bytes.Buffer
+	if err := s.LoadFormTemplate(r.Context(), a.ID, &buf); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", XLSXType)
+	w.Header().Set("Content-Disposition", `attachment; filename="pib-load-form.xlsx"`)
+	w.WriteHeader(http.StatusOK)
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+// LoadFormTemplate writes owner's empty load form (L1), its Package
+// groups sheet listing owner's Successful groups. GET /v1/load-form and
+// the portal's download both write it through here.
+func (d Deps) LoadFormTemplate(ctx context.Context, owner string, w io.Writer) error {
+	list, err := d.Groups.List(ctx, owner)
 	if err != nil {
 		return err
 	}
@@ -184,7 +199,7 @@ func (s *Server) loadFormTemplate(w http.ResponseWriter, r *http.Request, a *acc
 	for i, g := range list {
 		ids[i] = g.ID
 	}
-	latest, err := s.Builds.LatestBuilds(r.Context(), a.ID, ids)
+	latest, err := d.Builds.LatestBuilds(ctx, owner, ids)
 	if err != nil {
 		return err
 	}
@@ -194,31 +209,29 @@ func (s *Server) loadFormTemplate(w http.ResponseWriter, r *http.Request, a *acc
 			continue
 		}
 		// List leaves out the OS versions; Successful groups are few.
-		full, err := s.Groups.Get(r.Context(), a.ID, g.ID)
+		full, err := d.Groups.Get(ctx, owner, g.ID)
 		if err != nil {
 			return err
 		}
 		refs = append(refs, loadform.GroupRef{Name: full.Name, Platform: full.Platform, OSVersions: full.OSVersions, SoftwareVersion: full.SoftwareVersion})
 	}
 	slices.SortFunc(refs, func(x, y loadform.GroupRef) int { return strings.Compare(x.Name, y.Name) })
-	var buf bytes.Buffer
-	if err := loadform.Template(&buf, refs, nil); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", XLSXType)
-	w.Header().Set("Content-Disposition", `attachment; filename="pib-load-form.xlsx"`)
-	w.WriteHeader(http.StatusOK)
-	_, err = w.Write(buf.Bytes())
-	return err
+	return loadform.Template(w, refs, nil)
 }
 
-// maxLoadForm is the largest upload read: loadform's own limit, so a body
-// over it is refused before it is read, whatever Content-Length says.
-func (s *Server) maxLoadForm() int64 {
-	if s.LoadForm.MaxBytes > 0 {
-		return s.LoadForm.MaxBytes
+// MaxLoadForm is the largest load form upload read: loadform's own
+// limit, so a body over it is refused before it is read, whatever
+// Content-Length says.
+func (d Deps) MaxLoadForm() int64 {
+	if d.LoadForm.MaxBytes > 0 {
+		return d.LoadForm.MaxBytes
 	}
 	return loadform.DefaultLimits.MaxBytes
+}
+
+// loadFormTooLarge refuses a load form over MaxLoadForm.
+func (d Deps) loadFormTooLarge() error {
+	return loadform.ErrTooLarge.Errorf("the load form is larger than %d bytes: keep the form to its Products rows (at most %d) and remove images or other sheets", d.MaxLoadForm(), catalog.MaxRows)
 }
 
 // submitLoadForm reads a filled load form (the body), checks it cell by
@@ -228,32 +241,45 @@ func (s *Server) submitLoadForm(w http.ResponseWriter, r *http.Request, a *accou
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != XLSXType && mt != "application/octet-stream" {
 		return &problem.Error{Code: problem.UnsupportedMediaType, Rule: "L1", Message: "send the filled load form as the request body with Content-Type: " + XLSXType}
 	}
-	max := s.maxLoadForm()
-	tooLarge := loadform.ErrTooLarge.Errorf("the load form is larger than %d bytes: keep the form to its Products rows (at most %d) and remove images or other sheets", max, catalog.MaxRows)
-	if r.ContentLength > max {
-		return tooLarge
+	if r.ContentLength > s.MaxLoadForm() {
+		return s.loadFormTooLarge()
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	ch, warnings, err := s.SubmitLoadForm(r.Context(), a, http.MaxBytesReader(w, r.Body, s.MaxLoadForm()))
+	if err != nil {
+		return err
+	}
+	return s.writeChange(w, r, http.StatusCreated, ch, warnings)
+}
+
+// SubmitLoadForm reads a filled load form of at most MaxLoadForm bytes,
+// checks it cell by cell (loadform) and against the catalog
+// (catalog.Submit) and stores it as seller's pending change request (L1,
+// L2); it returns what the parser ignored as warnings. A refusal lists
+// every problem, with its cell, in the error's Details. POST
+// /v1/load-forms and the portal's upload both submit through here.
+func (d Deps) SubmitLoadForm(ctx context.Context, seller *accounts.Account, body io.Reader) (*catalog.Change, []string, error) {
+	max := d.MaxLoadForm()
+	data, err := io.ReadAll(io.LimitReader(body, max+1))
 	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		return tooLarge
+	if errors.As(err, &mbe) || int64(len(data)) > max {
+		return nil, nil, d.loadFormTooLarge()
 	}
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	form, err := loadform.Parse(bytes.NewReader(body), int64(len(body)), s.LoadForm)
+	form, err := loadform.Parse(bytes.NewReader(data), int64(len(data)), d.LoadForm)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	in := make([]catalog.RowInput, len(form.Rows))
 	for i, row := range form.Rows {
 		in[i] = rowInput(form, row)
 	}
-	ch, err := s.Catalog.Submit(r.Context(), a, in)
+	ch, err := d.Catalog.Submit(ctx, seller, in)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	return s.writeChange(w, r, http.StatusCreated, ch, form.Warnings)
+	return ch, form.Warnings, nil
 }
 
 // formColumn is the load form column of each catalog column, so that the

@@ -20,6 +20,10 @@ var advice = map[string]string{
 	"S4": "fix what the scan report lists, then submit a new package group",
 }
 
+// Advice says what a seller changes when rule breaks; "" when pib has no
+// advice for it. The portal's Build page shows it beside each finding.
+func Advice(rule string) string { return advice[rule] }
+
 // troubleshooting explains findings to the seller: which rule, what
 // happened, what to change, and where to look next.
 func troubleshooting(build *Build, stage string, findings []Finding) string {

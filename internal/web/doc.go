@@ -54,10 +54,8 @@
 // status, in place with htmx) exist. Still to build from issue 12:
 //   - seller: Packages (list, upload with progress, reuse); Start package
 //     (N1 checked as you type, N3 shown, platform, OS versions, installer);
-//     live updates on Scan status (server-sent events); the Build page
-//     (findings, log, changed files, vulnerability table, policy checks,
-//     SVG chart, SBOM downloads); Load forms (download, upload with
-//     cell-precise errors, change request state).
+//     live updates on Scan status (server-sent events). (The Build page,
+//     build.go, and Load forms, loadforms.go, are built.)
 //   - buyer: catalog and product pages; subscriptions; gold images
 //     (import, list, export); Private image configuration; private builds.
 //   - operator: OS versions and base images; the investigation queue

@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"mime"
 	"net/http"
 	"strings"
 	"sync"
@@ -25,6 +26,11 @@ const (
 	signInCookie = "pib_signin"
 	csrfField    = "csrf"
 	maxFormBytes = 64 << 10
+	// maxUploadBytes bounds a multipart form post (a load form upload,
+	// loadform.DefaultLimits.MaxBytes, and its fields); the page's handler
+	// applies its own, smaller, limit to the file.
+	maxUploadBytes  = 64 << 20
+	maxUploadMemory = 1 << 20
 )
 
 // session is one signed-in browser. The token the account pasted is not
@@ -123,8 +129,16 @@ func sameToken(got, want string) bool {
 }
 
 // formValue reads one field of a url-encoded form of at most
-// maxFormBytes.
+// maxFormBytes, or of a multipart upload of at most maxUploadBytes (its
+// files, past maxUploadMemory, in temporary files net/http removes after
+// the request).
 func formValue(r *http.Request, name string) string {
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); r.Form == nil && mt == "multipart/form-data" {
+		r.Body = http.MaxBytesReader(nil, r.Body, maxUploadBytes)
+		if err := r.ParseMultipartForm(maxUploadMemory); err != nil {
+			return ""
+		}
+	}
 	if r.Form == nil {
 		r.Body = http.MaxBytesReader(nil, r.Body, maxFormBytes)
 		if err := r.ParseForm(); err != nil {

@@ -39,7 +39,7 @@ type navItem struct{ Path, Label string }
 
 // nav is the navigation each role sees. A new page adds its link here.
 var nav = map[accounts.Role][]navItem{
-	accounts.Seller: {{"/status", "Scan status"}},
+	accounts.Seller: {{"/status", "Scan status"}, {"/load-forms", "Load forms"}},
 }
 
 var sellerOnly = []accounts.Role{accounts.Seller}
@@ -79,6 +79,11 @@ func (s *Server) routes() []route {
 	return []route{
 		{pattern: "GET /status", roles: sellerOnly, handle: s.scanStatus},
 		{pattern: "GET /status/{group}", roles: sellerOnly, handle: s.groupStatus},
+		{pattern: "GET /builds/{id}", roles: sellerOnly, handle: s.buildPage},
+		{pattern: "GET /builds/{id}/sbom/{format}", roles: sellerOnly, handle: s.buildSBOM},
+		{pattern: "GET /load-forms", roles: sellerOnly, handle: s.loadForms},
+		{pattern: "GET /load-forms/template", roles: sellerOnly, handle: s.loadFormTemplate},
+		{pattern: "POST /load-forms", roles: sellerOnly, handle: s.submitLoadForm},
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/pib-dev/pib/internal/api"
 	"github.com/pib-dev/pib/internal/audit"
 	"github.com/pib-dev/pib/internal/blobs"
+	"github.com/pib-dev/pib/internal/catalog"
 	"github.com/pib-dev/pib/internal/groups"
 	"github.com/pib-dev/pib/internal/images"
 	"github.com/pib-dev/pib/internal/osversions"
@@ -55,15 +56,19 @@ func (b *fakeBuilder) Build(ctx context.Context, req pipeline.BuildRequest) (*pi
 	return &pipeline.BuildOutcome{ImageID: goodImage, Log: []byte("installed\n"), ChangedFiles: []string{"/opt/app (added)"}}, nil
 }
 
-// passScanner passes every image.
-type passScanner struct{}
+// passScanner passes every image, with the report of fakeScanReport.
+type passScanner struct{ images *images.Store }
 
-func (passScanner) Scan(ctx context.Context, imageID string) (*pipeline.ScanOutcome, error) {
-	return &pipeline.ScanOutcome{Passed: true}, nil
+func (s passScanner) Scan(ctx context.Context, imageID string) (*pipeline.ScanOutcome, error) {
+	rep, err := fakeScanReport(ctx, s.images, imageID)
+	if err != nil {
+		return nil, err
+	}
+	return &pipeline.ScanOutcome{Passed: true, Report: rep}, nil
 }
 
 // world is pib serve's handler (API and portal) over SQLite with a
-// pipeline of fakeBuilder and passScanner; acme and globex are sellers,
+// pipeline of fakeBuilder and passScanner, and the catalog; acme and globex are sellers,
 // initech a buyer.
 type world struct {
 	t       *testing.T
@@ -109,7 +114,7 @@ func newWorld(t *testing.T) *world {
 	w := &world{t: t, builder: &fakeBuilder{gate: make(chan struct{})}, tokens: map[string]string{}, ids: map[string]string{}}
 	wh := webhook.New(db, webhook.Config{Logger: quietLogger()})
 	p, err := pipeline.New(ctx, db, pipeline.Config{
-		Builder: w.builder, Scanner: passScanner{}, Groups: gs, Packages: ps, OSVersions: oses,
+		Builder: w.builder, Scanner: passScanner{images: is}, Groups: gs, Packages: ps, OSVersions: oses,
 		WorkDir: t.TempDir(), PollInterval: 20 * time.Millisecond, Logger: quietLogger(), Webhooks: wh,
 	})
 	if err != nil {
@@ -121,7 +126,7 @@ func newWorld(t *testing.T) *world {
 	t.Cleanup(func() { p.Stop(context.Background()) })
 	as := accounts.NewStore(db)
 	w.deps = api.Deps{Accounts: as, Packages: ps, Groups: gs, OSVersions: oses, Images: is, Audit: audit.New(db),
-		Pipeline: p, Builds: p.Reader(), Webhooks: wh}
+		Pipeline: p, Builds: p.Reader(), Webhooks: wh, Catalog: catalog.New(db, catalog.Config{Groups: gs, Builds: p.Reader()})}
 	for _, a := range []struct {
 		name string
 		role accounts.Role
