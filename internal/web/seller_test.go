@@ -167,6 +167,7 @@ func TestSellerFormsWithoutJS(t *testing.T) {
 		f[k] = v
 		return f
 	}
+	withPlatform := func(p string) url.Values { f := with("platform", p); f.Set("action", "platform"); return f }
 	for _, tc := range []struct {
 		form       url.Values
 		status     int
@@ -187,6 +188,13 @@ func TestSellerFormsWithoutJS(t *testing.T) {
 	}
 	if _, body := c.get("/start/name?name=GoodName"); strings.Contains(body, `class="error"`) {
 		t.Errorf("the name check of a valid name shows an error: %q", body)
+	}
+	// The platform button without JavaScript re-renders the form for that
+	// platform, keeping what was typed, and creates nothing.
+	if resp, body := c.post("/start", withPlatform("windows")); resp.StatusCode != http.StatusOK {
+		t.Errorf("Show this platform's OS versions: %d", resp.StatusCode)
+	} else if !strings.Contains(body, "No windows OS version") || !strings.Contains(body, `value="AcmeApp1Linux1"`) {
+		t.Errorf("Show this platform's OS versions did not list windows's or lost the name: %s", body)
 	}
 	if resp, _ := c.post("/start", with("csrf")); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("Start package without the CSRF field: %d, want 403", resp.StatusCode)
