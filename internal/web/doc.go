@@ -50,12 +50,18 @@
 //
 // # Not built yet
 //
-// Only sign-in, sign-out and the seller's Scan status page (with Refresh
-// status, in place with htmx) exist. Still to build from issue 12:
-//   - seller: Packages (list, upload with progress, reuse); Start package
-//     (N1 checked as you type, N3 shown, platform, OS versions, installer);
-//     live updates on Scan status (server-sent events). (The Build page,
-//     build.go, and Load forms, loadforms.go, are built.)
+// Built: sign-in, sign-out and every seller page. Scan status (Refresh
+// status in place with htmx; while a build is in progress the groups poll
+// every 2 s with hx-trigger — server-sent events would need htmx's SSE
+// extension, a second vendored script — and in-progress groups show open,
+// so a group collapses when it ends); Packages (upload is a plain
+// multipart post streamed into Packages.Upload; its progress is the
+// browser's own: an htmx progress bar needs a script listening to
+// htmx:xhr:progress, which the CSP's no-inline, no-eval rule leaves no
+// place for); Start package (N1 checked as you type, errors beside their
+// fields with the rule ID; the group is submitted from Scan status); the
+// Build page (build.go) and Load forms (loadforms.go). Portal form posts
+// are audit rows ("portal POST …"). Still to build from issue 12:
 //   - buyer: catalog and product pages; subscriptions; gold images
 //     (import, list, export); Private image configuration; private builds.
 //   - operator: OS versions and base images; the investigation queue

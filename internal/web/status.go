@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"slices"
 
 	"github.com/pib-dev/pib/internal/api"
 	"github.com/pib-dev/pib/internal/pipeline"
@@ -17,6 +18,10 @@ type statusData struct {
 	// page shows one group (/status/{group}).
 	Next   string
 	Single bool
+	// InProgress: a build is in progress, so the groups poll for their
+	// state (htmx, every 2 s) until none is; in-progress groups show
+	// their builds open.
+	InProgress bool
 }
 
 // scanStatus is the seller's Scan status page (SPEC: states): each group
@@ -44,6 +49,9 @@ func (s *Server) groupStatus(w http.ResponseWriter, r *http.Request, sess *sessi
 }
 
 func (s *Server) showStatus(w http.ResponseWriter, r *http.Request, sess *session, data statusData) {
+	data.InProgress = slices.ContainsFunc(data.Groups, func(g *api.GroupStatus) bool {
+		return g.State == pipeline.Building || g.State == pipeline.Scanning
+	})
 	w.Header().Add("Vary", "HX-Request")
 	if r.Header.Get("HX-Request") == "true" {
 		s.renderTemplate(w, r, sess, http.StatusOK, "status.html", "groups", "", data)

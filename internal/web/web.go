@@ -32,6 +32,9 @@ type route struct {
 	// roles that may open the page; nil: anyone signed in.
 	roles  []accounts.Role
 	handle func(w http.ResponseWriter, r *http.Request, s *session) error
+	// multipart: the handler streams a multipart body and checks its
+	// csrf field itself (the first part), before it reads the rest.
+	multipart bool
 }
 
 // navItem is one link of the header's navigation.
@@ -39,7 +42,7 @@ type navItem struct{ Path, Label string }
 
 // nav is the navigation each role sees. A new page adds its link here.
 var nav = map[accounts.Role][]navItem{
-	accounts.Seller: {{"/status", "Scan status"}, {"/load-forms", "Load forms"}},
+	accounts.Seller: {{"/status", "Scan status"}, {"/packages", "Packages"}, {"/start", "Start package"}, {"/load-forms", "Load forms"}},
 }
 
 var sellerOnly = []accounts.Role{accounts.Seller}
@@ -84,6 +87,12 @@ func (s *Server) routes() []route {
 		{pattern: "GET /load-forms", roles: sellerOnly, handle: s.loadForms},
 		{pattern: "GET /load-forms/template", roles: sellerOnly, handle: s.loadFormTemplate},
 		{pattern: "POST /load-forms", roles: sellerOnly, handle: s.submitLoadForm},
+		{pattern: "POST /status/{group}/submit", roles: sellerOnly, handle: s.submitGroup},
+		{pattern: "GET /packages", roles: sellerOnly, handle: s.packagesPage},
+		{pattern: "POST /packages", roles: sellerOnly, handle: s.uploadPackage, multipart: true},
+		{pattern: "GET /start", roles: sellerOnly, handle: s.startPage},
+		{pattern: "POST /start", roles: sellerOnly, handle: s.startPackage},
+		{pattern: "GET /start/name", roles: sellerOnly, handle: s.checkName},
 	}
 }
 
@@ -121,7 +130,7 @@ func (s *Server) handle(rt route) {
 			http.Redirect(w, r, "/signin", http.StatusSeeOther)
 			return
 		}
-		if r.Method == http.MethodPost && !sess.validCSRF(r) {
+		if r.Method == http.MethodPost && !rt.multipart && !sess.validCSRF(r) {
 			s.renderError(w, r, sess, errCSRF)
 			return
 		}
@@ -203,7 +212,7 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, sess *sessi
 
 // parsePages parses each page template with the layout.
 func parsePages() map[string]*template.Template {
-	funcs := template.FuncMap{"date": formatDate, "stateClass": stateClass}
+	funcs := template.FuncMap{"date": formatDate, "stateClass": stateClass, "size": formatSize}
 	pages := map[string]*template.Template{}
 	names, err := fs.Glob(files, "templates/*.html")
 	if err != nil {
