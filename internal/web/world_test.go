@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/pib-dev/pib/internal/api"
 	"github.com/pib-dev/pib/internal/audit"
 	"github.com/pib-dev/pib/internal/blobs"
+	"github.com/pib-dev/pib/internal/catalog"
 	"github.com/pib-dev/pib/internal/groups"
 	"github.com/pib-dev/pib/internal/images"
 	"github.com/pib-dev/pib/internal/osversions"
@@ -36,7 +38,12 @@ import (
 // fakeBuilder builds by the installer's name, as the API tests'
 // goldenBuilder does: "reboot" breaks I5, anything else succeeds. Builds
 // wait for gate to be closed, so a test sees them in Building first.
-type fakeBuilder struct{ gate chan struct{} }
+// While crashes is above zero, a "crash" installer fails on the
+// platform's side (the build goes to Investigating), once per count.
+type fakeBuilder struct {
+	gate    chan struct{}
+	crashes atomic.Int32
+}
 
 const goodImage = "img-00000000000000001"
 
@@ -45,6 +52,9 @@ func (b *fakeBuilder) Build(ctx context.Context, req pipeline.BuildRequest) (*pi
 	case <-b.gate:
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	}
+	if strings.Contains(filepath.Base(req.Installer), "crash") && b.crashes.Add(-1) >= 0 {
+		return nil, errors.New("the builder lost its sandbox")
 	}
 	if strings.Contains(filepath.Base(req.Installer), "reboot") {
 		return &pipeline.BuildOutcome{
@@ -122,6 +132,7 @@ func newWorld(t *testing.T) *world {
 	as := accounts.NewStore(db)
 	w.deps = api.Deps{Accounts: as, Packages: ps, Groups: gs, OSVersions: oses, Images: is, Audit: audit.New(db),
 		Pipeline: p, Builds: p.Reader(), Webhooks: wh}
+	w.deps.Catalog = catalog.New(db, catalog.Config{Groups: gs, Builds: p.Reader(), Decided: api.DecisionWebhook(p)})
 	for _, a := range []struct {
 		name string
 		role accounts.Role
