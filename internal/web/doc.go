@@ -39,7 +39,12 @@
 //     return domain errors as they are (renderError shows them), render
 //     with s.render(w, r, sess, status, "page.html", title, data).
 //  2. Its row in routes (pattern and roles) and, if it is a top page, its
-//     link in nav for its role.
+//     link in nav for its role. A page doing the work of an API route
+//     sets api to that route (its audit action, success status and
+//     othersData): its requests are then audited exactly as the API
+//     audits the route (audit.go); a handler names the object and its
+//     owner with noteObject where the path does not. Every POST is
+//     audited, with or without api.
 //  3. templates/page.html defining "content" (the layout is
 //     layout.html); a form that posts includes
 //     <input type="hidden" name="csrf" value="{{.CSRF}}">. Every control
@@ -50,8 +55,15 @@
 //
 // # Not built yet
 //
-// Only sign-in, sign-out and the seller's Scan status page (with Refresh
-// status, in place with htmx) exist. Still to build from issue 12:
+// Sign-in, sign-out, the seller's Scan status page (with Refresh status,
+// in place with htmx) and the operators' pages exist: OS versions and
+// their base images (add one), the investigation queue (retry, resolve
+// with a note, overdue flag), change requests (diff, approve, reject with
+// a reason) and the audit log (filters: account, since; the 200 newest
+// matching rows, no paging: audit.List has no cursor). The portal's audit
+// rows carry a request ID of their own, sent in X-Request-Id; their
+// action is the API route's, so a row does not say whether the API or
+// the portal served it. Still to build from issue 12:
 //   - seller: Packages (list, upload with progress, reuse); Start package
 //     (N1 checked as you type, N3 shown, platform, OS versions, installer);
 //     live updates on Scan status (server-sent events); the Build page
@@ -60,13 +72,11 @@
 //     cell-precise errors, change request state).
 //   - buyer: catalog and product pages; subscriptions; gold images
 //     (import, list, export); Private image configuration; private builds.
-//   - operator: OS versions and base images; the investigation queue
-//     (retry, resolve, overdue flag); change requests (diff,
-//     approve/reject); the audit log with filters.
 //
 // Each page a test opens is checked with axe-core 4.14.1 (vendored for the
 // tests only, testdata/axe-core, MPL-2.0): no serious or critical
 // violation of the WCAG 2.1 A/AA and best-practice rules.
 //
-// Signed-in buyers and operators see a start page pointing to the CLI.
+// Signed-in buyers see a start page pointing to the CLI; operators start
+// at the investigation queue.
 package web
