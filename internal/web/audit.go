@@ -38,6 +38,7 @@ type apiRoute struct {
 
 // auditNote is what a handler tells the audit row of its request.
 type auditNote struct {
+	requestID     string
 	object, owner string
 }
 
@@ -58,9 +59,10 @@ func noteObject(r *http.Request, id, owner string) {
 	}
 }
 
-// withAuditNote returns r carrying a note for its handler to fill.
-func withAuditNote(r *http.Request) (*http.Request, *auditNote) {
-	n := &auditNote{}
+// withAuditNote returns r carrying a note, of request requestID, for its
+// handler to fill.
+func withAuditNote(r *http.Request, requestID string) (*http.Request, *auditNote) {
+	n := &auditNote{requestID: requestID}
 	return r.WithContext(context.WithValue(r.Context(), auditKey, n)), n
 }
 
@@ -105,7 +107,7 @@ func (s *Server) record(rt route, r *http.Request, a *accounts.Account, n *audit
 		object = pathObject(rt.pattern, r)
 	}
 	e := audit.Entry{
-		At: time.Now().UTC(), RequestID: r.Header.Get(requestIDHeader),
+		At: time.Now().UTC(), RequestID: n.requestID,
 		AccountID: a.ID, AccountName: a.Name, Role: string(a.Role),
 		Action: action, Object: object, Owner: n.owner, Result: status,
 	}
@@ -117,8 +119,7 @@ func (s *Server) record(rt route, r *http.Request, a *accounts.Account, n *audit
 	}
 }
 
-// requestIDHeader carries a request's ID, on the answer (for the
-// browser) and, set by handle, on the request (for record).
+// requestIDHeader carries a request's ID on the answer.
 const requestIDHeader = "X-Request-Id"
 
 // pathObject is the value of the pattern's first wildcard.

@@ -121,8 +121,9 @@ func TestOperatorPages(t *testing.T) {
 
 	b.run(t, chromedp.Click(`//nav//a[text()="Audit log"]`), chromedp.WaitVisible(chromedp.ID("account")),
 		chromedp.SendKeys(chromedp.ID("account"), "ops"),
-		chromedp.SendKeys(chromedp.ID("since"), time.Now().UTC().Format("2006-01-02")),
-		chromedp.Click(`//button[text()="Filter"]`), chromedp.WaitVisible(`//table`))
+		chromedp.SendKeys(chromedp.ID("since"), time.Now().Add(-time.Hour).UTC().Format("2006-01-02T15:04")),
+		// The unfiltered page has a table too: wait for the filtered one.
+		chromedp.Click(`//button[text()="Filter"]`), chromedp.WaitVisible(`//input[@id="account"][@value="ops"]`), chromedp.WaitVisible(`//table`))
 	log := b.text(t, "table")
 	for _, want := range []string{
 		"GET /v1/investigations", "POST /v1/investigations/{build}/retry", "GET /v1/changes", "GET /v1/changes/{id}",
@@ -215,5 +216,42 @@ func TestOperatorPagesRefused(t *testing.T) {
 		if resp, _ := anon.get(p); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/signin" {
 			t.Errorf("signed out %s: %d → %q, want 303 → /signin", p, resp.StatusCode, resp.Header.Get("Location"))
 		}
+	}
+}
+
+// Resolving an investigation needs a note (pipeline.Resolve's rule, 400
+// without one); with one, the build ends Issues found and the seller reads
+// the note as its troubleshooting text.
+func TestResolveInvestigation(t *testing.T) {
+	w := newWorld(t)
+	w.addOperator()
+	w.builder.crashes.Store(1)
+	close(w.builder.gate)
+	group := w.submit("acme", "acme-crash", "crash.sh")
+	w.waitState("acme", group, pipeline.Investigating)
+	st, err := w.deps.GroupStatus(context.Background(), w.ids["acme"], group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	build := st.Builds[0].ID
+	ops := w.client()
+	ops.signIn("ops")
+	token := ops.csrf("/investigations")
+	if resp, body := ops.post("/investigations/"+build+"/resolve", url.Values{"csrf": {token}, "note": {"  "}}); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "note") {
+		t.Errorf("resolve without a note: %d, want 400 saying a note is needed: %s", resp.StatusCode, body)
+	}
+	if resp, body := ops.post("/investigations/"+build+"/resolve", url.Values{"csrf": {token}, "note": {"The base image was corrupt; submit again."}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("resolve: %d, want 303: %s", resp.StatusCode, body)
+	}
+	if _, body := ops.get("/investigations"); strings.Contains(body, build) {
+		t.Errorf("a resolved investigation is still in the queue: %s", body)
+	}
+	if resp, body := ops.post("/investigations/"+build+"/retry", url.Values{"csrf": {token}}); resp.StatusCode != http.StatusConflict {
+		t.Errorf("retrying a resolved build: %d, want 409: %s", resp.StatusCode, body)
+	}
+	seller := w.client()
+	seller.signIn("acme")
+	if _, body := seller.get("/status/" + group); !strings.Contains(body, "Issues found") || !strings.Contains(body, "The base image was corrupt") {
+		t.Errorf("the seller's page lacks the operator's note: %s", body)
 	}
 }

@@ -143,8 +143,7 @@ func (s *Server) handle(rt route) {
 		}
 		id := newRequestID()
 		w.Header().Set(requestIDHeader, id)
-		r.Header.Set(requestIDHeader, id)
-		r, note := withAuditNote(r)
+		r, note := withAuditNote(r, id)
 		err := s.serve(rt, w, r, sess)
 		if err != nil {
 			s.renderError(w, r, sess, err)
