@@ -2,17 +2,13 @@ package web
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/pib-dev/pib/internal/accounts"
 	"github.com/pib-dev/pib/internal/api"
 	"github.com/pib-dev/pib/internal/audit"
-	"github.com/pib-dev/pib/internal/images"
 )
 
 // The portal's audit rows (SPEC, roles and isolation) are the API's: a
@@ -66,25 +62,10 @@ func withAuditNote(r *http.Request, requestID string) (*http.Request, *auditNote
 	return r.WithContext(context.WithValue(r.Context(), auditKey, n)), n
 }
 
-// newRequestID makes an ID of the API's form (req-…), sent in
-// X-Request-Id so a row can be matched with what the browser got.
-func newRequestID() string {
-	b := make([]byte, 12)
-	rand.Read(b)
-	return "req-" + hex.EncodeToString(b)
-}
-
 // audited reports whether a request of rt by a, answered, is recorded:
-// the API's rule (api.audited), for the API route the page stands for.
+// the API's rule, for the API route the page stands for.
 func (rt route) audited(r *http.Request, a *accounts.Account, n *auditNote) bool {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return true
-	}
-	if rt.api == nil || !rt.api.othersData || a.Role != accounts.Operator {
-		return false
-	}
-	// The operator's own objects (base images) are not another account's.
-	return n.owner != a.ID && n.owner != images.Operator
+	return api.Audited(r.Method, rt.api != nil && rt.api.othersData, a, n.owner)
 }
 
 // record writes the audit row of a request of rt answered with err (nil:
@@ -104,7 +85,7 @@ func (s *Server) record(rt route, r *http.Request, a *accounts.Account, n *audit
 	}
 	object := n.object
 	if object == "" {
-		object = pathObject(rt.pattern, r)
+		object = api.PathObject(rt.pattern, r)
 	}
 	e := audit.Entry{
 		At: time.Now().UTC(), RequestID: n.requestID,
@@ -119,15 +100,5 @@ func (s *Server) record(rt route, r *http.Request, a *accounts.Account, n *audit
 	}
 }
 
-// requestIDHeader carries a request's ID on the answer.
+// requestIDHeader carries a request's ID on the answer (the API's header).
 const requestIDHeader = "X-Request-Id"
-
-// pathObject is the value of the pattern's first wildcard.
-func pathObject(pattern string, r *http.Request) string {
-	_, rest, ok := strings.Cut(pattern, "{")
-	if !ok {
-		return ""
-	}
-	name, _, _ := strings.Cut(rest, "}")
-	return r.PathValue(strings.TrimSuffix(name, "..."))
-}

@@ -141,7 +141,7 @@ func (s *Server) handle(rt route) {
 			http.Redirect(w, r, "/signin", http.StatusSeeOther)
 			return
 		}
-		id := newRequestID()
+		id := api.NewRequestID()
 		w.Header().Set(requestIDHeader, id)
 		r, note := withAuditNote(r, id)
 		err := s.serve(rt, w, r, sess)
