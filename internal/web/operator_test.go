@@ -255,3 +255,37 @@ func TestResolveInvestigation(t *testing.T) {
 		t.Errorf("the seller's page lacks the operator's note: %s", body)
 	}
 }
+
+// Adding an OS version takes the API's checks (api.Deps.AddOSVersion): a
+// bad name or an image the operator does not own is refused with 400, the
+// form shown again with the error next to its field, and audited as the
+// API would audit it.
+func TestAddOSVersionRefused(t *testing.T) {
+	w := newWorld(t)
+	w.addOperator()
+	ops := w.client()
+	ops.signIn("ops")
+	token := ops.csrf("/os-versions")
+	for _, c := range []struct{ name, image, id string }{
+		{"Debian 12", "debian-12", "name-error"},
+		{"debian-13", "img-99999999999999999", "image-error"},
+	} {
+		resp, body := ops.post("/os-versions", url.Values{"csrf": {token}, "name": {c.name}, "image": {c.image}})
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, `id="`+c.id+`"`) || !strings.Contains(body, `value="`+c.name+`"`) {
+			t.Errorf("add %q on %q: %d, want 400 with #%s and the name kept: %s", c.name, c.image, resp.StatusCode, c.id, body)
+		}
+	}
+	list, err := w.deps.Audit.List(context.Background(), audit.Filter{Account: "ops"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range list {
+		if e.Action == "POST /v1/os-versions" && e.Result == http.StatusBadRequest {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d audit rows of refused POST /v1/os-versions, want 2: %+v", n, list)
+	}
+}

@@ -145,7 +145,7 @@ func (s *Server) handle(rt route) {
 		w.Header().Set(requestIDHeader, id)
 		r, note := withAuditNote(r, id)
 		err := s.serve(rt, w, r, sess)
-		if err != nil {
+		if err != nil && !errors.As(err, new(errShown)) {
 			s.renderError(w, r, sess, err)
 		}
 		s.record(rt, r, sess.account, note, err)
@@ -162,6 +162,12 @@ func (s *Server) serve(rt route, w http.ResponseWriter, r *http.Request, sess *s
 	}
 	return rt.handle(w, r, sess)
 }
+
+// errShown is an error its handler has shown already (a form again, with
+// the error next to its field): it is audited, not rendered again.
+type errShown struct{ error }
+
+func (e errShown) Unwrap() error { return e.error }
 
 // errCSRF refuses a form post without its session's token.
 var errCSRF = problem.New(problem.Forbidden, "the form was not sent from this session's page; reload the page and send it again")
