@@ -236,6 +236,15 @@ func TestResolveInvestigation(t *testing.T) {
 	build := st.Builds[0].ID
 	ops := w.client()
 	ops.signIn("ops")
+	if _, body := ops.get("/investigations"); !strings.Contains(body, build) || strings.Contains(body, "Overdue") {
+		t.Errorf("a new investigation is missing or flagged overdue: %s", body)
+	}
+	// 10 days on, at least 6 of them business days: past 4 business days.
+	w.skew.Store(int64(10 * 24 * time.Hour))
+	if _, body := ops.get("/investigations"); !strings.Contains(body, "Overdue") {
+		t.Errorf("an investigation open 10 days is not flagged overdue: %s", body)
+	}
+	w.skew.Store(0)
 	token := ops.csrf("/investigations")
 	if resp, body := ops.post("/investigations/"+build+"/resolve", url.Values{"csrf": {token}, "note": {"  "}}); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "note") {
 		t.Errorf("resolve without a note: %d, want 400 saying a note is needed: %s", resp.StatusCode, body)

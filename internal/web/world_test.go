@@ -82,6 +82,8 @@ type world struct {
 	builder *fakeBuilder
 	tokens  map[string]string // account name → token
 	ids     map[string]string // account name → ID
+	// skew moves the pipeline's clock ahead (overdue investigations).
+	skew atomic.Int64
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -121,6 +123,7 @@ func newWorld(t *testing.T) *world {
 	p, err := pipeline.New(ctx, db, pipeline.Config{
 		Builder: w.builder, Scanner: passScanner{}, Groups: gs, Packages: ps, OSVersions: oses,
 		WorkDir: t.TempDir(), PollInterval: 20 * time.Millisecond, Logger: quietLogger(), Webhooks: wh,
+		Now: func() time.Time { return time.Now().Add(time.Duration(w.skew.Load())) },
 	})
 	if err != nil {
 		t.Fatal(err)
