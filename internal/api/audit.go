@@ -43,7 +43,9 @@ type auditInfo struct {
 	public bool
 }
 
-func newRequestID() string {
+// NewRequestID makes a request ID (req-…); the portal makes its own with
+// it.
+func NewRequestID() string {
 	b := make([]byte, 12)
 	rand.Read(b)
 	return "req-" + hex.EncodeToString(b)
@@ -52,7 +54,7 @@ func newRequestID() string {
 // withRequestID gives every request an ID, echoed in X-Request-Id.
 func withRequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := newRequestID()
+		id := NewRequestID()
 		w.Header().Set(requestIDHeader, id)
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, id)))
 	})
@@ -93,18 +95,26 @@ func noteAccount(r *http.Request, a *accounts.Account) {
 
 // audited reports whether a request on rt, answered, goes to the audit log.
 func audited(rt route, r *http.Request, ai *auditInfo) bool {
-	a := ai.account
-	if a == nil {
+	if ai.account == nil {
 		return false // unauthenticated: changed nothing
 	}
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+	return Audited(r.Method, rt.othersData && !ai.public, ai.account, ai.owner)
+}
+
+// Audited is the audit rule (SPEC, roles and isolation) for a request by
+// a with method on a route or page that may show another account's data
+// (othersData, false when what was shown is public) of owner (when known):
+// every state-changing request, and every operator read of another
+// account's data. The portal applies it to its pages.
+func Audited(method string, othersData bool, a *accounts.Account, owner string) bool {
+	if method != http.MethodGet && method != http.MethodHead {
 		return true
 	}
-	if !rt.othersData || a.Role != accounts.Operator || ai.public {
+	if !othersData || a.Role != accounts.Operator {
 		return false
 	}
 	// The operator's own images (base images) are not another account's.
-	return ai.owner != a.ID && ai.owner != images.Operator
+	return owner != a.ID && owner != images.Operator
 }
 
 // record writes the audit row of an answered request, if it needs one.
@@ -114,7 +124,7 @@ func (s *Server) record(rt route, r *http.Request, ai *auditInfo, status int) {
 	}
 	object := ai.object
 	if object == "" {
-		object = pathObject(rt.pattern, r)
+		object = PathObject(rt.pattern, r)
 	}
 	e := audit.Entry{
 		At: time.Now().UTC(), RequestID: RequestID(r.Context()),
@@ -129,8 +139,9 @@ func (s *Server) record(rt route, r *http.Request, ai *auditInfo, status int) {
 	}
 }
 
-// pathObject is the value of the pattern's first wildcard ({id}, {ref}, …).
-func pathObject(pattern string, r *http.Request) string {
+// PathObject is the value of the pattern's first wildcard ({id}, {ref},
+// …): the object of a request's audit row when the handler named none.
+func PathObject(pattern string, r *http.Request) string {
 	_, rest, ok := strings.Cut(pattern, "{")
 	if !ok {
 		return ""

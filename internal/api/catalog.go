@@ -152,7 +152,7 @@ func (s *Server) publishVersion(w http.ResponseWriter, r *http.Request, a *accou
 // and its seller to the audit log.
 func (s *Server) writeChange(w http.ResponseWriter, r *http.Request, status int, ch *catalog.Change, warnings []string) error {
 	noteObject(r, ch.ID, ch.Seller)
-	out, err := s.changeRequest(r.Context(), ch)
+	out, err := s.ChangeRequest(r.Context(), ch)
 	if err != nil {
 		return err
 	}
@@ -161,14 +161,16 @@ func (s *Server) writeChange(w http.ResponseWriter, r *http.Request, status int,
 	return nil
 }
 
-func (s *Server) changeRequest(ctx context.Context, ch *catalog.Change) (*ChangeRequest, error) {
+// ChangeRequest is ch as the API and the portal show it: with its diff
+// while it is pending.
+func (d Deps) ChangeRequest(ctx context.Context, ch *catalog.Change) (*ChangeRequest, error) {
 	out := &ChangeRequest{Change: ch}
 	if ch.State == catalog.Pending {
-		d, err := s.Catalog.Diff(ctx, ch)
+		diff, err := d.Catalog.Diff(ctx, ch)
 		if err != nil {
 			return nil, err
 		}
-		out.Diff = d
+		out.Diff = diff
 	}
 	return out, nil
 }
@@ -333,7 +335,7 @@ func (s *Server) listChanges(w http.ResponseWriter, r *http.Request, a *accounts
 	}
 	out := make([]*ChangeRequest, len(list))
 	for i, ch := range list {
-		if out[i], err = s.changeRequest(r.Context(), ch); err != nil {
+		if out[i], err = s.ChangeRequest(r.Context(), ch); err != nil {
 			return err
 		}
 	}

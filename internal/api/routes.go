@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"github.com/pib-dev/pib/internal/accounts"
 	"github.com/pib-dev/pib/internal/groups"
 	"github.com/pib-dev/pib/internal/images"
+	"github.com/pib-dev/pib/internal/osversions"
 	"github.com/pib-dev/pib/internal/problem"
 )
 
@@ -87,22 +89,28 @@ func (s *Server) addOSVersion(w http.ResponseWriter, r *http.Request, _ *account
 	if err := readJSON(w, r, &req); err != nil {
 		return err
 	}
-	// Only the operator's own images: a base image another account owns
-	// could be deleted or replaced under every seller's builds.
-	im, err := s.Images.GetOwned(r.Context(), images.Operator, req.Image)
-	if errors.Is(err, images.ErrNotFound) {
-		return &problem.Error{Code: problem.Invalid, Field: "image", Message: fmt.Sprintf("no operator image has ID or alias %q; an OS version builds only on an image the operator imported or bootstrapped (pib image ls shows the owner)", req.Image)}
-	}
-	if err != nil {
-		return err
-	}
-	v, err := s.OSVersions.Add(r.Context(), req.Name, im.OS, im.ID)
+	v, err := s.AddOSVersion(r.Context(), req.Name, req.Image)
 	if err != nil {
 		return err
 	}
 	noteObject(r, v.Name, "")
 	writeJSON(w, http.StatusCreated, v)
 	return nil
+}
+
+// AddOSVersion registers OS version name on the operator's image (ID or
+// alias), as POST /v1/os-versions and the portal's OS versions page do.
+func (d Deps) AddOSVersion(ctx context.Context, name, image string) (*osversions.OSVersion, error) {
+	// Only the operator's own images: a base image another account owns
+	// could be deleted or replaced under every seller's builds.
+	im, err := d.Images.GetOwned(ctx, images.Operator, image)
+	if errors.Is(err, images.ErrNotFound) {
+		return nil, &problem.Error{Code: problem.Invalid, Field: "image", Message: fmt.Sprintf("no operator image has ID or alias %q; an OS version builds only on an image the operator imported or bootstrapped (pib image ls shows the owner)", image)}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return d.OSVersions.Add(ctx, name, im.OS, im.ID)
 }
 
 func (s *Server) listOSVersions(w http.ResponseWriter, r *http.Request, _ *accounts.Account) error {

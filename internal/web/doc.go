@@ -39,7 +39,12 @@
 //     return domain errors as they are (renderError shows them), render
 //     with s.render(w, r, sess, status, "page.html", title, data).
 //  2. Its row in routes (pattern and roles) and, if it is a top page, its
-//     link in nav for its role.
+//     link in nav for its role. A page doing the work of an API route
+//     sets api to that route (its audit action, success status and
+//     othersData): its requests are then audited exactly as the API
+//     audits the route (audit.go); a handler names the object and its
+//     owner with noteObject where the path does not. Every POST is
+//     audited, with or without api.
 //  3. templates/page.html defining "content" (the layout is
 //     layout.html); a form that posts includes
 //     <input type="hidden" name="csrf" value="{{.CSRF}}">. Every control
@@ -50,27 +55,33 @@
 //
 // # Not built yet
 //
-// Built: sign-in, sign-out and every seller page. Scan status (Refresh
-// status in place with htmx; while a build is in progress the groups poll
-// every 2 s with hx-trigger — server-sent events would need htmx's SSE
-// extension, a second vendored script — and in-progress groups show open,
-// so a group collapses when it ends); Packages (upload is a plain
-// multipart post streamed into Packages.Upload; its progress is the
-// browser's own: an htmx progress bar needs a script listening to
-// htmx:xhr:progress, which the CSP's no-inline, no-eval rule leaves no
-// place for); Start package (N1 checked as you type, errors beside their
-// fields with the rule ID; the group is submitted from Scan status); the
-// Build page (build.go) and Load forms (loadforms.go). Portal form posts
-// are audit rows ("portal POST …"). Still to build from issue 12:
+// Built: sign-in, sign-out, every seller page and every operator page.
+// Seller: Scan status (Refresh status in place with htmx; while a build is
+// in progress the groups poll every 2 s with hx-trigger — server-sent
+// events would need htmx's SSE extension, a second vendored script — and
+// in-progress groups show open, so a group collapses when it ends);
+// Packages (upload is a plain multipart post streamed into
+// Packages.Upload; its progress is the browser's own: an htmx progress bar
+// needs a script listening to htmx:xhr:progress, which the CSP's
+// no-inline, no-eval rule leaves no place for); Start package (N1 checked
+// as you type, errors beside their fields with the rule ID; the group is
+// submitted from Scan status); the Build page (build.go) and Load forms
+// (loadforms.go). Operator: OS versions and their base images (add one),
+// the investigation queue (retry, resolve with a note, overdue flag),
+// change requests (diff, approve, reject with a reason) and the audit log
+// (filters: account, since; the 200 newest matching rows, no paging:
+// audit.List has no cursor). Every POST and every operator read of another
+// account's data is an audit row (audit.go), with a request ID of its own
+// sent in X-Request-Id; a route that does an API route's work names it
+// (route.api), so its row carries the API's action. Still to build from
+// issue 12:
 //   - buyer: catalog and product pages; subscriptions; gold images
 //     (import, list, export); Private image configuration; private builds.
-//   - operator: OS versions and base images; the investigation queue
-//     (retry, resolve, overdue flag); change requests (diff,
-//     approve/reject); the audit log with filters.
 //
 // Each page a test opens is checked with axe-core 4.14.1 (vendored for the
 // tests only, testdata/axe-core, MPL-2.0): no serious or critical
 // violation of the WCAG 2.1 A/AA and best-practice rules.
 //
-// Signed-in buyers and operators see a start page pointing to the CLI.
+// Signed-in buyers see a start page pointing to the CLI; operators start
+// at the investigation queue.
 package web

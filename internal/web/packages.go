@@ -1,17 +1,13 @@
 package web
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"mime"
 	"net/http"
-	"time"
 
 	"github.com/pib-dev/pib/internal/api"
-	"github.com/pib-dev/pib/internal/audit"
 	"github.com/pib-dev/pib/internal/packages"
 	"github.com/pib-dev/pib/internal/problem"
 )
@@ -85,7 +81,7 @@ func (s *Server) uploadPackage(w http.ResponseWriter, r *http.Request, sess *ses
 	if err != nil {
 		return s.refuseUpload(w, r, sess, err)
 	}
-	s.recordAudit(r, sess, "POST /packages", p.ID, http.StatusSeeOther)
+	noteObject(r, p.ID, sess.account.ID)
 	http.Redirect(w, r, "/packages?uploaded="+p.ID, http.StatusSeeOther)
 	return nil
 }
@@ -97,22 +93,10 @@ func (s *Server) refuseUpload(w http.ResponseWriter, r *http.Request, sess *sess
 	if !errors.As(err, &pe) || api.StatusOf(err) == http.StatusInternalServerError {
 		return err
 	}
-	s.recordAudit(r, sess, "POST /packages", "", api.StatusOf(err))
-	return s.showPackages(w, r, sess, api.StatusOf(err), packagesData{Error: pe})
-}
-
-// recordAudit writes the audit row of a portal form that changed (or
-// tried to change) something, as the API's middleware does for its
-// routes (SPEC, roles and isolation).
-func (s *Server) recordAudit(r *http.Request, sess *session, action, object string, status int) {
-	a := sess.account
-	e := audit.Entry{At: time.Now().UTC(), AccountID: a.ID, AccountName: a.Name, Role: string(a.Role),
-		Action: "portal " + action, Object: object, Owner: a.ID, Result: status}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
-	defer cancel()
-	if err := s.d.Audit.Record(ctx, e); err != nil {
-		slog.Error("audit entry not written; the request was answered", "action", e.Action, "account", e.AccountID, "err", err)
+	if err := s.showPackages(w, r, sess, api.StatusOf(err), packagesData{Error: pe}); err != nil {
+		return err
 	}
+	return errShown{err}
 }
 
 // formatSize shows a byte count in binary units (1.5 MiB).

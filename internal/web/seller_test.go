@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"bytes"
+	"context"
 	"mime/multipart"
 	"net/http"
 	"net/url"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/pib-dev/pib/internal/audit"
 	"github.com/pib-dev/pib/internal/pipeline"
 )
 
@@ -150,6 +152,21 @@ func TestSellerFormsWithoutJS(t *testing.T) {
 	resp, _ := c.upload(csrf, "setup.sh", []byte("#!/bin/sh\necho hi\n"))
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("upload setup.sh: %d, want 303", resp.StatusCode)
+	}
+	// Every upload post is one audit row, refused or not (SPEC: every
+	// state-changing request), written once by the page wrapper.
+	rows, err := w.deps.Audit.List(context.Background(), audit.Filter{Account: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var results []int
+	for _, e := range rows {
+		if e.Action == "POST /packages" {
+			results = append(results, e.Result)
+		}
+	}
+	if len(results) != 5 || results[0] != http.StatusSeeOther {
+		t.Errorf("audit rows of the uploads (newest first): %v, want 5 with the last one 303", results)
 	}
 	_, page := c.get(resp.Header.Get("Location"))
 	m := regexp.MustCompile(`id="inst-(pkg-[0-9a-f]+)"`).FindStringSubmatch(func() string { _, s := c.get("/start"); return s }())

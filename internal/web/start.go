@@ -97,7 +97,6 @@ func (s *Server) startPackage(w http.ResponseWriter, r *http.Request, sess *sess
 	g, err := s.d.Groups.Create(r.Context(), sess.account.ID, spec)
 	var pe *problem.Error
 	if err != nil && errors.As(err, &pe) && api.StatusOf(err) != http.StatusInternalServerError {
-		s.recordAudit(r, sess, "POST /start", "", api.StatusOf(err))
 		data := startData{Spec: spec}
 		if pe.Field != "" {
 			data.Errors = map[string]*problem.Error{pe.Field: pe}
@@ -105,12 +104,15 @@ func (s *Server) startPackage(w http.ResponseWriter, r *http.Request, sess *sess
 			data.Error = pe
 		}
 		data.Spec.Platform = knownPlatform(spec.Platform)
-		return s.showStart(w, r, sess, api.StatusOf(err), data)
+		if err := s.showStart(w, r, sess, api.StatusOf(err), data); err != nil {
+			return err
+		}
+		return errShown{err}
 	}
 	if err != nil {
 		return err
 	}
-	s.recordAudit(r, sess, "POST /start", g.ID, http.StatusSeeOther)
+	noteObject(r, g.ID, sess.account.ID)
 	http.Redirect(w, r, "/status/"+g.ID, http.StatusSeeOther)
 	return nil
 }
@@ -137,10 +139,9 @@ func (s *Server) submitGroup(w http.ResponseWriter, r *http.Request, sess *sessi
 	}
 	ref := r.PathValue("group")
 	if _, err := s.d.Pipeline.Submit(r.Context(), sess.account.ID, ref); err != nil {
-		s.recordAudit(r, sess, "POST /status/{group}/submit", ref, api.StatusOf(err))
 		return err
 	}
-	s.recordAudit(r, sess, "POST /status/{group}/submit", ref, http.StatusSeeOther)
+	noteObject(r, "", sess.account.ID)
 	http.Redirect(w, r, "/status/"+url.PathEscape(ref), http.StatusSeeOther)
 	return nil
 }

@@ -35,6 +35,9 @@ type route struct {
 	// multipart: the handler streams a multipart body and checks its
 	// csrf field itself (the first part), before it reads the rest.
 	multipart bool
+	// api is the API route the page does the work of, for its audit
+	// rows (audit.go); nil: a POST is recorded under pattern.
+	api *apiRoute
 }
 
 // navItem is one link of the header's navigation.
@@ -43,9 +46,13 @@ type navItem struct{ Path, Label string }
 // nav is the navigation each role sees. A new page adds its link here.
 var nav = map[accounts.Role][]navItem{
 	accounts.Seller: {{"/status", "Scan status"}, {"/packages", "Packages"}, {"/start", "Start package"}, {"/load-forms", "Load forms"}},
+	accounts.Operator: {{"/investigations", "Investigations"}, {"/changes", "Change requests"},
+		{"/os-versions", "OS versions"}, {"/audit", "Audit log"}},
 }
 
 var sellerOnly = []accounts.Role{accounts.Seller}
+
+var operatorOnly = []accounts.Role{accounts.Operator}
 
 // New returns the portal over the API's stores (the same Deps pib serve
 // gives api.New), so a page reads through the same domain code as its
@@ -93,6 +100,24 @@ func (s *Server) routes() []route {
 		{pattern: "GET /start", roles: sellerOnly, handle: s.startPage},
 		{pattern: "POST /start", roles: sellerOnly, handle: s.startPackage},
 		{pattern: "GET /start/name", roles: sellerOnly, handle: s.checkName},
+		{pattern: "GET /os-versions", roles: operatorOnly, handle: s.osVersions},
+		{pattern: "POST /os-versions", roles: operatorOnly, handle: s.addOSVersion,
+			api: &apiRoute{action: "POST /v1/os-versions", ok: http.StatusCreated}},
+		{pattern: "GET /investigations", roles: operatorOnly, handle: s.investigations,
+			api: &apiRoute{action: "GET /v1/investigations", ok: http.StatusOK, othersData: true}},
+		{pattern: "POST /investigations/{build}/retry", roles: operatorOnly, handle: s.retryBuild,
+			api: &apiRoute{action: "POST /v1/investigations/{build}/retry", ok: http.StatusAccepted}},
+		{pattern: "POST /investigations/{build}/resolve", roles: operatorOnly, handle: s.resolveBuild,
+			api: &apiRoute{action: "POST /v1/investigations/{build}/resolve", ok: http.StatusOK}},
+		{pattern: "GET /changes", roles: operatorOnly, handle: s.changes,
+			api: &apiRoute{action: "GET /v1/changes", ok: http.StatusOK, othersData: true}},
+		{pattern: "GET /changes/{id}", roles: operatorOnly, handle: s.change,
+			api: &apiRoute{action: "GET /v1/changes/{id}", ok: http.StatusOK, othersData: true}},
+		{pattern: "POST /changes/{id}/approve", roles: operatorOnly, handle: s.approveChange,
+			api: &apiRoute{action: "POST /v1/changes/{id}/approve", ok: http.StatusOK}},
+		{pattern: "POST /changes/{id}/reject", roles: operatorOnly, handle: s.rejectChange,
+			api: &apiRoute{action: "POST /v1/changes/{id}/reject", ok: http.StatusOK}},
+		{pattern: "GET /audit", roles: operatorOnly, handle: s.auditLog},
 	}
 }
 
@@ -130,19 +155,35 @@ func (s *Server) handle(rt route) {
 			http.Redirect(w, r, "/signin", http.StatusSeeOther)
 			return
 		}
-		if r.Method == http.MethodPost && !rt.multipart && !sess.validCSRF(r) {
-			s.renderError(w, r, sess, errCSRF)
-			return
-		}
-		if rt.roles != nil && !slices.Contains(rt.roles, sess.account.Role) {
-			s.renderError(w, r, sess, problem.New(problem.Forbidden, "this page is for %s accounts; you are signed in as a %s", rt.roles[0], sess.account.Role))
-			return
-		}
-		if err := rt.handle(w, r, sess); err != nil {
+		id := api.NewRequestID()
+		w.Header().Set(requestIDHeader, id)
+		r, note := withAuditNote(r, id)
+		err := s.serve(rt, w, r, sess)
+		if err != nil && !errors.As(err, new(errShown)) {
 			s.renderError(w, r, sess, err)
 		}
+		s.record(rt, r, sess.account, note, err)
 	})
 }
+
+// serve checks a page request's CSRF token and role and runs its handler.
+func (s *Server) serve(rt route, w http.ResponseWriter, r *http.Request, sess *session) error {
+	// A multipart route checks the csrf field itself (its first part),
+	// before it reads the rest of the body.
+	if r.Method == http.MethodPost && !rt.multipart && !sess.validCSRF(r) {
+		return errCSRF
+	}
+	if rt.roles != nil && !slices.Contains(rt.roles, sess.account.Role) {
+		return problem.New(problem.Forbidden, "this page is for %s accounts; you are signed in as a %s", rt.roles[0], sess.account.Role)
+	}
+	return rt.handle(w, r, sess)
+}
+
+// errShown is an error its handler has shown already (a form again, with
+// the error next to its field): it is audited, not rendered again.
+type errShown struct{ error }
+
+func (e errShown) Unwrap() error { return e.error }
 
 // errCSRF refuses a form post without its session's token.
 var errCSRF = problem.New(problem.Forbidden, "the form was not sent from this session's page; reload the page and send it again")
@@ -212,7 +253,7 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, sess *sessi
 
 // parsePages parses each page template with the layout.
 func parsePages() map[string]*template.Template {
-	funcs := template.FuncMap{"date": formatDate, "stateClass": stateClass, "size": formatSize}
+	funcs := template.FuncMap{"date": formatDate, "stateClass": stateClass, "size": formatSize, "changeClass": changeClass}
 	pages := map[string]*template.Template{}
 	names, err := fs.Glob(files, "templates/*.html")
 	if err != nil {

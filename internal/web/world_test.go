@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,7 +38,12 @@ import (
 // fakeBuilder builds by the installer's name, as the API tests'
 // goldenBuilder does: "reboot" breaks I5, anything else succeeds. Builds
 // wait for gate to be closed, so a test sees them in Building first.
-type fakeBuilder struct{ gate chan struct{} }
+// While crashes is above zero, a "crash" installer fails on the
+// platform's side (the build goes to Investigating), once per count.
+type fakeBuilder struct {
+	gate    chan struct{}
+	crashes atomic.Int32
+}
 
 const goodImage = "img-00000000000000001"
 
@@ -46,6 +52,9 @@ func (b *fakeBuilder) Build(ctx context.Context, req pipeline.BuildRequest) (*pi
 	case <-b.gate:
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	}
+	if strings.Contains(filepath.Base(req.Installer), "crash") && b.crashes.Add(-1) >= 0 {
+		return nil, errors.New("the builder lost its sandbox")
 	}
 	if strings.Contains(filepath.Base(req.Installer), "reboot") {
 		return &pipeline.BuildOutcome{
@@ -77,6 +86,8 @@ type world struct {
 	builder *fakeBuilder
 	tokens  map[string]string // account name → token
 	ids     map[string]string // account name → ID
+	// skew moves the pipeline's clock ahead (overdue investigations).
+	skew atomic.Int64
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -116,6 +127,7 @@ func newWorld(t *testing.T) *world {
 	p, err := pipeline.New(ctx, db, pipeline.Config{
 		Builder: w.builder, Scanner: passScanner{images: is}, Groups: gs, Packages: ps, OSVersions: oses,
 		WorkDir: t.TempDir(), PollInterval: 20 * time.Millisecond, Logger: quietLogger(), Webhooks: wh,
+		Now: func() time.Time { return time.Now().Add(time.Duration(w.skew.Load())) },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +138,8 @@ func newWorld(t *testing.T) *world {
 	t.Cleanup(func() { p.Stop(context.Background()) })
 	as := accounts.NewStore(db)
 	w.deps = api.Deps{Accounts: as, Packages: ps, Groups: gs, OSVersions: oses, Images: is, Audit: audit.New(db),
-		Pipeline: p, Builds: p.Reader(), Webhooks: wh, Catalog: catalog.New(db, catalog.Config{Groups: gs, Builds: p.Reader()})}
+		Pipeline: p, Builds: p.Reader(), Webhooks: wh}
+	w.deps.Catalog = catalog.New(db, catalog.Config{Groups: gs, Builds: p.Reader(), Decided: api.DecisionWebhook(p)})
 	for _, a := range []struct {
 		name string
 		role accounts.Role
