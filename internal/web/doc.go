@@ -50,16 +50,25 @@
 //
 // # Not built yet
 //
-// Only sign-in, sign-out and the seller's Scan status page (with Refresh
-// status, in place with htmx) exist. Still to build from issue 12:
+// Sign-in, sign-out, the seller's Scan status page (with Refresh status,
+// in place with htmx) and the buyers' pages exist. The buyers' pages
+// (buyer.go) read as their API routes do: the catalog through
+// catalog.Store with the viewer, subscriptions through subscriptions.Store,
+// gold images through images.Store (GetOwned: another account's image is
+// not found) and api.Deps.CheckImport/ImportImage (POST /v1/images's
+// checks, limit and refusals), private builds through
+// privatebuilds.Service, whose refusals (C2, C4, C5) the Private image
+// configuration page shows next to its form with their reason, rule and
+// field. An upload (route.upload) is a multipart form streamed to a
+// temporary file; its CSRF token must be its first part. Limits: the
+// import shows no progress bar (the browser's own), and a private build
+// page refreshes on request only. Still to build from issue 12:
 //   - seller: Packages (list, upload with progress, reuse); Start package
 //     (N1 checked as you type, N3 shown, platform, OS versions, installer);
 //     live updates on Scan status (server-sent events); the Build page
 //     (findings, log, changed files, vulnerability table, policy checks,
 //     SVG chart, SBOM downloads); Load forms (download, upload with
 //     cell-precise errors, change request state).
-//   - buyer: catalog and product pages; subscriptions; gold images
-//     (import, list, export); Private image configuration; private builds.
 //   - operator: OS versions and base images; the investigation queue
 //     (retry, resolve, overdue flag); change requests (diff,
 //     approve/reject); the audit log with filters.
@@ -68,5 +77,6 @@
 // tests only, testdata/axe-core, MPL-2.0): no serious or critical
 // violation of the WCAG 2.1 A/AA and best-practice rules.
 //
-// Signed-in buyers and operators see a start page pointing to the CLI.
+// Signed-in operators see a start page pointing to the CLI; buyers start
+// at Products.
 package web

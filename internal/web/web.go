@@ -32,6 +32,9 @@ type route struct {
 	// roles that may open the page; nil: anyone signed in.
 	roles  []accounts.Role
 	handle func(w http.ResponseWriter, r *http.Request, s *session) error
+	// upload: a multipart form post, streamed; its CSRF token is its
+	// first part (see uploadParts).
+	upload bool
 }
 
 // navItem is one link of the header's navigation.
@@ -40,6 +43,7 @@ type navItem struct{ Path, Label string }
 // nav is the navigation each role sees. A new page adds its link here.
 var nav = map[accounts.Role][]navItem{
 	accounts.Seller: {{"/status", "Scan status"}},
+	accounts.Buyer:  {{"/products", "Products"}, {"/subscriptions", "Subscriptions"}, {"/images", "Gold images"}, {"/configure", "Private image configuration"}, {"/private-builds", "Private builds"}},
 }
 
 var sellerOnly = []accounts.Role{accounts.Seller}
@@ -76,10 +80,12 @@ func New(d api.Deps) *Server {
 
 // routes are the portal's pages behind sign-in. A new page adds its row.
 func (s *Server) routes() []route {
-	return []route{
+	rs := []route{
 		{pattern: "GET /status", roles: sellerOnly, handle: s.scanStatus},
 		{pattern: "GET /status/{group}", roles: sellerOnly, handle: s.groupStatus},
 	}
+	rs = append(rs, s.buyerRoutes()...)
+	return rs
 }
 
 // Beside serves the API's paths (/v1/…, /healthz, /metrics) with apiH and
@@ -116,7 +122,13 @@ func (s *Server) handle(rt route) {
 			http.Redirect(w, r, "/signin", http.StatusSeeOther)
 			return
 		}
-		if r.Method == http.MethodPost && !sess.validCSRF(r) {
+		csrf := true
+		if rt.upload {
+			r, csrf = sess.uploadParts(r)
+		} else if r.Method == http.MethodPost {
+			csrf = sess.validCSRF(r)
+		}
+		if !csrf {
 			s.renderError(w, r, sess, errCSRF)
 			return
 		}

@@ -68,6 +68,7 @@ func (passScanner) Scan(ctx context.Context, imageID string) (*pipeline.ScanOutc
 type world struct {
 	t       *testing.T
 	url     string
+	db      *store.DB
 	deps    api.Deps
 	builder *fakeBuilder
 	tokens  map[string]string // account name → token
@@ -106,7 +107,7 @@ func newWorld(t *testing.T) *world {
 	}
 	ps := packages.NewStore(db, bs)
 	gs := groups.NewStore(db, ps, oses)
-	w := &world{t: t, builder: &fakeBuilder{gate: make(chan struct{})}, tokens: map[string]string{}, ids: map[string]string{}}
+	w := &world{t: t, db: db, builder: &fakeBuilder{gate: make(chan struct{})}, tokens: map[string]string{}, ids: map[string]string{}}
 	wh := webhook.New(db, webhook.Config{Logger: quietLogger()})
 	p, err := pipeline.New(ctx, db, pipeline.Config{
 		Builder: w.builder, Scanner: passScanner{}, Groups: gs, Packages: ps, OSVersions: oses,
