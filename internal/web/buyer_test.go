@@ -187,6 +187,9 @@ func TestBuyerPrivateImage(t *testing.T) {
 			chromedp.WaitVisible(chromedp.ID("fulfillment")),
 			chromedp.SetValue(chromedp.ID("fulfillment"), option),
 			chromedp.Click(chromedp.ID("choose")),
+			// The page before Show choices has the fields too: wait for
+			// the one that has the option chosen (a selected attribute).
+			chromedp.WaitReady(`//select[@id="fulfillment"]/option[@value="`+option+`" and @selected]`),
 			chromedp.WaitVisible(chromedp.ID("gold_image")),
 			chromedp.SetValue(chromedp.ID("gold_image"), gold),
 			chromedp.SendKeys(chromedp.ID("name"), "acme-db-gold"),
