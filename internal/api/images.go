@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -129,19 +130,8 @@ func (s *Server) importImage(w http.ResponseWriter, r *http.Request, a *accounts
 	if err != nil {
 		return err
 	}
-	im, err := s.Images.Import(r.Context(), tmp.Name(), images.ImportOptions{Alias: r.URL.Query().Get("alias"), Owner: imageOwner(a)})
+	im, err := s.ImportImage(r.Context(), a, r.URL.Query().Get("alias"), tmp.Name())
 	if err != nil {
-		var pe *problem.Error
-		switch {
-		case !errors.As(err, &pe):
-			return err
-		case errors.Is(pe, images.ErrAliasTaken):
-			// Another import took the alias after checkImport looked.
-			return &problem.Error{Code: problem.Conflict, Field: "alias", Message: pe.Message, Err: err}
-		case pe.Code == problem.Invalid:
-			// Its message never names the file (ours, not the caller's).
-			return &problem.Error{Code: problem.Invalid, Field: "archive", Message: "the archive: " + pe.Message, Err: err}
-		}
 		return err
 	}
 	writeJSON(w, http.StatusCreated, im)
@@ -161,11 +151,18 @@ func (s *Server) checkImport(r *http.Request, a *accounts.Account) error {
 	if len(q["alias"]) > 1 {
 		return &problem.Error{Code: problem.Invalid, Field: "alias", Message: "give one alias"}
 	}
-	if alias := q.Get("alias"); alias != "" {
+	return s.CheckImport(r.Context(), a, q.Get("alias"), r.ContentLength)
+}
+
+// CheckImport is what POST /v1/images checks before it reads an archive:
+// alias (may be empty) is valid and free among a's images, and size (-1:
+// unknown) is within the upload limit. The portal's import checks the same.
+func (d Deps) CheckImport(ctx context.Context, a *accounts.Account, alias string, size int64) error {
+	if alias != "" {
 		if err := images.ValidAlias(alias); err != nil {
 			return &problem.Error{Code: problem.Invalid, Field: "alias", Message: err.Error()}
 		}
-		_, err := s.Images.GetOwned(r.Context(), imageOwner(a), alias)
+		_, err := d.Images.GetOwned(ctx, imageOwner(a), alias)
 		if err == nil {
 			return &problem.Error{Code: problem.Conflict, Field: "alias", Message: fmt.Sprintf("%v: %q; choose another alias or remove that image first (pib image rm %s)", images.ErrAliasTaken, alias, alias)}
 		}
@@ -173,10 +170,32 @@ func (s *Server) checkImport(r *http.Request, a *accounts.Account) error {
 			return err
 		}
 	}
-	if r.ContentLength > s.Packages.MaxSize {
-		return &problem.Error{Code: problem.TooLarge, Field: "archive", Message: fmt.Sprintf("the archive is larger than the upload limit of %d bytes", s.Packages.MaxSize)}
+	if size > d.Packages.MaxSize {
+		return &problem.Error{Code: problem.TooLarge, Field: "archive", Message: fmt.Sprintf("the archive is larger than the upload limit of %d bytes", d.Packages.MaxSize)}
 	}
 	return nil
+}
+
+// ImportImage imports the archive in file (pib's temporary copy of an
+// upload) as a's image named alias, as POST /v1/images does: its errors
+// name the request's fields, never the file.
+func (d Deps) ImportImage(ctx context.Context, a *accounts.Account, alias, file string) (*images.Image, error) {
+	im, err := d.Images.Import(ctx, file, images.ImportOptions{Alias: alias, Owner: imageOwner(a)})
+	if err != nil {
+		var pe *problem.Error
+		switch {
+		case !errors.As(err, &pe):
+			return nil, err
+		case errors.Is(pe, images.ErrAliasTaken):
+			// Another import took the alias after CheckImport looked.
+			return nil, &problem.Error{Code: problem.Conflict, Field: "alias", Message: pe.Message, Err: err}
+		case pe.Code == problem.Invalid:
+			// Its message never names the file (ours, not the caller's).
+			return nil, &problem.Error{Code: problem.Invalid, Field: "archive", Message: "the archive: " + pe.Message, Err: err}
+		}
+		return nil, err
+	}
+	return im, nil
 }
 
 func (s *Server) exportImage(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {

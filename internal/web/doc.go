@@ -53,35 +53,40 @@
 //     checkPage on it (axe-core check, screenshots at 1280 and 390 px),
 //     and a cross-account case for any URL that names an object.
 //
-// # Not built yet
+// # What is built
 //
-// Built: sign-in, sign-out, every seller page and every operator page.
-// Seller: Scan status (Refresh status in place with htmx; while a build is
-// in progress the groups poll every 2 s with hx-trigger — server-sent
-// events would need htmx's SSE extension, a second vendored script — and
-// in-progress groups show open, so a group collapses when it ends);
-// Packages (upload is a plain multipart post streamed into
-// Packages.Upload; its progress is the browser's own: an htmx progress bar
-// needs a script listening to htmx:xhr:progress, which the CSP's
-// no-inline, no-eval rule leaves no place for); Start package (N1 checked
-// as you type, errors beside their fields with the rule ID; the group is
-// submitted from Scan status); the Build page (build.go) and Load forms
-// (loadforms.go). Operator: OS versions and their base images (add one),
-// the investigation queue (retry, resolve with a note, overdue flag),
-// change requests (diff, approve, reject with a reason) and the audit log
-// (filters: account, since; the 200 newest matching rows, no paging:
-// audit.List has no cursor). Every POST and every operator read of another
-// account's data is an audit row (audit.go), with a request ID of its own
-// sent in X-Request-Id; a route that does an API route's work names it
-// (route.api), so its row carries the API's action. Still to build from
-// issue 12:
-//   - buyer: catalog and product pages; subscriptions; gold images
-//     (import, list, export); Private image configuration; private builds.
+// Sign-in, sign-out and every page of issue 12. Seller: Scan status
+// (Refresh status in place with htmx; while a build is in progress the
+// groups poll every 2 s with hx-trigger — server-sent events would need
+// htmx's SSE extension, a second vendored script — and in-progress groups
+// show open, so a group collapses when it ends); Packages (upload is a
+// plain multipart post streamed into Packages.Upload; its progress is the
+// browser's own: an htmx progress bar needs a script listening to
+// htmx:xhr:progress, which the CSP's no-inline, no-eval rule leaves no
+// place for); Start package (N1 checked as you type, errors beside their
+// fields with the rule ID; the group is submitted from Scan status); the
+// Build page (build.go) and Load forms (loadforms.go). Buyer (buyer.go):
+// the catalog through catalog.Store with the viewer, subscriptions, gold
+// images through images.Store (another account's image is not found) and
+// api.Deps.CheckImport/ImportImage (POST /v1/images's checks, limit and
+// refusals), and private builds through privatebuilds.Service, whose
+// refusals (C2, C4, C5) the Private image configuration page shows next
+// to its form with their reason, rule and field; an upload (route.upload)
+// is a multipart form streamed to a temporary file, its CSRF token its
+// first part; a private build page refreshes on request only. Operator:
+// OS versions and their base images (add one), the investigation queue
+// (retry, resolve with a note, overdue flag), change requests (diff,
+// approve, reject with a reason) and the audit log (filters: account,
+// since; the 200 newest matching rows, no paging: audit.List has no
+// cursor). Every POST and every operator read of another account's data
+// is an audit row (audit.go), with a request ID of its own sent in
+// X-Request-Id; a route that does an API route's work names it
+// (route.api), so its row carries the API's action.
 //
 // Each page a test opens is checked with axe-core 4.14.1 (vendored for the
 // tests only, testdata/axe-core, MPL-2.0): no serious or critical
 // violation of the WCAG 2.1 A/AA and best-practice rules.
 //
-// Signed-in buyers see a start page pointing to the CLI; operators start
-// at the investigation queue.
+// Signed-in buyers start at Products, operators at the investigation
+// queue.
 package web

@@ -1,12 +1,15 @@
 package web
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"io"
 	"mime"
+	"mime/multipart"
 	"net/http"
 	"strings"
 	"sync"
@@ -209,4 +212,34 @@ func (s *Server) signOut(w http.ResponseWriter, r *http.Request) {
 	s.sessions.remove(sess)
 	setCookie(w, r, sessionCookie, "", "/", -1)
 	http.Redirect(w, r, "/signin", http.StatusSeeOther)
+}
+
+// partsKey is the request context key of an upload's multipart reader.
+type partsKey struct{}
+
+// uploadParts checks an upload (a multipart form post) without reading
+// the file into memory: its first part must be the session's CSRF token.
+// The returned request carries the reader of the remaining parts (parts);
+// the handler bounds what it reads of them.
+func (s *session) uploadParts(r *http.Request) (*http.Request, bool) {
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return r, false
+	}
+	p, err := mr.NextPart()
+	if err != nil || p.FormName() != csrfField {
+		return r, false
+	}
+	token, err := io.ReadAll(io.LimitReader(p, 256))
+	if err != nil || !sameToken(string(token), s.csrf) {
+		return r, false
+	}
+	return r.WithContext(context.WithValue(r.Context(), partsKey{}, mr)), true
+}
+
+// parts is the multipart reader of an upload route's request, after its
+// CSRF token.
+func parts(r *http.Request) *multipart.Reader {
+	mr, _ := r.Context().Value(partsKey{}).(*multipart.Reader)
+	return mr
 }

@@ -38,6 +38,9 @@ type route struct {
 	// api is the API route the page does the work of, for its audit
 	// rows (audit.go); nil: a POST is recorded under pattern.
 	api *apiRoute
+	// upload: a multipart form post, streamed; its CSRF token is its
+	// first part (see uploadParts).
+	upload bool
 }
 
 // navItem is one link of the header's navigation.
@@ -48,6 +51,7 @@ var nav = map[accounts.Role][]navItem{
 	accounts.Seller: {{"/status", "Scan status"}, {"/packages", "Packages"}, {"/start", "Start package"}, {"/load-forms", "Load forms"}},
 	accounts.Operator: {{"/investigations", "Investigations"}, {"/changes", "Change requests"},
 		{"/os-versions", "OS versions"}, {"/audit", "Audit log"}},
+	accounts.Buyer: {{"/products", "Products"}, {"/subscriptions", "Subscriptions"}, {"/images", "Gold images"}, {"/configure", "Private image configuration"}, {"/private-builds", "Private builds"}},
 }
 
 var sellerOnly = []accounts.Role{accounts.Seller}
@@ -86,7 +90,7 @@ func New(d api.Deps) *Server {
 
 // routes are the portal's pages behind sign-in. A new page adds its row.
 func (s *Server) routes() []route {
-	return []route{
+	rs := []route{
 		{pattern: "GET /status", roles: sellerOnly, handle: s.scanStatus},
 		{pattern: "GET /status/{group}", roles: sellerOnly, handle: s.groupStatus},
 		{pattern: "GET /builds/{id}", roles: sellerOnly, handle: s.buildPage},
@@ -119,6 +123,8 @@ func (s *Server) routes() []route {
 			api: &apiRoute{action: "POST /v1/changes/{id}/reject", ok: http.StatusOK}},
 		{pattern: "GET /audit", roles: operatorOnly, handle: s.auditLog},
 	}
+	rs = append(rs, s.buyerRoutes()...)
+	return rs
 }
 
 // Beside serves the API's paths (/v1/…, /healthz, /metrics) with apiH and
@@ -168,9 +174,17 @@ func (s *Server) handle(rt route) {
 
 // serve checks a page request's CSRF token and role and runs its handler.
 func (s *Server) serve(rt route, w http.ResponseWriter, r *http.Request, sess *session) error {
-	// A multipart route checks the csrf field itself (its first part),
-	// before it reads the rest of the body.
-	if r.Method == http.MethodPost && !rt.multipart && !sess.validCSRF(r) {
+	switch {
+	case rt.upload:
+		// A streamed upload: its CSRF token is its first part.
+		var ok bool
+		if r, ok = sess.uploadParts(r); !ok {
+			return errCSRF
+		}
+	case rt.multipart:
+		// The handler checks the csrf field itself (the first part),
+		// before it reads the rest of the body.
+	case r.Method == http.MethodPost && !sess.validCSRF(r):
 		return errCSRF
 	}
 	if rt.roles != nil && !slices.Contains(rt.roles, sess.account.Role) {

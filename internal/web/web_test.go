@@ -361,7 +361,10 @@ func TestIsolation(t *testing.T) {
 	if resp, _ := buyer.get("/status"); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("a buyer opening Scan status: %d, want 403", resp.StatusCode)
 	}
-	if resp, body := buyer.get("/"); resp.StatusCode != 200 || strings.Contains(body, "Scan status") {
-		t.Errorf("a buyer's start page: %d, navigation shows seller pages: %s", resp.StatusCode, body)
+	if resp, _ := buyer.get("/"); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/products" {
+		t.Errorf("a buyer's start: %d → %q, want 303 → /products", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if resp, body := buyer.get("/images"); resp.StatusCode != 200 || strings.Contains(body, "Scan status") {
+		t.Errorf("a buyer's page: %d, navigation shows seller pages: %s", resp.StatusCode, body)
 	}
 }

@@ -82,6 +82,7 @@ func (s passScanner) Scan(ctx context.Context, imageID string) (*pipeline.ScanOu
 type world struct {
 	t       *testing.T
 	url     string
+	db      *store.DB
 	deps    api.Deps
 	builder *fakeBuilder
 	tokens  map[string]string // account name → token
@@ -122,7 +123,7 @@ func newWorld(t *testing.T) *world {
 	}
 	ps := packages.NewStore(db, bs)
 	gs := groups.NewStore(db, ps, oses)
-	w := &world{t: t, builder: &fakeBuilder{gate: make(chan struct{})}, tokens: map[string]string{}, ids: map[string]string{}}
+	w := &world{t: t, db: db, builder: &fakeBuilder{gate: make(chan struct{})}, tokens: map[string]string{}, ids: map[string]string{}}
 	wh := webhook.New(db, webhook.Config{Logger: quietLogger()})
 	p, err := pipeline.New(ctx, db, pipeline.Config{
 		Builder: w.builder, Scanner: passScanner{images: is}, Groups: gs, Packages: ps, OSVersions: oses,
