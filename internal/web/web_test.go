@@ -121,6 +121,26 @@ func (b *browser) checkPage(t *testing.T, name string) {
 	t.Helper()
 	b.checkA11y(t, name)
 	b.screenshots(t, name)
+	b.checkNoOutsideRequests(t, name)
+}
+
+// checkNoOutsideRequests: every request the browser made so far went to
+// the origin of the page it shows (issue 12: the portal loads nothing from
+// outside pib).
+func (b *browser) checkNoOutsideRequests(t *testing.T, name string) {
+	t.Helper()
+	u, err := url.Parse(get(t, b, chromedp.Location()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin := u.Scheme + "://" + u.Host + "/"
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, req := range b.requests {
+		if !strings.HasPrefix(req, origin) {
+			t.Errorf("%s: the browser requested %s, outside pib (%s)", name, req, origin)
+		}
+	}
 }
 
 // screenshots saves the current page at 1280 and 390 px wide as
