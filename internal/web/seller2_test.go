@@ -151,6 +151,14 @@ func TestSellerBuildPage(t *testing.T) {
 	}
 	b.checkPage(t, "build-issues")
 
+	// The page for a missing object (and so for another account's): an
+	// error page held to the same checks as every other.
+	b.run(t, chromedp.Navigate(w.url+"/builds/b-0000000000000000"), chromedp.WaitVisible(chromedp.CSS("main")))
+	if got := b.text(t, "main"); !strings.Contains(got, "not found") {
+		t.Errorf("a missing build's page says %q, want a not-found message", got)
+	}
+	b.checkPage(t, "not-found")
+
 	b.run(t, chromedp.Navigate(w.url+"/builds/"+appBuild), chromedp.WaitVisible(chromedp.ID("vulnerabilities")))
 	main = b.text(t, "main")
 	for _, want := range []string{goodImage, "Successful", "/opt/app (added)", "installed", "SSH password authentication is disabled", "3.0.14-1", "no fix yet", "CycloneDX JSON", "SPDX JSON"} {
