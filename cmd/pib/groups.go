@@ -90,7 +90,7 @@ func newGroupsListCommand(g *globals) *cobra.Command {
 		Short: "List your package groups",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var list []*groups.Group
+			list := []*groups.Group{} // JSON: [] when there are none, as every listing
 			for cursor := ""; ; {
 				page, err := g.client().ListGroups(cmd.Context(), client.Page{Cursor: cursor, Limit: 1000})
 				if err != nil {

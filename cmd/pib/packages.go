@@ -56,7 +56,7 @@ func newPackagesCommand(g *globals) *cobra.Command {
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tNAME\tSIZE\tDIGEST\tUPLOADED")
 			for _, p := range list {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.ID, p.Name, humanSize(p.Size), p.Digest[:19]+"…", p.Uploaded.Local().Format("2006-01-02 15:04"))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.ID, p.Name, humanSize(p.Size), shortDigest(p.Digest), p.Uploaded.Local().Format("2006-01-02 15:04"))
 			}
 			return tw.Flush()
 		},
@@ -98,4 +98,13 @@ func withProgress(w io.Writer, r io.Reader, size int64, what string) (_ io.Reade
 	}
 	bar := progressbar.DefaultBytes(size, what)
 	return io.TeeReader(r, bar), func() { bar.Close() }
+}
+
+// shortDigest shows the start of a digest ("sha256:0123456789ab…"); a
+// shorter string (a server that answers something unexpected) as it is.
+func shortDigest(d string) string {
+	if len(d) <= 19 {
+		return d
+	}
+	return d[:19] + "…"
 }
