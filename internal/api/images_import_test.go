@@ -105,3 +105,53 @@ func TestImportValidatesBeforeReadingTheBody(t *testing.T) {
 		})
 	}
 }
+
+// POST /v1/packages answers a refused upload without waiting for the rest
+// of its body (P5): a wrong content type, a declared size over the limit,
+// a name with a path separator.
+func TestPackageUploadRefusedPromptly(t *testing.T) {
+	db := storetest.Open(t, store.SQLite)
+	e := newEnv(t, db)
+	seller := e.account("acme", accounts.Seller)
+	for _, tc := range []struct {
+		name, query, contentType string
+		length                   int64
+		status                   int
+	}{
+		{"content type", "?name=setup.sh", "text/plain", -1, 415},
+		{"declared size over the limit", "?name=setup.sh", "application/octet-stream", 1 << 40, 413},
+		{"path separator", "?name=..%2Fsetup.sh", "application/octet-stream", -1, 400},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := &endlessBody{release: make(chan struct{})}
+			defer body.Close()
+			req, err := http.NewRequest("POST", e.url+"/v1/packages"+tc.query, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.ContentLength = tc.length
+			req.Header.Set("Authorization", "Bearer "+seller)
+			req.Header.Set("Content-Type", tc.contentType)
+			got := make(chan *http.Response, 1)
+			go func() {
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Error(err)
+				}
+				got <- resp
+			}()
+			select {
+			case resp := <-got:
+				if resp == nil {
+					return
+				}
+				defer resp.Body.Close()
+				if resp.StatusCode != tc.status {
+					t.Fatalf("status %d, want %d", resp.StatusCode, tc.status)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("no answer after 10s: the server waits for the rest of the body")
+			}
+		})
+	}
+}

@@ -124,7 +124,15 @@ func (s *Server) listOSVersions(w http.ResponseWriter, r *http.Request, _ *accou
 
 // uploadPackage streams the request body (application/octet-stream) into
 // the package store; the file name is the "name" query parameter.
-func (s *Server) uploadPackage(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
+func (s *Server) uploadPackage(w http.ResponseWriter, r *http.Request, a *accounts.Account) (err error) {
+	defer func() {
+		if err != nil {
+			// A refused upload's body may be unread: without this,
+			// net/http reads (up to 256 KiB of) it before answering, and
+			// a stalled body holds the answer (as POST /v1/images).
+			w.Header().Set("Connection", "close")
+		}
+	}()
 	if ct := r.Header.Get("Content-Type"); ct != "application/octet-stream" {
 		return &problem.Error{Code: problem.UnsupportedMediaType, Message: "upload the file as the request body with Content-Type: application/octet-stream and ?name=FILE"}
 	}
