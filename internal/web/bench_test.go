@@ -1,16 +1,12 @@
 package web_test
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -19,11 +15,7 @@ import (
 	"github.com/pib-dev/pib/internal/accounts"
 	"github.com/pib-dev/pib/internal/api"
 	"github.com/pib-dev/pib/internal/audit"
-	"github.com/pib-dev/pib/internal/blobs"
 	"github.com/pib-dev/pib/internal/groups"
-	"github.com/pib-dev/pib/internal/images"
-	"github.com/pib-dev/pib/internal/osversions"
-	"github.com/pib-dev/pib/internal/packages"
 	"github.com/pib-dev/pib/internal/pipeline"
 	"github.com/pib-dev/pib/internal/store"
 	"github.com/pib-dev/pib/internal/store/storetest"
@@ -45,32 +37,8 @@ const benchGroups = 10000
 func BenchmarkPages(b *testing.B) {
 	ctx := context.Background()
 	db := storetest.Open(b, store.SQLite)
-	dir := b.TempDir()
-	bs, err := blobs.NewDir(filepath.Join(dir, "blobs"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	is := images.NewStore(db, bs, filepath.Join(dir, "cache"))
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	body := "ID=debian\nVERSION_ID=12\n"
-	tw.WriteHeader(&tar.Header{Name: "etc/os-release", Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg})
-	tw.Write([]byte(body))
-	tw.Close()
-	rootfs := filepath.Join(dir, "rootfs.tar")
-	if err := os.WriteFile(rootfs, buf.Bytes(), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	img, err := is.Import(ctx, rootfs, images.ImportOptions{Alias: "debian-12"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	oses := osversions.NewStore(db)
-	if _, err := oses.Add(ctx, "debian-12", "linux", img.ID); err != nil {
-		b.Fatal(err)
-	}
-	ps := packages.NewStore(db, bs)
-	gs := groups.NewStore(db, ps, oses)
+	st := newStores(b, db)
+	is, oses, ps, gs := st.images, st.oses, st.packages, st.groups
 	p, err := pipeline.New(ctx, db, pipeline.Config{Builder: &fakeBuilder{gate: make(chan struct{})}, Scanner: passScanner{},
 		Groups: gs, Packages: ps, OSVersions: oses, WorkDir: b.TempDir(), Logger: quietLogger(),
 		Webhooks: webhook.New(db, webhook.Config{Logger: quietLogger()})})

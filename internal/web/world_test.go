@@ -97,32 +97,8 @@ func newWorld(t *testing.T) *world {
 	t.Helper()
 	ctx := context.Background()
 	db := storetest.Open(t, store.SQLite)
-	dir := t.TempDir()
-	bs, err := blobs.NewDir(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	is := images.NewStore(db, bs, filepath.Join(dir, "cache"))
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	body := "ID=debian\nVERSION_ID=12\n"
-	tw.WriteHeader(&tar.Header{Name: "etc/os-release", Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg})
-	tw.Write([]byte(body))
-	tw.Close()
-	rootfs := filepath.Join(dir, "rootfs.tar")
-	if err := os.WriteFile(rootfs, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	img, err := is.Import(ctx, rootfs, images.ImportOptions{Alias: "debian-12"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	oses := osversions.NewStore(db)
-	if _, err := oses.Add(ctx, "debian-12", "linux", img.ID); err != nil {
-		t.Fatal(err)
-	}
-	ps := packages.NewStore(db, bs)
-	gs := groups.NewStore(db, ps, oses)
+	st := newStores(t, db)
+	is, oses, ps, gs := st.images, st.oses, st.packages, st.groups
 	w := &world{t: t, db: db, builder: &fakeBuilder{gate: make(chan struct{})}, tokens: map[string]string{}, ids: map[string]string{}}
 	wh := webhook.New(db, webhook.Config{Logger: quietLogger()})
 	p, err := pipeline.New(ctx, db, pipeline.Config{
@@ -254,3 +230,44 @@ func (c *client) signIn(name string) {
 }
 
 var errNoChromium = errors.New("chromium not found")
+
+// stores are the domain stores a portal test or benchmark serves from,
+// over db, with a debian-12 OS version whose base image is a one-file
+// Debian root.
+type stores struct {
+	images   *images.Store
+	oses     *osversions.Store
+	packages *packages.Store
+	groups   *groups.Store
+}
+
+func newStores(tb testing.TB, db *store.DB) stores {
+	tb.Helper()
+	ctx := context.Background()
+	dir := tb.TempDir()
+	bs, err := blobs.NewDir(filepath.Join(dir, "blobs"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	is := images.NewStore(db, bs, filepath.Join(dir, "cache"))
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	body := "ID=debian\nVERSION_ID=12\n"
+	tw.WriteHeader(&tar.Header{Name: "etc/os-release", Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg})
+	tw.Write([]byte(body))
+	tw.Close()
+	rootfs := filepath.Join(dir, "rootfs.tar")
+	if err := os.WriteFile(rootfs, buf.Bytes(), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	img, err := is.Import(ctx, rootfs, images.ImportOptions{Alias: "debian-12"})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	oses := osversions.NewStore(db)
+	if _, err := oses.Add(ctx, "debian-12", "linux", img.ID); err != nil {
+		tb.Fatal(err)
+	}
+	ps := packages.NewStore(db, bs)
+	return stores{images: is, oses: oses, packages: ps, groups: groups.NewStore(db, ps, oses)}
+}
