@@ -194,7 +194,14 @@ var networkConfigPaths = []string{
 
 // networkFileFindings reports changed network configuration files and
 // sysctl files that set forwarding or routing (I6).
-func networkFileFindings(upper string, ch Changes) []Finding {
+func networkFileFindings(upper string, ch Changes) ([]Finding, error) {
+	// The upper directory is read as a root of its own (T2); opened once
+	// for every sysctl file below.
+	root, err := rootfs.Open(upper)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
 	var out []Finding
 	for _, f := range ch.Files {
 		if f.Type == "dir" && f.Change != "deleted" {
@@ -209,27 +216,21 @@ func networkFileFindings(upper string, ch Changes) []Finding {
 		if !hit && (f.Path == "etc/sysctl.conf" || strings.HasPrefix(f.Path, "etc/sysctl.d/") ||
 			strings.HasPrefix(f.Path, "usr/lib/sysctl.d/") || strings.HasPrefix(f.Path, "lib/sysctl.d/") ||
 			strings.HasPrefix(f.Path, "run/sysctl.d/")) && f.Change != "deleted" {
-			hit = sysctlSetsRouting(upper, f.Path)
+			hit = sysctlSetsRouting(root, f.Path)
 		}
 		if hit {
 			out = append(out, Finding{Rule: "I6",
 				Message: "the installer " + f.Change + " network configuration file /" + f.Path + "; installers must not change network configuration"})
 		}
 	}
-	return out
+	return out, nil
 }
 
 // sysctlSetsRouting reports whether the sysctl file rel of the upper
-// directory sets forwarding or routing keys. It is read inside the upper
-// directory as its root (T2): a link out of it, to a FIFO or to a device
-// is not read (and a link is reported by networkFileFindings' caller as
-// an ordinary change).
-func sysctlSetsRouting(upper, rel string) bool {
-	root, err := rootfs.Open(upper)
-	if err != nil {
-		return false
-	}
-	defer root.Close()
+// directory root sets forwarding or routing keys. rel is resolved inside
+// the upper directory (T2): a link out of it, to a FIFO or to a device is
+// not read.
+func sysctlSetsRouting(root *rootfs.FS, rel string) bool {
 	b, err := root.ReadFile(rel, maxNetworkFileBytes)
 	if err != nil {
 		return false

@@ -465,7 +465,11 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("list changed files: %w", err)
 	}
-	res.Findings = append(res.Findings, networkFileFindings(upper, res.Changes)...)
+	netFiles, err := networkFileFindings(upper, res.Changes)
+	if err != nil {
+		return nil, fmt.Errorf("check the changed network files (I6): %w", err)
+	}
+	res.Findings = append(res.Findings, netFiles...)
 	res.Findings = append(res.Findings, specialFileFindings(res.Changes)...)
 	if cfg.KeepOnFailure && !res.Passed() {
 		kept := dir + ".upper"
