@@ -49,7 +49,7 @@
 //     layout.html); a form that posts includes
 //     <input type="hidden" name="csrf" value="{{.CSRF}}">. Every control
 //     has a label; no inline style or script (the CSP refuses them).
-//  4. A test in web_test.go driving it in Chromium (newBrowser) that calls
+//  4. A test in the page's own _test.go file driving it in Chromium (newBrowser) that calls
 //     checkPage on it (axe-core check, screenshots at 1280 and 390 px),
 //     and a cross-account case for any URL that names an object.
 //
