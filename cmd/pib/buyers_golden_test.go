@@ -1,10 +1,7 @@
 package main
 
 import (
-	"encoding/json"
-	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -52,29 +49,13 @@ func buyerAPI(t *testing.T, empty bool) *httptest.Server {
 			"GET /v1/private-image-builds": []*privatebuilds.PrivateBuild{},
 		}
 	}
-	mux := http.NewServeMux()
-	for pattern, v := range answers {
-		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-			if r.Header.Get("Authorization") != "Bearer pib_test" {
-				t.Errorf("%s: no token sent", r.URL)
-			}
-			w.Header().Set("Content-Type", "application/json")
-			json.NewEncoder(w).Encode(v)
-		})
-	}
-	hs := httptest.NewServer(mux)
-	t.Cleanup(hs.Close)
-	return hs
+	return serveAnswers(t, answers)
 }
 
 // TestGoldenBuyerListings pins pib subscriptions ls and pib private-images
 // ls, show and report.
 func TestGoldenBuyerListings(t *testing.T) {
-	localUTC(t)
-	home := t.TempDir()
-	t.Setenv("HOME", home)
-	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, "config"))
-	t.Setenv("PIB_TOKEN", "pib_test")
+	clientEnv(t)
 	full, empty := buyerAPI(t, false), buyerAPI(t, true)
 	for _, tc := range []struct {
 		name  string

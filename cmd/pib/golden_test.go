@@ -292,29 +292,13 @@ func fakeAPI(t *testing.T, empty bool) *httptest.Server {
 			"GET /v1/changes":        []*api.ChangeRequest{},
 		}
 	}
-	mux := http.NewServeMux()
-	for pattern, v := range answers {
-		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-			if r.Header.Get("Authorization") != "Bearer pib_test" {
-				t.Errorf("%s: no token sent", r.URL)
-			}
-			w.Header().Set("Content-Type", "application/json")
-			json.NewEncoder(w).Encode(v)
-		})
-	}
-	hs := httptest.NewServer(mux)
-	t.Cleanup(hs.Close)
-	return hs
+	return serveAnswers(t, answers)
 }
 
 // TestGoldenListings runs the commands whose output is written inline in
 // their RunE against fakeAPI.
 func TestGoldenListings(t *testing.T) {
-	localUTC(t)
-	home := t.TempDir()
-	t.Setenv("HOME", home)
-	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, "config"))
-	t.Setenv("PIB_TOKEN", "pib_test")
+	clientEnv(t)
 	full, empty := fakeAPI(t, false), fakeAPI(t, true)
 	for _, tc := range []struct {
 		name  string
@@ -362,4 +346,32 @@ func TestGoldenListings(t *testing.T) {
 			golden(t, name, out)
 		}
 	}
+}
+
+// serveAnswers is a fake API answering each GET pattern with its JSON
+// fixture, checking that the client sent the test's token.
+func serveAnswers(t *testing.T, answers map[string]any) *httptest.Server {
+	mux := http.NewServeMux()
+	for pattern, v := range answers {
+		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("Authorization") != "Bearer pib_test" {
+				t.Errorf("%s: no token sent", r.URL)
+			}
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(v)
+		})
+	}
+	hs := httptest.NewServer(mux)
+	t.Cleanup(hs.Close)
+	return hs
+}
+
+// clientEnv makes the client commands' environment a test's own: UTC,
+// an empty home (no saved login) and the fake API's token.
+func clientEnv(t *testing.T) {
+	localUTC(t)
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, "config"))
+	t.Setenv("PIB_TOKEN", "pib_test")
 }
