@@ -16,7 +16,7 @@ import (
 func newImageCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "image",
-		Short: "Manage images in the local data directory: bootstrap, import, export, list, inspect, remove",
+		Short: "Manage images: bootstrap, import, export, list, inspect, remove (the local data directory, or the server named by --server / PIB_SERVER)",
 	}
 	cmd.AddCommand(
 		newImageBootstrapCommand(g),
