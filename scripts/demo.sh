@@ -103,4 +103,5 @@ cat <<NEXT
     ./pib builds sbom $build      the image's SBOM (CycloneDX; --format spdx-json)
   As the operator:     PIB_TOKEN=\$(cat $PIB_DATA/operator.token) ./pib investigations ls
   The API:             $PIB_SERVER/v1/openapi.json   metrics: $PIB_SERVER/metrics (operator token)
+  The portal:          $PIB_SERVER/ (sign in with a token, e.g. the one in $PIB_DATA/demo-seller.token)
 NEXT
