@@ -13,16 +13,25 @@ import (
 
 // Package is one installed package as matching sees it.
 type Package struct {
-	Name    string // binary package name (what is installed)
-	Version string // installed version, epoch included
+	Name    string `json:"name"`    // binary package name (what is installed)
+	Version string `json:"version"` // installed version, epoch included
 	// SourceName and SourceVersion are what OSV records for Debian and
 	// Ubuntu are keyed by (Alpine: the origin package). They equal Name
 	// and Version for ecosystems keyed by binary package.
-	SourceName    string
-	SourceVersion string
-	Ecosystem     string // OSV ecosystem, "" when OSV has none
-	Type          string // syft package type (deb, rpm, apk, python, …)
-	PURL          string
+	SourceName    string `json:"source_name"`
+	SourceVersion string `json:"source_version"`
+	Ecosystem     string `json:"ecosystem,omitempty"` // OSV ecosystem, "" when OSV has none
+	Type          string `json:"type"`                // syft package type (deb, rpm, apk, python, …)
+	PURL          string `json:"purl,omitempty"`
+}
+
+// Inventory is what matching needs of an image: its OS and its packages
+// as matching sees them. Images never change, so neither does their
+// inventory: it is kept per image ID and re-matched when the
+// vulnerability data changes (S5), without reading the image again.
+type Inventory struct {
+	OS       OS        `json:"os"`
+	Packages []Package `json:"packages"`
 }
 
 // Finding is one vulnerability affecting one installed package.
