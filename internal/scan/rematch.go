@@ -1,0 +1,213 @@
+package scan
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/pib-dev/pib/internal/vulndb"
+)
+
+// Inventories yields kept inventories one at a time (S5): fn is called
+// once per image, and an error from fn ends the walk with that error.
+// Rematch walks it twice, so it must yield the same inventories each time
+// (inventories.Store.Each over a fixed list of image IDs does).
+type Inventories func(fn func(imageID string, inv *Inventory) error) error
+
+// Rematch matches every inventory invs yields against db again, without
+// reading any image (S5), and calls fn with each image's findings and
+// warnings: exactly what a scan's matching gives for the same packages.
+//
+// It is built for many images at once. Images share most packages, so
+// the first walk only collects the distinct (ecosystem, source package,
+// source version) triples; each source package is then looked up once and
+// each triple evaluated once; the second walk assembles every image's
+// findings from those results. Memory is bounded by the distinct packages
+// and one inventory, not by the number of images.
+func Rematch(ctx context.Context, db *vulndb.DB, invs Inventories, fn func(imageID string, findings []Finding, warnings []string) error) error {
+	return rematch(ctx, db, invs, fn)
+}
+
+// pkgKey is what a package's findings depend on, apart from its binary
+// name and version, which only label them.
+type pkgKey struct {
+	eco, name, version string
+}
+
+// keyResult is the evaluation of one pkgKey: its findings with Package
+// and InstalledVersion left for each image to fill in, and its warnings,
+// in the order match would produce them.
+type keyResult struct {
+	findings []Finding
+	warnings []string
+}
+
+func rematch(ctx context.Context, db lookuper, invs Inventories, fn func(imageID string, findings []Finding, warnings []string) error) error {
+	// Walk 1: the distinct packages.
+	keys := map[pkgKey]*keyResult{}
+	err := invs(func(_ string, inv *Inventory) error {
+		for _, p := range inv.Packages {
+			if p.Ecosystem == "" {
+				continue
+			}
+			k := pkgKey{p.Ecosystem, p.SourceName, p.SourceVersion}
+			if keys[k] == nil {
+				keys[k] = &keyResult{}
+			}
+		}
+		return ctx.Err()
+	})
+	if err != nil {
+		return err
+	}
+	if err := evaluate(ctx, db, keys); err != nil {
+		return err
+	}
+	// Walk 2: each image's findings, as match assembles them.
+	return invs(func(imageID string, inv *Inventory) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		findings, warnings := assemble(inv.Packages, keys)
+		return fn(imageID, findings, warnings)
+	})
+}
+
+// evaluate fills in every key's result: per ecosystem, source names are
+// looked up in chunks (bounding the entries held at once), and each
+// version of a name is evaluated against the name's entries.
+func evaluate(ctx context.Context, db lookuper, keys map[pkgKey]*keyResult) error {
+	// versions[eco][source name] lists the versions to evaluate.
+	versions := map[string]map[string][]string{}
+	for k := range keys {
+		if versions[k.eco] == nil {
+			versions[k.eco] = map[string][]string{}
+		}
+		versions[k.eco][k.name] = append(versions[k.eco][k.name], k.version)
+	}
+	const chunk = 500
+	for eco, byName := range versions {
+		names := make([]string, 0, len(byName))
+		for n := range byName {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for start := 0; start < len(names); start += chunk {
+			part := names[start:min(start+chunk, len(names))]
+			entries, err := db.Lookup(ctx, eco, part)
+			if err != nil {
+				return err
+			}
+			bySource := map[string][]vulndb.Entry{}
+			for _, e := range entries {
+				bySource[e.Package] = append(bySource[e.Package], e)
+			}
+			var unrated []*Finding
+			for _, name := range part {
+				es := bySource[vulndb.NormalizeName(baseEco(eco), name)]
+				for _, v := range byName[name] {
+					r := keys[pkgKey{eco, name, v}]
+					evaluateKey(r, name, v, es)
+					for i := range r.findings {
+						if r.findings[i].Severity == Unknown {
+							unrated = append(unrated, &r.findings[i])
+						}
+					}
+				}
+			}
+			if err := rateUnrated(ctx, db, unrated); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// evaluateKey is match's inner loop for one package, with the binary
+// package's name and version left out.
+func evaluateKey(r *keyResult, name, version string, entries []vulndb.Entry) {
+	seen := map[string]bool{}
+	for _, e := range entries {
+		if seen[e.ID] {
+			continue
+		}
+		affected, fixed, err := isAffected(e.Affected, version, e.Ecosystem)
+		if err != nil {
+			r.warnings = append(r.warnings, fmt.Sprintf("%s %s: %v", name, version, err))
+		}
+		if !affected {
+			continue
+		}
+		seen[e.ID] = true
+		sev, score := severityOf(e)
+		r.findings = append(r.findings, Finding{
+			ID:            e.ID,
+			Aliases:       nonNil(e.Aliases),
+			SourcePackage: name,
+			FixedVersion:  fixed,
+			Severity:      sev,
+			Score:         score,
+			Ecosystem:     e.Ecosystem,
+			Summary:       e.Summary,
+		})
+	}
+}
+
+// rateUnrated is rateByAliases for findings held by pointer: one
+// Severities query for a whole chunk of packages.
+func rateUnrated(ctx context.Context, db lookuper, fs []*Finding) error {
+	if len(fs) == 0 {
+		return nil
+	}
+	tmp := make([]Finding, len(fs))
+	for i, f := range fs {
+		tmp[i] = *f
+	}
+	if err := rateByAliases(ctx, db, tmp); err != nil {
+		return err
+	}
+	for i, f := range fs {
+		f.Severity, f.Score = tmp[i].Severity, tmp[i].Score
+	}
+	return nil
+}
+
+// assemble gives one image's findings and warnings from the evaluated
+// keys, in match's order: ecosystems sorted, then packages in inventory
+// order; warnings deduplicated; findings sorted as a report lists them.
+func assemble(pkgs []Package, keys map[pkgKey]*keyResult) ([]Finding, []string) {
+	byEco := map[string][]Package{}
+	for _, p := range pkgs {
+		if p.Ecosystem != "" {
+			byEco[p.Ecosystem] = append(byEco[p.Ecosystem], p)
+		}
+	}
+	ecos := make([]string, 0, len(byEco))
+	for e := range byEco {
+		ecos = append(ecos, e)
+	}
+	sort.Strings(ecos)
+	var findings []Finding
+	var warnings []string
+	warned := map[string]bool{}
+	for _, eco := range ecos {
+		for _, p := range byEco[eco] {
+			r := keys[pkgKey{eco, p.SourceName, p.SourceVersion}]
+			if r == nil {
+				continue // a package the first walk did not see: invs changed between walks
+			}
+			for _, w := range r.warnings {
+				if !warned[w] {
+					warned[w] = true
+					warnings = append(warnings, w)
+				}
+			}
+			for _, f := range r.findings {
+				f.Package, f.InstalledVersion = p.Name, p.Version
+				findings = append(findings, f)
+			}
+		}
+	}
+	sortFindings(findings)
+	return findings, warnings
+}
