@@ -119,6 +119,9 @@ type Config struct {
 	// in the transaction that makes the change; its deliveries are worked
 	// by this pipeline's workers.
 	Webhooks *webhook.Service
+	// Jobs are more job kinds this process's workers run beside builds
+	// (monitoring, S5), registered with the pipeline's job queue.
+	Jobs []Jobs
 
 	// Workers is how many builds this process runs at once (default 1).
 	// Negative: this process works no jobs at all (it only submits).
@@ -254,6 +257,9 @@ func New(ctx context.Context, db *store.DB, cfg Config) (*Pipeline, error) {
 			river.NewPeriodicJob(river.PeriodicInterval(cfg.ReapInterval),
 				func() (river.JobArgs, *river.InsertOpts) { return ReapArgs{}, nil },
 				&river.PeriodicJobOpts{ID: "pib.reap", RunOnStart: true}),
+		}
+		for _, j := range cfg.Jobs {
+			j.Register(rc, p)
 		}
 	} else {
 		// Submitting only: the jobs are worked by `pib worker` elsewhere.

@@ -7,8 +7,16 @@ import (
 	"time"
 )
 
-// EventBuildState is the webhook event of a build's state change.
-const EventBuildState = "build.state_changed"
+// Webhook events.
+const (
+	// EventBuildState is a build's state change.
+	EventBuildState = "build.state_changed"
+	// EventVulnerabilities is an image that matters (a latest Successful
+	// build, a published or a private image) found affected by new
+	// vulnerabilities, or no longer by withdrawn ones, when the
+	// vulnerability data changed (S5). Package monitor sends it.
+	EventVulnerabilities = "vulnerabilities.changed"
+)
 
 // WebhookEvent is the JSON body of a build.state_changed delivery.
 type WebhookEvent struct {

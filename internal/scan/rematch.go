@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/pib-dev/pib/internal/vulndb"
 )
@@ -210,4 +211,15 @@ func assemble(pkgs []Package, keys map[pkgKey]*keyResult) ([]Finding, []string) 
 	}
 	sortFindings(findings)
 	return findings, warnings
+}
+
+// Verdict is the verdict p gives an image with these vulnerability
+// findings and S3 check results at now (S4): what its scan would decide
+// with newer vulnerability data, which monitoring reports (S5).
+func (p Policy) Verdict(vulns []Finding, checks []CheckResult, now time.Time) (Status, []Violation) {
+	viol, _ := p.evaluate(vulns, checks, now)
+	if len(viol) > 0 {
+		return IssuesFound, viol
+	}
+	return Successful, viol
 }
