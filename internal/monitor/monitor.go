@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -151,7 +152,9 @@ func (m *Monitor) Run(ctx context.Context, imageID, reason string) (*Result, err
 		return nil, err
 	}
 	if imageID != "" && len(targets) == 0 {
-		return nil, ErrNotMonitored.Errorf("image %s is not monitored: only the latest Successful build of each group, published images and private images are (S5); list images with pib image ls", imageID)
+		e := ErrNotMonitored.Errorf("image %s is not monitored: only the latest Successful build of each group, published images and private images are (S5); list images with pib image ls", imageID)
+		e.Field = "image_id"
+		return nil, e
 	}
 	ids := make([]string, 0, len(targets))
 	for id := range targets {
@@ -161,8 +164,7 @@ func (m *Monitor) Run(ctx context.Context, imageID, reason string) (*Result, err
 
 	res := &Result{Data: ver}
 	run := &run{m: m, ver: ver, targets: targets, now: start}
-	each := func(fn func(string, *scan.Inventory) error) error { return m.cfg.Inventories.Each(ctx, ids, fn) }
-	err = scan.Rematch(ctx, m.cfg.VulnDB, each, func(id string, findings []scan.Finding, _ []string) error {
+	err = scan.Rematch(ctx, m.cfg.VulnDB, m.each(ctx, ids), func(id string, findings []scan.Finding, _ []string) error {
 		res.Images++
 		run.pending = append(run.pending, rematched{imageID: id, findings: findings})
 		if len(run.pending) >= m.cfg.Batch {
@@ -192,6 +194,31 @@ func (m *Monitor) Run(ctx context.Context, imageID, reason string) (*Result, err
 	m.cfg.Logger.Info("vulnerability monitoring: images re-matched", "reason", reason, "images", res.Images, "changed", res.Changed,
 		"not_monitored", res.NotMonitored, "data_date", ver.Date, "seconds", res.Seconds)
 	return res, nil
+}
+
+// each walks the inventories of ids with one reader per CPU: reading an
+// inventory (a blob to inflate and decode) is most of a run's work.
+func (m *Monitor) each(ctx context.Context, ids []string) scan.Inventories {
+	return func(fn func(string, *scan.Inventory) error) error {
+		ctx, cancel := context.WithCancelCause(ctx)
+		defer cancel(nil)
+		var wg sync.WaitGroup
+		n := max(1, runtime.GOMAXPROCS(0))
+		per := max(1, (len(ids)+n-1)/n)
+		for start := 0; start < len(ids); start += per {
+			part := ids[start:min(start+per, len(ids))]
+			wg.Go(func() {
+				if err := m.cfg.Inventories.Each(ctx, part, fn); err != nil {
+					cancel(err) // the first error stops the other readers
+				}
+			})
+		}
+		wg.Wait()
+		if err := context.Cause(ctx); err != nil && ctx.Err() != nil {
+			return err
+		}
+		return nil
+	}
 }
 
 // DataChanged reports whether the vulnerability data differs from what

@@ -40,6 +40,7 @@ type kept struct {
 	checks       string // JSON []scan.CheckResult
 	findings     string // JSON []vuln: what the last re-match found
 	digest       string
+	status       scan.Status
 	// announce is false for an image with nothing to compare with (no
 	// row, no scan report): its first re-match is its baseline.
 	announce bool
@@ -72,12 +73,29 @@ func (r *run) flush(ctx context.Context) error {
 	an := r.m.announcer
 	return r.m.db.Tx(ctx, func(tx *sql.Tx) error {
 		changed := 0
+		var same []any
 		for _, b := range batch {
-			n, err := r.write(ctx, tx, an, b, prev[b.imageID])
+			n, unchanged, err := r.write(ctx, tx, an, b, prev[b.imageID])
 			if err != nil {
 				return fmt.Errorf("image %s: %w", b.imageID, err)
 			}
+			if unchanged {
+				same = append(same, b.imageID)
+			}
 			changed += n
+		}
+		// Most images find what they found last time: one statement
+		// dates them all.
+		for start := 0; start < len(same); start += 500 {
+			part := same[start:min(start+500, len(same))]
+			marks := make([]string, len(part))
+			for i := range part {
+				marks[i] = fmt.Sprintf("$%d", i+3)
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE image_monitoring SET data_date = $1, checked_at = $2 WHERE image_id IN (`+strings.Join(marks, ", ")+`)`,
+				append([]any{r.ver.Date, r.now}, part...)...); err != nil {
+				return err
+			}
 		}
 		r.changed += changed
 		return nil
@@ -85,21 +103,26 @@ func (r *run) flush(ctx context.Context) error {
 }
 
 // write records image b's new findings in tx and announces a change of its
-// vulnerability IDs; it returns 1 when it announced one.
-func (r *run) write(ctx context.Context, tx *sql.Tx, an Announcer, b rematched, k *kept) (int, error) {
+// vulnerability IDs; it returns 1 when it announced one, and unchanged
+// when the image's findings and verdict are what its row holds already
+// (written by the caller, with the others).
+func (r *run) write(ctx context.Context, tx *sql.Tx, an Announcer, b rematched, k *kept) (n int, unchanged bool, err error) {
 	now := compact(b.findings)
 	raw, dig := digest(now)
 	var checks []scan.CheckResult
 	if k.checks != "" {
 		if err := json.Unmarshal([]byte(k.checks), &checks); err != nil {
-			return 0, fmt.Errorf("stored check results: %w", err)
+			return 0, false, fmt.Errorf("stored check results: %w", err)
 		}
 	}
 	status, _ := r.m.cfg.Policy.Verdict(b.findings, checks, r.now)
+	if k.exists && dig == k.digest && status == k.status {
+		return 0, true, nil
+	}
 	var before []vuln
 	if k.findings != "" {
 		if err := json.Unmarshal([]byte(k.findings), &before); err != nil {
-			return 0, fmt.Errorf("stored findings: %w", err)
+			return 0, false, fmt.Errorf("stored findings: %w", err)
 		}
 	}
 	added, withdrawn := diff(before, now)
@@ -109,7 +132,6 @@ func (r *run) write(ctx context.Context, tx *sql.Tx, an Announcer, b rematched, 
 		changedAt = r.now
 	}
 	var res sql.Result
-	var err error
 	if k.exists {
 		// Compare-and-set: a concurrent run that got here first has
 		// announced the change already.
@@ -122,10 +144,10 @@ func (r *run) write(ctx context.Context, tx *sql.Tx, an Announcer, b rematched, 
 			b.imageID, string(k.scanStatus), k.scanDataDate, k.scanFindings, k.checks, raw, dig, string(status), r.ver.Date, r.now, changedAt)
 	}
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	if n, err := res.RowsAffected(); err != nil || n == 0 || !changed {
-		return 0, err
+		return 0, false, err
 	}
 	t := r.targets[b.imageID]
 	ev := Event{Event: pipeline.EventVulnerabilities, ImageID: t.imageID, Owner: t.owner, ProductID: t.productID, VersionID: t.versionID,
@@ -144,9 +166,9 @@ func (r *run) write(ctx context.Context, tx *sql.Tx, an Announcer, b rematched, 
 		err = an.Notify(ctx, tx, t.owner, pipeline.EventVulnerabilities, body)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("announce: %w", err)
+		return 0, false, fmt.Errorf("announce: %w", err)
 	}
-	return 1, nil
+	return 1, false, nil
 }
 
 // Event is the JSON body of a vulnerabilities.changed delivery (S5).
@@ -218,19 +240,19 @@ func (m *Monitor) kept(ctx context.Context, ids []string) (map[string]*kept, err
 			args[i] = id
 			marks[i] = fmt.Sprintf("$%d", i+1)
 		}
-		rows, err := m.db.QueryContext(ctx, `SELECT image_id, scan_status, scan_data_date, scan_findings, checks, findings, findings_digest
+		rows, err := m.db.QueryContext(ctx, `SELECT image_id, scan_status, scan_data_date, scan_findings, checks, findings, findings_digest, status
 			FROM image_monitoring WHERE image_id IN (`+strings.Join(marks, ", ")+`)`, args...)
 		if err != nil {
 			return nil, fmt.Errorf("read monitoring state: %w", err)
 		}
 		for rows.Next() {
-			var id, status string
+			var id, scanStatus, status string
 			k := &kept{exists: true, announce: true}
-			if err := rows.Scan(&id, &status, &k.scanDataDate, &k.scanFindings, &k.checks, &k.findings, &k.digest); err != nil {
+			if err := rows.Scan(&id, &scanStatus, &k.scanDataDate, &k.scanFindings, &k.checks, &k.findings, &k.digest, &status); err != nil {
 				rows.Close()
 				return nil, err
 			}
-			k.scanStatus = scan.Status(status)
+			k.scanStatus, k.status = scan.Status(scanStatus), scan.Status(status)
 			out[id] = k
 		}
 		if err := rows.Close(); err != nil {

@@ -4,27 +4,29 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/pib-dev/pib/internal/vulndb"
 )
 
-// Inventories yields kept inventories one at a time (S5): fn is called
-// once per image, and an error from fn ends the walk with that error.
-// Rematch walks it twice, so it must yield the same inventories each time
-// (inventories.Store.Each over a fixed list of image IDs does).
+// Inventories yields kept inventories (S5): fn is called once per image,
+// possibly from several goroutines at once (fn is safe for that), and an
+// error from fn ends the walk with that error.
 type Inventories func(fn func(imageID string, inv *Inventory) error) error
 
 // Rematch matches every inventory invs yields against db again, without
 // reading any image (S5), and calls fn with each image's findings and
-// warnings: exactly what a scan's matching gives for the same packages.
+// warnings, in image ID order: exactly what a scan's matching gives for
+// the same packages.
 //
 // It is built for many images at once. Images share most packages, so
-// the first walk only collects the distinct (ecosystem, source package,
-// source version) triples; each source package is then looked up once and
-// each triple evaluated once; the second walk assembles every image's
-// findings from those results. Memory is bounded by the distinct packages
-// and one inventory, not by the number of images.
+// the walk keeps of each image only references to its distinct packages
+// (4 bytes a package); each (ecosystem, source package, source version) is
+// then evaluated once, each source package looked up once, and every
+// image's findings assembled from those results. Memory is bounded by the
+// distinct packages plus those references — about 750 bytes for an image
+// of 185 packages — never by whole inventories, which are read once each.
 func Rematch(ctx context.Context, db *vulndb.DB, invs Inventories, fn func(imageID string, findings []Finding, warnings []string) error) error {
 	return rematch(ctx, db, invs, fn)
 }
@@ -43,35 +45,76 @@ type keyResult struct {
 	warnings []string
 }
 
-func rematch(ctx context.Context, db lookuper, invs Inventories, fn func(imageID string, findings []Finding, warnings []string) error) error {
-	// Walk 1: the distinct packages.
-	keys := map[pkgKey]*keyResult{}
-	err := invs(func(_ string, inv *Inventory) error {
-		for _, p := range inv.Packages {
-			if p.Ecosystem == "" {
-				continue
-			}
+// interned is every distinct package the walk saw, and each image's
+// packages as indexes into it.
+type interned struct {
+	mu     sync.Mutex
+	pkgs   []Package
+	index  map[Package]int32
+	keys   map[pkgKey]*keyResult
+	images []internedImage
+}
+
+type internedImage struct {
+	id   string
+	pkgs []int32
+}
+
+func (in *interned) add(imageID string, inv *Inventory) {
+	refs := make([]int32, 0, len(inv.Packages))
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for _, p := range inv.Packages {
+		if p.Ecosystem == "" {
+			continue // never matched
+		}
+		p.PURL, p.Type = "", "" // not part of a finding
+		i, ok := in.index[p]
+		if !ok {
+			i = int32(len(in.pkgs))
+			in.pkgs = append(in.pkgs, p)
+			in.index[p] = i
 			k := pkgKey{p.Ecosystem, p.SourceName, p.SourceVersion}
-			if keys[k] == nil {
-				keys[k] = &keyResult{}
+			if in.keys[k] == nil {
+				in.keys[k] = &keyResult{}
 			}
 		}
+		refs = append(refs, i)
+	}
+	in.images = append(in.images, internedImage{id: imageID, pkgs: refs})
+}
+
+func rematch(ctx context.Context, db lookuper, invs Inventories, fn func(imageID string, findings []Finding, warnings []string) error) error {
+	in := &interned{index: map[Package]int32{}, keys: map[pkgKey]*keyResult{}}
+	err := invs(func(imageID string, inv *Inventory) error {
+		in.add(imageID, inv)
 		return ctx.Err()
 	})
 	if err != nil {
 		return err
 	}
-	if err := evaluate(ctx, db, keys); err != nil {
+	in.index = nil
+	if err := evaluate(ctx, db, in.keys); err != nil {
 		return err
 	}
-	// Walk 2: each image's findings, as match assembles them.
-	return invs(func(imageID string, inv *Inventory) error {
+	sort.Slice(in.images, func(i, j int) bool { return in.images[i].id < in.images[j].id })
+	pkgs := make([]Package, 0, 256)
+	for i := range in.images {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		findings, warnings := assemble(inv.Packages, keys)
-		return fn(imageID, findings, warnings)
-	})
+		img := &in.images[i]
+		pkgs = pkgs[:0]
+		for _, r := range img.pkgs {
+			pkgs = append(pkgs, in.pkgs[r])
+		}
+		img.pkgs = nil // assembled: let it go
+		findings, warnings := assemble(pkgs, in.keys)
+		if err := fn(img.id, findings, warnings); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // evaluate fills in every key's result: per ecosystem, source names are
@@ -194,9 +237,6 @@ func assemble(pkgs []Package, keys map[pkgKey]*keyResult) ([]Finding, []string) 
 	for _, eco := range ecos {
 		for _, p := range byEco[eco] {
 			r := keys[pkgKey{eco, p.SourceName, p.SourceVersion}]
-			if r == nil {
-				continue // a package the first walk did not see: invs changed between walks
-			}
 			for _, w := range r.warnings {
 				if !warned[w] {
 					warned[w] = true
