@@ -61,6 +61,7 @@ func newRootCommand() *cobra.Command {
 		newStatusCommand(g),
 		newBuildsCommand(g),
 		newInvestigationsCommand(g),
+		newRescanCommand(g),
 		newSubscriptionsCommand(g),
 		newPrivateImagesCommand(g),
 		newWebhookCommand(g),

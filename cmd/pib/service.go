@@ -11,6 +11,8 @@ import (
 	"github.com/pib-dev/pib/internal/catalog"
 	"github.com/pib-dev/pib/internal/groups"
 	"github.com/pib-dev/pib/internal/images"
+	"github.com/pib-dev/pib/internal/inventories"
+	"github.com/pib-dev/pib/internal/monitor"
 	"github.com/pib-dev/pib/internal/osversions"
 	"github.com/pib-dev/pib/internal/packages"
 	"github.com/pib-dev/pib/internal/pipeline"
@@ -36,6 +38,10 @@ type serviceOptions struct {
 	// buyerBuildLimit is how many private image builds an account may
 	// have in progress at once (C4).
 	buyerBuildLimit int
+	// vulndbRefresh is how often monitoring downloads new vulnerability
+	// data from vulndbBaseURL (S5); 0: never (no network assumed).
+	vulndbRefresh time.Duration
+	vulndbBaseURL string
 }
 
 // service is everything pib serve and pib worker run, wired together:
@@ -67,9 +73,13 @@ func (g *globals) openService(ctx context.Context, o serviceOptions) (*service, 
 		}
 	}
 	hooks := webhook.New(db, webhook.Config{AllowPrivate: o.webhookAllowPrivate})
+	vdb := vulndb.New(db)
+	mon := monitor.New(db, monitor.Config{Inventories: inventories.New(db, bs), VulnDB: vdb, Policy: policy,
+		Refresh: g.vulndbRefresh(vdb, is, o.vulndbBaseURL), RefreshInterval: o.vulndbRefresh})
 	p, err := pipeline.New(ctx, db, pipeline.Config{
 		Builder:      testbuild.NewBuilder(is, g.dataDir, o.limits, o.ids),
-		Scanner:      testbuild.NewScanner(is, scan.New(vulndb.New(db), scan.Options{Policy: policy, ToolVersion: version})),
+		Scanner:      testbuild.NewScanner(is, scan.New(vdb, scan.Options{Policy: policy, ToolVersion: version})),
+		Jobs:         []pipeline.Jobs{mon},
 		Groups:       gs,
 		Packages:     ps,
 		OSVersions:   oses,
@@ -87,8 +97,21 @@ func (g *globals) openService(ctx context.Context, o serviceOptions) (*service, 
 	cat := catalog.New(db, catalog.Config{Groups: gs, Builds: p.Reader(), Decided: api.DecisionWebhook(p)})
 	svc := &service{db: db, pipeline: p, deps: api.Deps{
 		Accounts: accounts.NewStore(db), Packages: ps, Groups: gs, OSVersions: oses, Images: is, Pipeline: p, Builds: p.Reader(), Webhooks: hooks, Audit: audit.New(db),
-		Catalog: cat,
+		Catalog: cat, Monitor: mon,
 	}}
 	svc.deps.Subscriptions, svc.deps.PrivateBuilds = buyerServices(db, svc.deps, o.buyerBuildLimit)
 	return svc, nil
+}
+
+// vulndbRefresh is monitoring's refresh (S5): pib vulndb update's
+// conditional download of the stored images' ecosystems from baseURL.
+func (g *globals) vulndbRefresh(db *vulndb.DB, is *images.Store, baseURL string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		ecosystems, err := imageEcosystems(ctx, is)
+		if err != nil || len(ecosystems) == 0 {
+			return err
+		}
+		_, err = db.Update(ctx, vulndb.UpdateOptions{BaseURL: baseURL, Ecosystems: ecosystems, Dir: filepath.Join(g.dataDir, "vulndb")})
+		return err
+	}
 }

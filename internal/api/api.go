@@ -34,6 +34,7 @@ import (
 	"github.com/pib-dev/pib/internal/groups"
 	"github.com/pib-dev/pib/internal/images"
 	"github.com/pib-dev/pib/internal/loadform"
+	"github.com/pib-dev/pib/internal/monitor"
 	"github.com/pib-dev/pib/internal/osversions"
 	"github.com/pib-dev/pib/internal/packages"
 	"github.com/pib-dev/pib/internal/pipeline"
@@ -71,6 +72,10 @@ type Deps struct {
 	// (buyers.go); nil leaves them out.
 	Subscriptions *subscriptions.Store
 	PrivateBuilds *privatebuilds.Service
+	// Monitor re-matches images as vulnerability data changes (S5),
+	// serving POST /v1/rescan and the status view's verdict dates; nil
+	// leaves them out.
+	Monitor *monitor.Monitor
 	// Registry collects metrics served at /metrics; nil makes a new one.
 	Registry *prometheus.Registry
 }
@@ -139,7 +144,7 @@ func New(d Deps) *Server {
 	if d.Pipeline != nil {
 		d.Registry.MustRegister(d.Pipeline.Collectors()...)
 	}
-	for _, rt := range slices.Concat(s.allRoutes(), s.imageRoutes(), s.buildRoutes(), s.auditRoutes(), s.catalogRoutes(), s.buyerRoutes()) {
+	for _, rt := range slices.Concat(s.allRoutes(), s.imageRoutes(), s.buildRoutes(), s.auditRoutes(), s.catalogRoutes(), s.buyerRoutes(), s.monitorRoutes()) {
 		s.handle(rt)
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

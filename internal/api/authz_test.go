@@ -178,6 +178,9 @@ var authzTable = []authzRow{
 	{route: "POST /v1/investigations/{build}/retry", obj: retryable, want: "401 | 403 | 403 | 403 | 403 | - 202 404"},
 	{route: "POST /v1/investigations/{build}/resolve", obj: resolvable, body: jsonOf(`{"note":"matrix"}`), want: "401 | 403 | 403 | 403 | 403 | - 200 404"},
 
+	// S5: re-matching every image that matters is the operator's.
+	{route: "POST /v1/rescan", body: jsonOf(`{}`), want: "401 | 403 | 403 | 403 | 403 | 200"},
+
 	{route: "PUT /v1/webhook", body: jsonOf(`{"url":"http://127.0.0.1:9/matrix"}`), want: "401 | 200 | 200 | 200 | 200 | 200"},
 	{route: "GET /v1/webhook", want: "401 | 200 | 200 | 200 | 200 | 200"},
 	{route: "DELETE /v1/webhook", want: "401 | 204 | 204 | 204 | 204 | 204"},

@@ -120,6 +120,7 @@ func newCatalogEnv(t testing.TB, db *store.DB, limits loadform.Limits) *catalogE
 		// covers them. It makes several private builds per account back
 		// to back: the limit (C4, TestPrivateImageBuilds') is out of reach.
 		wireBuyers(db, d, d.Catalog, 100)
+		withMonitor(db, d, p)
 		c.p = p
 		// A Windows OS version for F1's second platform: goldenBuilder
 		// never reads its base image.

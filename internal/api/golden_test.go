@@ -56,18 +56,20 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/go
 //   - paths under the temporary directory become <tmp>/…;
 //   - next_cursor values become <cursor> (they encode a time and an ID);
 //   - an image's manifest_digest and config_digest become <digest>: the
-//     image config records when the image was made.
+//     image config records when the image was made;
+//   - a monitoring run's "seconds" become <seconds>.
 //
 // Everything else — field names, codes, statuses, messages, digests of
 // content the test wrote — is compared as is.
 var (
-	idPattern     = regexp.MustCompile(`\b(acc|pg|pkg|img|b|inv|whd|req|au|prod|ver|ful|chg)-[0-9a-f]{8,}\b`)
-	tokenPattern  = regexp.MustCompile(`\bpib_[A-Za-z0-9_-]{20,}`)
-	secretPattern = regexp.MustCompile(`\bwhsec_[0-9a-f]{16,}`)
-	timePattern   = regexp.MustCompile(`\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})`)
-	cursorPattern = regexp.MustCompile(`"next_cursor": "[^"]*"`)
-	digestPattern = regexp.MustCompile(`"(manifest_digest|config_digest)": "sha256:[0-9a-f]{64}"`)
-	tmpPattern    = regexp.MustCompile(regexp.QuoteMeta(filepath.Clean(os.TempDir())) + `/[^\s"']*`)
+	idPattern      = regexp.MustCompile(`\b(acc|pg|pkg|img|b|inv|whd|req|au|prod|ver|ful|chg)-[0-9a-f]{8,}\b`)
+	tokenPattern   = regexp.MustCompile(`\bpib_[A-Za-z0-9_-]{20,}`)
+	secretPattern  = regexp.MustCompile(`\bwhsec_[0-9a-f]{16,}`)
+	timePattern    = regexp.MustCompile(`\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})`)
+	cursorPattern  = regexp.MustCompile(`"next_cursor": "[^"]*"`)
+	digestPattern  = regexp.MustCompile(`"(manifest_digest|config_digest)": "sha256:[0-9a-f]{64}"`)
+	secondsPattern = regexp.MustCompile(`"seconds": [0-9.e+-]+`)
+	tmpPattern     = regexp.MustCompile(regexp.QuoteMeta(filepath.Clean(os.TempDir())) + `/[^\s"']*`)
 )
 
 // normalise applies the rules above to one golden file's text.
@@ -78,6 +80,7 @@ func normalise(s string) string {
 	s = timePattern.ReplaceAllString(s, "<time>")
 	s = cursorPattern.ReplaceAllString(s, `"next_cursor": "<cursor>"`)
 	s = digestPattern.ReplaceAllString(s, `"$1": "<digest>"`)
+	s = secondsPattern.ReplaceAllString(s, `"seconds": "<seconds>"`)
 	seen := map[string]string{}
 	count := map[string]int{}
 	return idPattern.ReplaceAllStringFunc(s, func(id string) string {
@@ -420,6 +423,7 @@ func TestGoldenRoutes(t *testing.T) {
 		d.Pipeline, d.Builds, d.Webhooks = p, p.Reader(), wh
 		d.Catalog = catalog.New(db, catalog.Config{Groups: d.Groups, Builds: p.Reader(), Decided: api.DecisionWebhook(p)})
 		d.LoadForm = loadform.Limits{MaxBytes: 256 << 10}
+		withMonitor(db, d, p)
 		buyers = newBuyerGolden(db, d)
 	})
 	tr := newTranscript(e)
@@ -595,6 +599,13 @@ func TestGoldenRoutes(t *testing.T) {
 	tr.do("the operator resolves", "POST", "/v1/investigations/"+faulty+"/resolve", op, js, `{"note":"the overlay module was missing on the worker; fixed"}`)
 	tr.do("resolved already", "POST", "/v1/investigations/"+faulty+"/resolve", op, js, `{"note":"again"}`)
 	tr.do("malformed JSON", "POST", "/v1/investigations/"+faulty+"/resolve", op, js, `{"note":`)
+
+	// Monitoring (S5): the golden scanner keeps no inventory, so every
+	// image that matters is counted as not monitored.
+	tr.do("the operator re-matches every image that matters", "POST", "/v1/rescan", op, js, `{}`)
+	tr.do("an image that is not monitored", "POST", "/v1/rescan", op, js, `{"image_id":"img-00000000000000fff"}`)
+	tr.do("a seller may not rescan", "POST", "/v1/rescan", seller, js, `{}`)
+	tr.do("an unknown field", "POST", "/v1/rescan", op, js, `{"image":"img-00000000000000fff"}`)
 
 	// Images.
 	tr.do("the operator lists every image", "GET", "/v1/images", op, "", "")

@@ -6,6 +6,7 @@ import (
 	"net/url"
 
 	"github.com/pib-dev/pib/internal/api"
+	"github.com/pib-dev/pib/internal/monitor"
 	"github.com/pib-dev/pib/internal/pipeline"
 	"github.com/pib-dev/pib/internal/webhook"
 )
@@ -103,4 +104,11 @@ func (c *Client) DeleteWebhook(ctx context.Context) error {
 // first (GET /v1/webhook/deliveries).
 func (c *Client) WebhookDeliveries(ctx context.Context) ([]webhook.Delivery, error) {
 	return get[[]webhook.Delivery](ctx, c, "/v1/webhook/deliveries")
+}
+
+// Rescan matches the kept inventories of the images that matter (image:
+// only that one; "" for all) against the current vulnerability data again
+// and announces what changed (POST /v1/rescan; operator; S5).
+func (c *Client) Rescan(ctx context.Context, image string) (*monitor.Result, error) {
+	return post[monitor.Result](ctx, c, "/v1/rescan", api.RescanRequest{ImageID: image})
 }

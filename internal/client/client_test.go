@@ -25,12 +25,15 @@ import (
 	"github.com/pib-dev/pib/internal/client"
 	"github.com/pib-dev/pib/internal/groups"
 	"github.com/pib-dev/pib/internal/images"
+	"github.com/pib-dev/pib/internal/inventories"
+	"github.com/pib-dev/pib/internal/monitor"
 	"github.com/pib-dev/pib/internal/osversions"
 	"github.com/pib-dev/pib/internal/packages"
 	"github.com/pib-dev/pib/internal/pipeline"
 	"github.com/pib-dev/pib/internal/problem"
 	"github.com/pib-dev/pib/internal/store"
 	"github.com/pib-dev/pib/internal/store/storetest"
+	"github.com/pib-dev/pib/internal/vulndb"
 	"github.com/pib-dev/pib/internal/webhook"
 )
 
@@ -101,10 +104,13 @@ func server(t *testing.T) (string, *client.Client) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	mon := monitor.New(db, monitor.Config{Inventories: inventories.New(db, bs), VulnDB: vulndb.New(db)})
+	mon.SetAnnouncer(p)
 	hs := httptest.NewServer(api.New(api.Deps{Accounts: as, Packages: ps, Groups: gs, OSVersions: oses,
 		Images: images.NewStore(db, bs, filepath.Join(dir, "cache")), Audit: audit.New(db),
 		Pipeline: p, Builds: p.Reader(), Webhooks: hooks,
-		Catalog: catalog.New(db, catalog.Config{Groups: gs, Builds: allSuccessful{}, Decided: api.DecisionWebhook(p)})}))
+		Catalog: catalog.New(db, catalog.Config{Groups: gs, Builds: allSuccessful{}, Decided: api.DecisionWebhook(p)}),
+		Monitor: mon}))
 	t.Cleanup(hs.Close)
 	return hs.URL, client.New(hs.URL+"/", strings.TrimSpace(string(token)))
 }
@@ -263,6 +269,15 @@ func TestAgainstAPI(t *testing.T) {
 	if err == nil || !errors.As(err, &pe) || pe.Status < 400 || pe.Status >= 500 {
 		t.Errorf("Resolve of a build not investigated: %v, want the caller's error", err)
 	}
+
+	// Monitoring (operator; S5).
+	if res := must[*monitor.Result](t, "Rescan")(op.Rescan(ctx, "")); res.Images != 0 || res.NotMonitored != 0 {
+		t.Errorf("Rescan: %+v, want nothing to re-match", res)
+	}
+	_, err = op.Rescan(ctx, "img-00000000000000fff")
+	wantCode(t, "Rescan of an image that is not monitored", err, problem.NotFound, 404)
+	_, err = seller.Rescan(ctx, "")
+	wantCode(t, "Rescan by a seller", err, problem.Forbidden, 403)
 
 	// Webhooks.
 	hook := must[*api.Webhook](t, "SetWebhook")(seller.SetWebhook(ctx, "http://127.0.0.1:9/hook"))

@@ -14,9 +14,9 @@ type Version struct {
 	Records int `json:"records"`
 	// Date is the date of the data: the newest `modified` among the
 	// records (as Summary.NewestModified, which scan reports quote).
-	Date time.Time `json:"date"`
+	Date time.Time `json:"date,omitzero"`
 	// Imported is when the most recently imported record was stored.
-	Imported time.Time `json:"imported"`
+	Imported time.Time `json:"imported,omitzero"`
 }
 
 // Version reads the database's Version.
