@@ -19,11 +19,13 @@ import (
 	"github.com/pib-dev/pib/internal/catalog"
 	"github.com/pib-dev/pib/internal/groups"
 	"github.com/pib-dev/pib/internal/images"
+	"github.com/pib-dev/pib/internal/monitor"
 	"github.com/pib-dev/pib/internal/osversions"
 	"github.com/pib-dev/pib/internal/packages"
 	"github.com/pib-dev/pib/internal/pipeline"
 	"github.com/pib-dev/pib/internal/sandbox"
 	"github.com/pib-dev/pib/internal/scan"
+	"github.com/pib-dev/pib/internal/vulndb"
 )
 
 // The CLI's output, pinned. Every input is fixed (IDs, times, sizes), so
@@ -90,6 +92,21 @@ func build(id, group, osName, image string, state pipeline.State, trouble string
 	return b
 }
 
+// monitoringFixture: newer vulnerability data would change the debian-12
+// build's verdict; the alpine-3 build's is unchanged (S5).
+func monitoringFixture() map[string]*monitor.Verdict {
+	scanned, newer := t0.Add(-30*24*time.Hour), t0.Add(-24*time.Hour)
+	return map[string]*monitor.Verdict{
+		"b-00000000000000b0": {ScanStatus: scan.Successful, ScanDataDate: &scanned, DataDate: newer, Status: scan.Successful,
+			Added: []monitor.Change{}, Withdrawn: []monitor.Change{}, CheckedAt: newer,
+			Note: "verdict made with data of " + scanned.Format("2006-01-02") + "; newer data (" + newer.Format("2006-01-02") + ") does not change it"},
+		"b-00000000000000b1": {ScanStatus: scan.Successful, ScanDataDate: &scanned, DataDate: newer, Status: scan.IssuesFound,
+			Added:     []monitor.Change{{ID: "CVE-2099-0002", Severity: scan.Critical, Packages: []string{"libbar1"}, FixedVersion: "2.0-1"}},
+			Withdrawn: []monitor.Change{}, Outdated: true, CheckedAt: newer,
+			Note: "verdict made with data of " + scanned.Format("2006-01-02") + "; newer data (" + newer.Format("2006-01-02") + ") finds 1 more vulnerability: CVE-2099-0002 (Critical); the verdict would be issues_found"},
+	}
+}
+
 // statusFixture has a group in every state: two OS versions passed; a rule
 // broken on one OS and the scan failed on the other; a platform fault;
 // still building; never submitted.
@@ -98,7 +115,7 @@ func statusFixture() []*api.GroupStatus {
 		{ID: "pg-00000000000000a1", Name: "Acme1_0Linux1", Submitted: ts(time.Hour), State: pipeline.Successful, Builds: []*pipeline.Build{
 			build("b-00000000000000b0", "pg-00000000000000a1", "alpine-3", "img-0000000000000b0", pipeline.Successful, "", true),
 			build("b-00000000000000b1", "pg-00000000000000a1", "debian-12", "img-0000000000000b1", pipeline.Successful, "", true),
-		}},
+		}, Monitoring: monitoringFixture()},
 		{ID: "pg-00000000000000a2", Name: "Acme1_0Linux2", Submitted: ts(time.Hour), State: pipeline.GroupIssuesFound, Builds: []*pipeline.Build{
 			build("b-00000000000000b3", "pg-00000000000000a2", "alpine-3", "img-0000000000000b3", pipeline.IssuesFound, troubleS2, true),
 			build("b-00000000000000b2", "pg-00000000000000a2", "debian-12", "", pipeline.IssuesFound, troubleI5, true),
@@ -277,7 +294,9 @@ func fakeAPI(t *testing.T, empty bool) *httptest.Server {
 		"GET /v1/images/{ref}":                 imgs[1],
 		"GET /v1/os-versions":                  oses,
 		"GET /v1/investigations":               invs,
-		"GET /v1/audit":                        api.Page[audit.Entry]{Items: entries},
+		"POST /v1/rescan": monitor.Result{Images: 1204, Changed: 3, NotMonitored: 17, Hint: "images scanned before pib kept inventories are not monitored; a new build of their group (pib groups submit) or a new private image build scans and keeps one",
+			Data: vulndb.Version{Records: 44152, Date: t0.Add(-48 * time.Hour), Imported: t0.Add(-time.Hour)}, Seconds: 2.4},
+		"GET /v1/audit": api.Page[audit.Entry]{Items: entries},
 	}
 	if empty {
 		answers = map[string]any{
@@ -313,6 +332,7 @@ func TestGoldenListings(t *testing.T) {
 		{"image-inspect", []string{"image", "inspect", "img-0000000000000b1"}, false},
 		{"os-ls", []string{"os", "ls"}, false},
 		{"investigations-ls", []string{"investigations", "ls"}, false},
+		{"rescan", []string{"rescan"}, false},
 		{"audit-ls", []string{"audit", "ls"}, false},
 		{"builds-report", []string{"builds", "report", "b-00000000000000b3"}, false},
 		{"groups-show-software-version", []string{"groups", "show", "Acme2_0Linux1"}, false},

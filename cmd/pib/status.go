@@ -96,7 +96,8 @@ func renderStatus(w io.Writer, list []*api.GroupStatus) {
 	}
 	tw.Flush()
 	// Troubleshooting text under the table, so long lines do not stretch
-	// the columns.
+	// the columns; then the vulnerability data of each monitored verdict
+	// (S5).
 	for _, g := range list {
 		for _, b := range g.Builds {
 			if b.Troubleshooting == "" || (b.State != pipeline.IssuesFound && b.State != pipeline.Investigating) {
@@ -106,6 +107,31 @@ func renderStatus(w io.Writer, list []*api.GroupStatus) {
 			for _, line := range strings.Split(strings.TrimRight(b.Troubleshooting, "\n"), "\n") {
 				fmt.Fprintln(w, "  "+line)
 			}
+		}
+	}
+	renderMonitoring(w, list)
+}
+
+// renderMonitoring lists, for each build whose image is monitored, the
+// date of the data its verdict was made with, flagging one that newer
+// data would change (S5).
+func renderMonitoring(w io.Writer, list []*api.GroupStatus) {
+	first := true
+	for _, g := range list {
+		for _, b := range g.Builds {
+			v := g.Monitoring[b.ID]
+			if v == nil {
+				continue
+			}
+			if first {
+				fmt.Fprintln(w, "\nVulnerability data (S5):")
+				first = false
+			}
+			flag := ""
+			if v.Outdated {
+				flag = "NEWER DATA CHANGES IT: "
+			}
+			fmt.Fprintf(w, "  %s on %s (%s): %s%s\n", g.Name, b.OSName, b.ID, flag, v.Note)
 		}
 	}
 }

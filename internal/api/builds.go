@@ -11,6 +11,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/pib-dev/pib/internal/accounts"
+	"github.com/pib-dev/pib/internal/monitor"
 	"github.com/pib-dev/pib/internal/pipeline"
 	"github.com/pib-dev/pib/internal/problem"
 	"github.com/pib-dev/pib/internal/testbuild"
@@ -66,6 +67,10 @@ type GroupStatus struct {
 	Submitted *time.Time        `json:"submitted,omitempty"`
 	State     pipeline.State    `json:"state"`
 	Builds    []*pipeline.Build `json:"builds"`
+	// Monitoring is, by build ID, the monitoring verdict of each build
+	// whose image is monitored (S5): the date of the data its verdict was
+	// made with, and whether newer data would change it.
+	Monitoring map[string]*monitor.Verdict `json:"monitoring,omitempty"`
 }
 
 func (s *Server) submitGroup(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
@@ -90,7 +95,11 @@ func (d Deps) GroupStatus(ctx context.Context, owner, ref string) (*GroupStatus,
 	if err != nil {
 		return nil, err
 	}
-	return &GroupStatus{ID: g.ID, Name: g.Name, Submitted: g.Submitted, State: pipeline.GroupState(builds), Builds: nonNil(builds)}, nil
+	mon, err := d.monitoring(ctx, builds)
+	if err != nil {
+		return nil, err
+	}
+	return &GroupStatus{ID: g.ID, Name: g.Name, Submitted: g.Submitted, State: pipeline.GroupState(builds), Builds: nonNil(builds), Monitoring: mon}, nil
 }
 
 // ScanStatus returns a page of owner's groups in the scan status view,
@@ -108,12 +117,67 @@ func (d Deps) ScanStatus(ctx context.Context, owner, cursor string, limit int) (
 	if err != nil {
 		return Page[*GroupStatus]{}, err
 	}
+	var all []*pipeline.Build
+	for _, bs := range latest {
+		all = append(all, bs...)
+	}
+	mon, err := d.monitoring(ctx, all)
+	if err != nil {
+		return Page[*GroupStatus]{}, err
+	}
 	out := Page[*GroupStatus]{Items: []*GroupStatus{}, NextCursor: next}
 	for _, g := range list {
 		b := latest[g.ID]
-		out.Items = append(out.Items, &GroupStatus{ID: g.ID, Name: g.Name, Submitted: g.Submitted, State: pipeline.GroupState(b), Builds: nonNil(b)})
+		gs := &GroupStatus{ID: g.ID, Name: g.Name, Submitted: g.Submitted, State: pipeline.GroupState(b), Builds: nonNil(b)}
+		for _, x := range b {
+			if v := mon[x.ID]; v != nil {
+				if gs.Monitoring == nil {
+					gs.Monitoring = map[string]*monitor.Verdict{}
+				}
+				gs.Monitoring[x.ID] = v
+			}
+		}
+		out.Items = append(out.Items, gs)
 	}
 	return out, nil
+}
+
+// monitoring returns the monitoring verdicts of builds whose image is
+// monitored, by build ID (nil when none is, or without a Monitor).
+func (d Deps) monitoring(ctx context.Context, builds []*pipeline.Build) (map[string]*monitor.Verdict, error) {
+	if d.Monitor == nil {
+		return nil, nil
+	}
+	var ids []string
+	for _, b := range builds {
+		if b.ImageID != "" {
+			ids = append(ids, b.ImageID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	byImage, err := d.Monitor.Verdicts(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	var out map[string]*monitor.Verdict
+	for _, b := range builds {
+		if v := byImage[b.ImageID]; v != nil && b.ImageID != "" {
+			if out == nil {
+				out = map[string]*monitor.Verdict{}
+			}
+			out[b.ID] = v
+		}
+	}
+	return out, nil
+}
+
+// BuildStatus is a build as GET /v1/builds/{id} shows it: with, once its
+// image is monitored, the monitoring verdict (S5).
+type BuildStatus struct {
+	*pipeline.Build
+	Monitoring *monitor.Verdict `json:"monitoring,omitempty"`
 }
 
 func (s *Server) groupBuilds(w http.ResponseWriter, r *http.Request, a *accounts.Account) error {
@@ -166,7 +230,11 @@ func (s *Server) getBuild(w http.ResponseWriter, r *http.Request, a *accounts.Ac
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, b)
+	mon, err := s.monitoring(r.Context(), []*pipeline.Build{b})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, BuildStatus{Build: b, Monitoring: mon[b.ID]})
 	return nil
 }
 

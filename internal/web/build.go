@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/pib-dev/pib/internal/api"
+	"github.com/pib-dev/pib/internal/monitor"
 	"github.com/pib-dev/pib/internal/pipeline"
 	"github.com/pib-dev/pib/internal/problem"
 	"github.com/pib-dev/pib/internal/scan"
@@ -67,6 +68,9 @@ type buildData struct {
 	Scan *scan.Report
 	// SBOM is set when the scan kept SBOMs to download.
 	SBOM bool
+	// Monitoring is the image's monitoring verdict (S5): whether newer
+	// vulnerability data changes the scan's; nil when not monitored.
+	Monitoring *monitor.Verdict
 	// Vulns are the vulnerabilities shown: filtered and sorted.
 	Vulns      []scan.Finding
 	Total      int
@@ -125,6 +129,13 @@ func (s *Server) buildPage(w http.ResponseWriter, r *http.Request, sess *session
 		}
 		slices.SortStableFunc(data.Vulns, sortBy)
 		data.Bars, data.ChartTitle = chart(b.ID, scanned.Vulnerabilities, data)
+	}
+	if s.d.Monitor != nil && b.ImageID != "" {
+		vs, err := s.d.Monitor.Verdicts(ctx, []string{b.ImageID})
+		if err != nil {
+			return err
+		}
+		data.Monitoring = vs[b.ImageID]
 	}
 	for _, c := range []struct{ key, label string }{{"id", "Vulnerability"}, {"package", "Package"}, {"severity", "Severity"}} {
 		l := sortLink{Key: c.key, Label: c.label, URL: buildURL(b.ID, c.key, data.Severity)}
