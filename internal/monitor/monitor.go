@@ -255,13 +255,15 @@ type target struct {
 // targetsSQL lists the images that matter: the latest Successful test
 // build of each group on each OS version, every private image, and every
 // image a catalog version offers; an image may come twice, builds first.
+// A private image's row leaves out its group's name: the buyer it is
+// announced to knows the product, not the seller's name for the group.
 const targetsSQL = `SELECT b.image_id, b.owner, b.id, b.kind, b.group_id, g.name, b.os_name, '' AS product_id, '' AS version_id, 0 AS pref
 	FROM builds b JOIN package_groups g ON g.id = b.group_id JOIN images i ON i.id = b.image_id
 	WHERE b.kind = '' AND b.state = 'Successful' AND b.submission = (SELECT MAX(c.submission) FROM builds c
 		WHERE c.group_id = b.group_id AND c.os_name = b.os_name AND c.kind = '' AND c.state = 'Successful')
 UNION ALL
-SELECT b.image_id, b.owner, b.id, b.kind, b.group_id, g.name, b.os_name, COALESCE(pb.product_id, ''), COALESCE(pb.version_id, ''), 0
-	FROM builds b JOIN package_groups g ON g.id = b.group_id JOIN images i ON i.id = b.image_id
+SELECT b.image_id, b.owner, b.id, b.kind, b.group_id, '', b.os_name, COALESCE(pb.product_id, ''), COALESCE(pb.version_id, ''), 0
+	FROM builds b JOIN images i ON i.id = b.image_id
 	LEFT JOIN private_builds pb ON pb.build_id = b.id
 	WHERE b.kind = 'private' AND b.image_id <> ''
 UNION ALL
