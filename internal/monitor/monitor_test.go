@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -394,5 +395,35 @@ func TestWatchJob(t *testing.T) {
 	waitUntil(t, "the watch announces the change", func() bool { return len(w.hooks.got()) > 0 })
 	if got := w.hooks.got()[0].Added; len(got) != 1 || got[0].ID != "CVE-2099-0002" {
 		t.Errorf("watch announced %+v; want CVE-2099-0002 added", got)
+	}
+}
+
+// TestRefreshJob: with a refresh function and an interval, the periodic
+// refresh fetches new data when the source publishes it and the change
+// is announced without anyone asking.
+func TestRefreshJob(t *testing.T) {
+	db := storetest.Open(t, store.SQLite)
+	published := make(chan struct{})
+	var vdb atomic.Pointer[vulndb.DB]
+	var refreshes atomic.Int32
+	refresh := func(ctx context.Context) error {
+		refreshes.Add(1)
+		select {
+		case <-published:
+			_, err := vdb.Load().Import(ctx, "testdata/osv-2")
+			return err
+		default:
+			return nil // the source has nothing new (a 304)
+		}
+	}
+	w := newWorld(t, db, monitor.Config{Refresh: refresh, RefreshInterval: 200 * time.Millisecond})
+	vdb.Store(w.vdb)
+	close(published)
+	waitUntil(t, "the refresh announces the change", func() bool { return len(w.hooks.got()) > 0 })
+	if got := w.hooks.got()[0].Added; len(got) != 1 || got[0].ID != "CVE-2099-0002" {
+		t.Errorf("refresh announced %+v; want CVE-2099-0002 added", got)
+	}
+	if refreshes.Load() < 1 {
+		t.Error("the refresh function was never called")
 	}
 }
