@@ -140,7 +140,7 @@ table ip $ns {
 		type nat hook postrouting priority srcnat;
 		ip saddr $subnet/30 oifname != "$veth_host" masquerade
 	}
-	chain fwd {
+	chain forwarding {
 		type filter hook forward priority filter;
 		iifname "$veth_host" accept
 		oifname "$veth_host" ct state established,related accept
