@@ -67,8 +67,8 @@ if ! go_ok; then
 	fi
 	if [ ! -f "$backports" ]; then
 		# The same mirror the machine's Debian sources already use.
-		mirror=$(sed -n 's/^URIs:[[:space:]]*\(http[^ ]*\/debian\)\/\{0,1\}$/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -1)
-		[ -n "$mirror" ] || mirror=$(sed -n 's/^deb[[:space:]]\+\(\[[^]]*\][[:space:]]\+\)\{0,1\}\(http[^ ]*\/debian\)\/\{0,1\}[[:space:]].*/\2/p' /etc/apt/sources.list 2>/dev/null | head -1)
+		mirror=$(sed -n 's/^URIs:[[:space:]]*\(http[^ ]*\/debian\)\/\{0,1\}$/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -1 || true)
+		[ -n "$mirror" ] || mirror=$(sed -n 's/^deb[[:space:]]\+\(\[[^]]*\][[:space:]]\+\)\{0,1\}\(http[^ ]*\/debian\)\/\{0,1\}[[:space:]].*/\2/p' /etc/apt/sources.list 2>/dev/null | head -1 || true)
 		[ -n "$mirror" ] || mirror=http://deb.debian.org/debian
 		echo "deps: no Go 1.21 or newer found: adding Debian's bookworm-backports suite ($backports, mirror $mirror) for golang-go 1.23" >&2
 		[ "$(id -u)" = 0 ] || { echo "deps: need root to add $backports; run as root (sudo make …)" >&2; exit 1; }

@@ -11,6 +11,7 @@
 #
 #   scripts/fresh-machine-check.sh            # the repository's HEAD commit
 #   KEEP_LOGS=/some/dir scripts/fresh-machine-check.sh
+#   BASE_TAR=/path/x.tar …      where the pristine debootstrap is kept for a day
 #
 # The machine is a chroot with /proc, /sys (and so the cgroup file system),
 # /dev, /dev/shm and a fresh /run mounted, in a network namespace of its own
@@ -77,7 +78,7 @@ trap cleanup EXIT INT TERM
 
 say() { echo "== $*" >&2; }
 
-mirror=$(sed -n 's/^URIs:[[:space:]]*\(http[^ ]*\/debian\)\/\{0,1\}$/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -1)
+mirror=$(sed -n 's/^URIs:[[:space:]]*\(http[^ ]*\/debian\)\/\{0,1\}$/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -1 || true)
 [ -n "$mirror" ] || mirror=http://deb.debian.org/debian
 
 declare -a names statuses durations
@@ -105,8 +106,17 @@ summary() {
 	done
 }
 
+# A pristine debootstrap is kept as a tarball for a day ($BASE_TAR), so that
+# a second check soon after skips the download; it is as fresh as the first.
+base_tar=${BASE_TAR:-/var/tmp/pib-fresh-bookworm.tar}
 debootstrap_machine() {
+	if [ -f "$base_tar" ] && [ -n "$(find "$base_tar" -mmin -1440)" ]; then
+		echo "unpacking the pristine bookworm of $(date -r "$base_tar") from $base_tar"
+		mkdir -p "$root" && tar -C "$root" -xpf "$base_tar"
+		return
+	fi
 	debootstrap --variant=minbase --include=git,make,ca-certificates bookworm "$root" "$mirror"
+	tar -C "$root" -cf "$base_tar.tmp" . && mv "$base_tar.tmp" "$base_tar"
 }
 run_step debootstrap debootstrap_machine || { summary; exit 1; }
 
