@@ -132,6 +132,25 @@ mount --rbind /sys "$root/sys" && mount --make-rslave "$root/sys"
 mount --rbind /dev "$root/dev" && mount --make-rslave "$root/dev"
 mount -t tmpfs -o mode=0755 tmpfs "$root/run"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# Trust what the host trusts: a network that inspects TLS (as this
+# workplace's does) has its own root certificate in the host's bundle, which
+# a fresh machine on that network would be given too. Certificates of the
+# host's bundle missing from the chroot's go to its
+# /usr/local/share/ca-certificates, where update-ca-certificates keeps them.
+extra=0
+mkdir -p "$work/certs"
+awk -v dir="$work/certs" '/BEGIN CERTIFICATE/ { n++ } n { print > (dir "/" n ".crt") }' /etc/ssl/certs/ca-certificates.crt
+for c in "$work"/certs/*.crt; do
+	key=$(sed -n 2p "$c")
+	if ! grep -qF -- "$key" "$root/etc/ssl/certs/ca-certificates.crt"; then
+		cp "$c" "$root/usr/local/share/ca-certificates/pib-host-$(basename "$c")"
+		extra=$((extra + 1))
+	fi
+done
+if [ $extra -gt 0 ]; then
+	say "adding the host's $extra extra root certificate(s) to the chroot's trust store"
+	chroot "$root" update-ca-certificates >/dev/null
+fi
 
 # Its own network: a veth pair, masqueraded by the host.
 ip netns add "$ns"
