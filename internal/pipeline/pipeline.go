@@ -136,12 +136,13 @@ type Config struct {
 	WorkDir string
 
 	BuildTimeout time.Duration // I7, default 60m
+	ScanTimeout  time.Duration // default 30m
+
 	// SourceDateEpoch is the latest modification time a file a build adds
 	// or changes may have in its layer (later ones are clamped to it), so
 	// that a deterministic installer gives the same layer every time; nil
 	// means each build's base image's creation time.
 	SourceDateEpoch *time.Time
-	ScanTimeout  time.Duration // default 30m
 
 	HeartbeatInterval time.Duration // default 10s
 	StaleAfter        time.Duration // heartbeat older than this: worker lost (default 1m)
