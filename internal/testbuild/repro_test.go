@@ -125,4 +125,25 @@ func TestReproducibleLayers(t *testing.T) {
 			}
 		})
 	}
+
+	// The previous build's image was removed since: nothing to compare,
+	// and the build is fine.
+	pkgs := t.TempDir()
+	installer := filepath.Join(pkgs, "setup.sh")
+	if err := os.WriteFile(installer, []byte("#!/bin/sh\nmkdir -p /opt/app\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err := b.Build(context.Background(), pipeline.BuildRequest{BuildID: "b-after-removal", Owner: "acc-1", OSName: "debian-12",
+		Platform: "linux", BaseImageID: base.ID, PackageDir: pkgs, Installer: installer, InputsDigest: "sha256:inputs",
+		Previous: &pipeline.PreviousBuild{BuildID: "b-removed", ImageID: "img-00000000000000fff"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep testbuild.BuildReport
+	if err := json.Unmarshal(out.Report, &rep); err != nil || out.ImageID == "" || rep.Reproducible == nil {
+		t.Fatalf("outcome %+v, report %s (%v): want an image and a reproducible part", out, out.Report, err)
+	}
+	if r := rep.Reproducible; r.PreviousBuild != "b-removed" || r.SameLayer || r.PreviousLayer != "" || !strings.Contains(r.Note, "its image has been removed") {
+		t.Errorf("reproducibility %+v, want a note that build b-removed's image is gone", r)
+	}
 }
