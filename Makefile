@@ -1,6 +1,11 @@
 # pib's two entry points (see README.md): `make demo` and `make test`.
 SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(PATH)
+# go.mod names the exact Go version; a Go >= 1.21 (Debian 12's from
+# bookworm-backports: scripts/deps.sh) fetches it from the module proxy.
+# Some installs default to GOTOOLCHAIN=local in their go.env; the
+# environment wins over that, and a GOTOOLCHAIN you set wins over this.
+export GOTOOLCHAIN ?= auto
 PIB_DATA ?= $(CURDIR)/pib-data
 GO_TEST_FLAGS ?= -timeout 40m
 

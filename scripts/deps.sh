@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what pib needs on a fresh Debian machine (run as root).
-#   scripts/deps.sh          what `make demo` needs: Go, debootstrap, skopeo, zstd, nftables
+#   scripts/deps.sh          what `make demo` needs: Go (from bookworm-backports on Debian 12 when no Go
+#                            1.21 or newer is found), debootstrap, skopeo, zstd, nftables
 #   scripts/deps.sh test     plus what the tests need: LibreOffice Calc, Chromium, a PostgreSQL answering on
 #                            127.0.0.1:5432 with trust auth and a database "test"
 set -euo pipefail
@@ -13,7 +14,6 @@ have debootstrap || need_pkgs+=(debootstrap)
 have skopeo || need_pkgs+=(skopeo)
 have zstd || need_pkgs+=(zstd)
 have nft || need_pkgs+=(nftables)
-have go || need_pkgs+=(golang-go)
 have git || need_pkgs+=(git)
 have make || need_pkgs+=(make)
 have curl || need_pkgs+=(curl)
@@ -41,16 +41,43 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
 	apt_install "${need_pkgs[@]}"
 fi
 
-# go.mod names the Go version; a Go ≥ 1.21 fetches it from the module proxy
-# on first use (GOTOOLCHAIN=auto). Debian 12's own golang-go is 1.19: too old.
-gov=$(go env GOVERSION 2>/dev/null | sed 's/^go//')
-case "$gov" in
-1.1[0-9]* | 1.20* | "")
-	echo "deps: Go $gov is too old to build pib (it needs the Go named in go.mod)." >&2
-	echo "      Install Go 1.21 or newer into /usr/local/go (https://go.dev/doc/install), then run this again." >&2
-	exit 1
-	;;
-esac
+# Go: go.mod names the exact version, and any Go >= 1.21 fetches that one
+# from the module proxy by itself (GOTOOLCHAIN=auto, which the Makefile
+# sets). Debian 12's own golang-go is 1.19, too old for that; its
+# bookworm-backports suite carries golang-go 1.23, so on Debian 12 that is
+# what gets installed. Idempotent: once a Go >= 1.21 is found, nothing
+# here runs again.
+go_ok() {
+	local v
+	# From /: inside the repository an older Go would refuse go.mod's version.
+	v=$(cd / && GOTOOLCHAIN=local go env GOVERSION 2>/dev/null | sed 's/^go//')
+	case "$v" in
+	"" | 1.[0-9] | 1.[0-9].* | 1.1[0-9] | 1.1[0-9].* | 1.20 | 1.20.*) return 1 ;;
+	esac
+}
+backports=/etc/apt/sources.list.d/pib-bookworm-backports.sources
+if ! go_ok; then
+	# shellcheck disable=SC1091
+	. /etc/os-release
+	if [ "${ID:-}" != debian ] || [ "${VERSION_CODENAME:-}" != bookworm ]; then
+		echo "deps: pib needs Go 1.21 or newer to build (that Go then fetches the exact version go.mod names)." >&2
+		echo "      On ${PRETTY_NAME:-this system} install Go from https://go.dev/doc/install into /usr/local/go," >&2
+		echo "      or your distribution's golang package if it is 1.21 or newer, then run this again." >&2
+		exit 1
+	fi
+	if [ ! -f "$backports" ]; then
+		# The same mirror the machine's Debian sources already use.
+		mirror=$(sed -n 's/^URIs:[[:space:]]*\(http[^ ]*\/debian\)\/\{0,1\}$/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -1 || true)
+		[ -n "$mirror" ] || mirror=$(sed -n 's/^deb[[:space:]]\+\(\[[^]]*\][[:space:]]\+\)\{0,1\}\(http[^ ]*\/debian\)\/\{0,1\}[[:space:]].*/\2/p' /etc/apt/sources.list 2>/dev/null | head -1 || true)
+		[ -n "$mirror" ] || mirror=http://deb.debian.org/debian
+		echo "deps: no Go 1.21 or newer found: adding Debian's bookworm-backports suite ($backports, mirror $mirror) for golang-go 1.23" >&2
+		[ "$(id -u)" = 0 ] || { echo "deps: need root to add $backports; run as root (sudo make …)" >&2; exit 1; }
+		printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' "$mirror" >"$backports"
+	fi
+	apt_install -t bookworm-backports golang-go
+	hash -r
+	go_ok || { echo "deps: golang-go from bookworm-backports is installed but $(command -v go) is not Go 1.21 or newer; remove the older Go from PATH and run this again" >&2; exit 1; }
+fi
 
 if [ "${1:-}" = test ]; then
 	if ! pg_isready -q -h 127.0.0.1 -p 5432; then

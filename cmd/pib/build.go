@@ -59,6 +59,7 @@ func newBuildCommand(g *globals) *cobra.Command {
 		ids             sandbox.IDs
 		memoryMiB       int64
 		diskMiB         int64
+		epoch           epochFlag
 	)
 	cmd := &cobra.Command{
 		Use:   "build --base ID|ALIAS --installer FILE [--package FILE]...",
@@ -80,7 +81,7 @@ Exit status: 0 successful, 1 issues found, 2 platform error.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			r := runBuild(ctx, g, buildRequest{base: base, installer: installer, packages: packages,
-				timeout: timeout, keep: keep, limits: limits, ids: ids}, cmd.ErrOrStderr())
+				timeout: timeout, keep: keep, limits: limits, ids: ids, epoch: epoch}, cmd.ErrOrStderr())
 			out := cmd.OutOrStdout()
 			if asJSON {
 				enc := json.NewEncoder(out)
@@ -109,6 +110,7 @@ Exit status: 0 successful, 1 issues found, 2 platform error.`,
 	f.Int64Var(&diskMiB, "disk", sandbox.DefaultDiskBytes>>20, "limit in MiB on what the install may write")
 	f.IntVar(&limits.Pids, "pids", sandbox.DefaultPids, "process limit")
 	f.Float64Var(&limits.CPUs, "cpus", sandbox.DefaultCPUs, "CPU limit, in CPUs")
+	addEpochFlag(f, &epoch)
 	f.Uint32Var(&ids.Base, "id-base", sandbox.DefaultIDBase, "first host user/group ID of the builds' user namespaces (T1)")
 	f.IntVar(&ids.Slots, "id-slots", sandbox.DefaultIDSlots, "builds on this machine at once, each with its own range of 65,536 host IDs")
 	return cmd
@@ -121,6 +123,8 @@ type buildRequest struct {
 	keep            bool
 	limits          sandbox.Limits
 	ids             sandbox.IDs
+	// epoch clamps the new layer's file times (--source-date-epoch).
+	epoch epochFlag
 }
 
 // runBuild never fails: errors become a report with status "error".
@@ -143,6 +147,10 @@ func runBuild(ctx context.Context, g *globals, req buildRequest, stderr io.Write
 		return fail("--base and --installer are required")
 	}
 	r.Installer = filepath.Base(req.installer)
+	epoch, err := req.epoch.value()
+	if err != nil {
+		return fail("%v", err)
+	}
 	for _, p := range append([]string{req.installer}, req.packages...) {
 		fi, err := os.Stat(p)
 		if err != nil {
@@ -185,7 +193,7 @@ func runBuild(ctx context.Context, g *globals, req buildRequest, stderr io.Write
 		Limits:        req.limits,
 		IDs:           req.ids,
 		KeepOnFailure: req.keep,
-	}, "", "pib build --installer "+r.Installer, nil)
+	}, testbuild.InstallOptions{CreatedBy: "pib build --installer " + r.Installer, SourceDateEpoch: epoch})
 	if res == nil {
 		if errors.Is(err, context.Canceled) {
 			return fail("build cancelled (signal); the sandbox was torn down")

@@ -6,11 +6,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/pib-dev/pib/internal/pipeline"
 	"github.com/pib-dev/pib/internal/scan"
+	"github.com/pib-dev/pib/internal/testbuild"
 )
 
 func newBuildsCommand(g *globals) *cobra.Command {
@@ -93,6 +96,28 @@ func renderReport(w io.Writer, rep *pipeline.Report) {
 	fmt.Fprintf(w, "\nChanged files (%d):\n", len(rep.ChangedFiles))
 	for _, f := range rep.ChangedFiles {
 		fmt.Fprintln(w, "  "+f)
+	}
+	if len(rep.Build) > 0 {
+		renderReproducibility(w, rep.Build)
+	}
+}
+
+// renderReproducibility shows how the build's layer compares with the
+// previous build's of the same inputs, when the builder's report says.
+func renderReproducibility(w io.Writer, raw []byte) {
+	var b testbuild.BuildReport
+	if err := json.Unmarshal(raw, &b); err != nil || b.Reproducible == nil {
+		return
+	}
+	r := b.Reproducible
+	fmt.Fprintln(w, "\nReproducibility:")
+	fmt.Fprintf(w, "  layer %s (file times clamped to %s)\n", r.Layer, time.Unix(r.SourceDateEpoch, 0).UTC().Format(time.RFC3339))
+	fmt.Fprintf(w, "  %s\n", r.Note)
+	for _, d := range r.Differences {
+		fmt.Fprintf(w, "    %s: %s\n", d.Path, strings.Join(d.What, ", "))
+	}
+	if r.MoreDifferences > 0 {
+		fmt.Fprintf(w, "    … %d more\n", r.MoreDifferences)
 	}
 }
 

@@ -150,6 +150,23 @@ func reportFixtures(t *testing.T) map[string]*pipeline.Report {
 			ChangedFiles: []string{}},
 		"report-unreadable-scan": {BuildID: "b-00000000000000b1", State: pipeline.Successful, Findings: []pipeline.Finding{},
 			ChangedFiles: []string{"/opt/app (added)"}, Scan: json.RawMessage(`"not a report"`)},
+		// A rebuild of the same inputs whose installer writes the time
+		// into a file; and one whose layer is the same.
+		"report-not-reproducible": {BuildID: "b-00000000000000b5", State: pipeline.Successful, Findings: []pipeline.Finding{},
+			ChangedFiles: []string{"/opt/app (added)", "/opt/app/build-stamp (added)"},
+			Build: json.RawMessage(`{"exit_code":0,"findings":[],"changed_files":{"added":2,"modified":0,"deleted":0,"files":[]},
+				"reproducible":{"inputs_digest":"sha256:1111111111111111111111111111111111111111111111111111111111111111","source_date_epoch":1764547200,
+				"layer":"sha256:2222222222222222222222222222222222222222222222222222222222222222","previous_build":"b-00000000000000b4",
+				"previous_layer":"sha256:3333333333333333333333333333333333333333333333333333333333333333","same_layer":false,
+				"differences":[{"path":"/opt/app/build-stamp","what":["content"]},{"path":"/var/log/app.log","what":["size","content"]}],
+				"note":"the layer differs from build b-00000000000000b4 of the same inputs only by content the installer itself made different: /opt/app/build-stamp, /var/log/app.log"}}`)},
+		"report-reproducible": {BuildID: "b-00000000000000b6", State: pipeline.Successful, Findings: []pipeline.Finding{},
+			ChangedFiles: []string{"/opt/app (added)"},
+			Build: json.RawMessage(`{"exit_code":0,"findings":[],"changed_files":{"added":1,"modified":0,"deleted":0,"files":[]},
+				"reproducible":{"inputs_digest":"sha256:1111111111111111111111111111111111111111111111111111111111111111","source_date_epoch":1764547200,
+				"layer":"sha256:2222222222222222222222222222222222222222222222222222222222222222","previous_build":"b-00000000000000b4",
+				"previous_layer":"sha256:2222222222222222222222222222222222222222222222222222222222222222","same_layer":true,
+				"note":"the layer is the same as that of build b-00000000000000b4 of the same inputs"}}`)},
 	}
 }
 

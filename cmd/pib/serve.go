@@ -35,6 +35,7 @@ func addServiceFlags(f *pflag.FlagSet, o *serviceOptions) {
 	f.Uint32Var(&o.ids.Base, "build-id-base", sandbox.DefaultIDBase, "first host user/group ID of the builds' user namespaces (T1)")
 	f.IntVar(&o.ids.Slots, "build-id-slots", sandbox.DefaultIDSlots, "builds on this machine at once, each with its own range of 65,536 host IDs")
 	f.IntVar(&o.buyerBuildLimit, "buyer-build-limit", privatebuilds.DefaultLimit, "private image builds one account may have in progress at once (C4, BuildLimitExceeded)")
+	addEpochFlag(f, &o.sourceDateEpoch)
 	f.BoolVar(&o.webhookAllowPrivate, "webhook-allow-private", false, "let webhooks reach internal addresses (loopback, private, link-local and every other IANA special-purpose block)")
 	f.DurationVar(&o.vulndbRefresh, "vulndb-refresh", 0, "download new vulnerability data this often (conditional requests, as pib vulndb update) and re-match the images that matter (S5); 0: never, for servers without network access (any import is still re-matched within a minute)")
 	f.StringVar(&o.vulndbBaseURL, "vulndb-base-url", vulndb.DefaultBaseURL, "where --vulndb-refresh downloads <Ecosystem>/all.zip from")

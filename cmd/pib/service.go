@@ -2,8 +2,14 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/pib-dev/pib/internal/accounts"
 	"github.com/pib-dev/pib/internal/api"
@@ -42,6 +48,53 @@ type serviceOptions struct {
 	// data from vulndbBaseURL (S5); 0: never (no network assumed).
 	vulndbRefresh time.Duration
 	vulndbBaseURL string
+	// sourceDateEpoch clamps the file times of every build's layer.
+	sourceDateEpoch epochFlag
+}
+
+// epochFlag is --source-date-epoch: the latest modification time a file a
+// build adds or changes keeps in the image (later ones are clamped to it),
+// in Unix seconds as the SOURCE_DATE_EPOCH convention of
+// reproducible-builds.org spells it. Empty (the default) means each
+// build's base image's creation time: fixed by the base image, so builds
+// are reproducible without any setting (see images.Store.Epoch for why).
+// Its default comes from the environment variable SOURCE_DATE_EPOCH,
+// checked when the command runs.
+type epochFlag struct{ raw string }
+
+func newEpochFlag() epochFlag {
+	return epochFlag{raw: strings.TrimSpace(os.Getenv("SOURCE_DATE_EPOCH"))}
+}
+
+func (e *epochFlag) String() string { return e.raw }
+func (e *epochFlag) Type() string   { return "seconds" }
+func (e *epochFlag) Set(s string) error {
+	old := e.raw
+	e.raw = strings.TrimSpace(s)
+	if _, err := e.value(); err != nil {
+		e.raw = old
+		return err
+	}
+	return nil
+}
+
+// value is the clamp, nil when unset.
+func (e *epochFlag) value() (*time.Time, error) {
+	if e.raw == "" {
+		return nil, nil
+	}
+	n, err := strconv.ParseInt(e.raw, 10, 64)
+	if err != nil || n < 0 {
+		return nil, fmt.Errorf("source date epoch %q (--source-date-epoch or SOURCE_DATE_EPOCH): want whole seconds since 1970-01-01 UTC, e.g. 1700000000, or nothing for the base image's creation time", e.raw)
+	}
+	t := time.Unix(n, 0).UTC()
+	return &t, nil
+}
+
+// addEpochFlag registers --source-date-epoch on f.
+func addEpochFlag(f *pflag.FlagSet, e *epochFlag) {
+	*e = newEpochFlag()
+	f.Var(e, "source-date-epoch", "latest file time in a build's layer, Unix seconds; later times are clamped to it so a deterministic installer gives the same layer every time (env SOURCE_DATE_EPOCH; default: the base image's creation time)")
 }
 
 // service is everything pib serve and pib worker run, wired together:
@@ -54,6 +107,10 @@ type service struct {
 }
 
 func (g *globals) openService(ctx context.Context, o serviceOptions) (*service, error) {
+	epoch, err := o.sourceDateEpoch.value()
+	if err != nil {
+		return nil, err
+	}
 	db, bs, err := g.openStores(ctx)
 	if err != nil {
 		return nil, err
@@ -87,6 +144,8 @@ func (g *globals) openService(ctx context.Context, o serviceOptions) (*service, 
 		Workers:      o.workers,
 		WorkDir:      filepath.Join(g.dataDir, "staging"),
 		BuildTimeout: o.buildTimeout,
+		// Every build's layer has its times clamped (reproducible layers).
+		SourceDateEpoch: epoch,
 	})
 	if err != nil {
 		db.Close()

@@ -283,9 +283,36 @@ func (b *goldenBuilder) Build(ctx context.Context, req pipeline.BuildRequest) (*
 		return &pipeline.BuildOutcome{ImageID: vulnImage, Log: []byte("installed libfoo1\n"), ChangedFiles: []string{"/usr/lib/libfoo.so.1 (added)"},
 			Report: builderReport(req.BuildID, 0, nil, sandbox.FileChange{Path: "usr/lib/libfoo.so.1", Change: "added", Size: 16, Type: "file"})}, nil
 	}
+	rep := builderReport(req.BuildID, 0, nil, sandbox.FileChange{Path: "opt/app", Change: "added", Type: "dir"},
+		sandbox.FileChange{Path: "etc/app.conf", Change: "added", Size: 12, Type: "file"})
 	return &pipeline.BuildOutcome{ImageID: goodImage, Log: []byte("installed\n"), ChangedFiles: []string{"/opt/app (added)", "/etc/app.conf (added)"},
-		Report: builderReport(req.BuildID, 0, nil, sandbox.FileChange{Path: "opt/app", Change: "added", Type: "dir"},
-			sandbox.FileChange{Path: "etc/app.conf", Change: "added", Size: 12, Type: "file"})}, nil
+		Report: withReproducibility(rep, req)}, nil
+}
+
+// withReproducibility adds to a builder's report the comparison with the
+// previous build of the same inputs, as testbuild's builder does: the
+// first build of its inputs here (the digests are fixed: the base
+// image's ID, part of the real inputs digest, is random in this test).
+func withReproducibility(raw json.RawMessage, req pipeline.BuildRequest) json.RawMessage {
+	var rep testbuild.BuildReport
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		panic(err)
+	}
+	rep.Reproducible = &testbuild.Reproducibility{
+		InputsDigest:    "sha256:" + strings.Repeat("1", 64),
+		SourceDateEpoch: 1764547200,
+		Layer:           "sha256:" + strings.Repeat("2", 64),
+		Note:            "first build of these inputs: there is no earlier layer to compare with",
+	}
+	if req.Previous != nil {
+		rep.Reproducible.PreviousBuild, rep.Reproducible.PreviousLayer, rep.Reproducible.SameLayer = req.Previous.BuildID, rep.Reproducible.Layer, true
+		rep.Reproducible.Note = "the layer is the same as that of build " + req.Previous.BuildID + " of the same inputs"
+	}
+	data, err := json.Marshal(rep)
+	if err != nil {
+		panic(err)
+	}
+	return data
 }
 
 // workerDataDir stands for the data directory of the worker that ran a

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/klauspost/compress/gzip"
@@ -81,21 +82,32 @@ func (s *Store) unpack(ctx context.Context, d v1.Descriptor, diffID v1.Hash) (st
 	return dir, nil
 }
 
-func (s *Store) unpackTo(ctx context.Context, d v1.Descriptor, dir string) error {
+// openLayer opens the uncompressed tar stream of a stored layer.
+func (s *Store) openLayer(d v1.Descriptor) (io.ReadCloser, error) {
 	rc, err := s.blobs.Open(d.Digest)
+	if err != nil {
+		return nil, err
+	}
+	if !strings.HasSuffix(string(d.MediaType), "gzip") {
+		return rc, nil
+	}
+	zr, err := gzip.NewReader(rc)
+	if err != nil {
+		rc.Close()
+		return nil, fmt.Errorf("blob %s: %w", d.Digest, err)
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{zr, rc}, nil
+}
+
+func (s *Store) unpackTo(ctx context.Context, d v1.Descriptor, dir string) error {
+	r, err := s.openLayer(d)
 	if err != nil {
 		return err
 	}
-	defer rc.Close()
-	var r io.Reader = rc
-	if strings.HasSuffix(string(d.MediaType), "gzip") {
-		zr, err := gzip.NewReader(rc)
-		if err != nil {
-			return fmt.Errorf("blob %s: %w", d.Digest, err)
-		}
-		defer zr.Close()
-		r = zr
-	}
+	defer r.Close()
 	// Unpack wants an empty directory; MkdirTemp made it 0700. It becomes
 	// the image's "/", whose mode overlayfs shows inside the image: 0755,
 	// as every image's root. No other local user reaches it: privateDir.
@@ -145,11 +157,47 @@ type AddLayerOptions struct {
 	Exclude   func(string) bool // paths of the upper directory to leave out (pib's own transient files)
 	// Tags are the new image's tags (C5), stored with it.
 	Tags map[string]string
+	// SourceDateEpoch is the clamp of the new layer's modification times
+	// (layer.PackOptions.Clamp: later times become it, earlier ones stay)
+	// and the creation time in the new image's config; nil means the
+	// base image's creation time (see Epoch).
+	SourceDateEpoch *time.Time
+}
+
+// Epoch is the time AddLayer clamps a layer on base to: epoch when set,
+// else the base image's creation time (its config's "created"), else
+// 1970-01-01.
+//
+// Why the base's time by default: it is fixed by the base image (a build's
+// input), so two builds on one base agree on it without any setting; it
+// is a real date, not 1970, which tools that reject or special-case early
+// dates (ZIP's 1980 floor, "older than everything" make logic) handle as
+// any other; and it keeps a build's files from looking older than the
+// base they were installed on. A fixed SOURCE_DATE_EPOCH, as BuildKit and
+// apko take, overrides it for every build.
+func (s *Store) Epoch(base *Image, epoch *time.Time) (time.Time, error) {
+	if epoch != nil {
+		return epoch.Truncate(time.Second).UTC(), nil
+	}
+	cfg, err := s.config(base)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("image %s: %w", base.ID, err)
+	}
+	if cfg.Created.IsZero() {
+		return time.Unix(0, 0).UTC(), nil
+	}
+	return cfg.Created.Truncate(time.Second).UTC(), nil
 }
 
 // AddLayer packs upperDir (an overlayfs upper directory: whiteouts and
 // opaque directories are converted to OCI form) as one new layer on top of
 // base and stores the result as a new image whose parent is base.
+//
+// The layer is reproducible: its modification times are clamped to
+// Epoch(base, opts.SourceDateEpoch), and the config's creation times are
+// that time too, so the same upper directory contents on the same base,
+// with the same CreatedBy, give the same layer and image digests (the
+// image ID, tags and owner are the store's, not the image's).
 //
 // An upper directory holding device nodes, FIFOs or sockets (outside
 // opts.Exclude) is refused with an error wrapping *layer.SpecialFilesError,
@@ -168,10 +216,14 @@ func (s *Store) AddLayer(ctx context.Context, base *Image, upperDir string, opts
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", base.ID, err)
 	}
+	epoch, err := s.Epoch(base, opts.SourceDateEpoch)
+	if err != nil {
+		return nil, err
+	}
 	pr, pw := io.Pipe()
 	packed := make(chan error, 1)
 	go func() {
-		err := layer.Pack(ctx, upperDir, pw, layer.PackOptions{Exclude: opts.Exclude})
+		err := layer.Pack(ctx, upperDir, pw, layer.PackOptions{Exclude: opts.Exclude, Clamp: epoch})
 		packed <- err
 		pw.CloseWithError(err)
 	}()
@@ -189,8 +241,7 @@ func (s *Store) AddLayer(ctx context.Context, base *Image, upperDir string, opts
 	if err != nil {
 		return nil, fmt.Errorf("pack %s: %w", upperDir, err)
 	}
-	now := s.now()
-	cfg.Created = v1.Time{Time: now}
+	cfg.Created = v1.Time{Time: epoch}
 	cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, l.diffID)
 	cfg.History = append(cfg.History, v1.History{Created: cfg.Created, CreatedBy: opts.CreatedBy})
 	raw, err := json.Marshal(cfg)
@@ -211,6 +262,40 @@ func (s *Store) AddLayer(ctx context.Context, base *Image, upperDir string, opts
 		return nil, err
 	}
 	return im, nil
+}
+
+// TopLayer returns the DiffID of im's top layer: for a build's image, the
+// digest of what the build added.
+func (s *Store) TopLayer(im *Image) (v1.Hash, error) {
+	cfg, err := s.config(im)
+	if err != nil {
+		return v1.Hash{}, fmt.Errorf("image %s: %w", im.ID, err)
+	}
+	if len(cfg.RootFS.DiffIDs) == 0 {
+		return v1.Hash{}, fmt.Errorf("image %s has no layers", im.ID)
+	}
+	return cfg.RootFS.DiffIDs[len(cfg.RootFS.DiffIDs)-1], nil
+}
+
+// DiffTopLayers compares the top layers of two images (layer.Diff), to
+// tell why two builds of the same inputs made different layers. It reads
+// the stored blobs, never the unpacked cache.
+func (s *Store) DiffTopLayers(ctx context.Context, old, new *Image) ([]layer.Difference, error) {
+	var rs [2]io.ReadCloser
+	for i, im := range []*Image{old, new} {
+		m, err := s.manifest(im)
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %w", im.ID, err)
+		}
+		if len(m.Layers) == 0 {
+			return nil, fmt.Errorf("image %s has no layers", im.ID)
+		}
+		if rs[i], err = s.openLayer(m.Layers[len(m.Layers)-1]); err != nil {
+			return nil, fmt.Errorf("image %s: top layer: %w", im.ID, err)
+		}
+		defer rs[i].Close()
+	}
+	return layer.Diff(ctx, rs[0], rs[1])
 }
 
 func packTree(ctx context.Context, dir string, w io.Writer) error {

@@ -51,6 +51,14 @@
 // whiteout of the same layer is made opaque, since in OCI terms it was
 // deleted and created anew. AUFS metadata (".wh..wh.*") is ignored.
 //
+// # Reproducible layers
+//
+// Pack's output depends only on the tree's names, contents, modes, owners,
+// xattrs, links and modification times; PackOptions.Clamp limits the
+// times, so that two runs of an installer whose output is deterministic
+// give the same layer byte for byte. Diff says what differs between two
+// layers when they are not the same (it reads them as Check does).
+//
 // # Limits
 //
 //   - Unpack and Pack need root (or CAP_MKNOD, CAP_CHOWN, CAP_FOWNER,

@@ -220,8 +220,8 @@ func FuzzUnpack(f *testing.F) {
 	})
 }
 
-// TestWriteFuzzSeeds regenerates the seed corpora of FuzzCheck and
-// FuzzUnpack: layers as pib and other tools write them, and the sparse
+// TestWriteFuzzSeeds regenerates the seed corpora of FuzzCheck, FuzzUnpack
+// and FuzzDiff: layers as pib and other tools write them, and the sparse
 // files GNU tar writes (a sparse /var/log/lastlog is common in images).
 //
 //	go test ./internal/layer -run TestWriteFuzzSeeds -update-fuzz-seeds
@@ -310,6 +310,7 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	}
 	for name, b := range seeds {
 		testenv.WriteFuzzSeed(t, "FuzzUnpack", name, b)
+		testenv.WriteFuzzSeed(t, "FuzzDiff", name, b)
 		testenv.WriteFuzzSeed(t, "FuzzCheck", name, b, uint16(len(b)/3))
 	}
 }

@@ -64,6 +64,16 @@ type PackOptions struct {
 	// the root (no leading "./" or "/"), e.g. "var/tmp/pib"; returning true
 	// leaves out that entry and everything under it.
 	Exclude func(rel string) bool
+	// Clamp, if not the zero time, is the latest modification time an
+	// entry may carry: a later one (a file the build wrote just now, a
+	// parent directory overlayfs copied up and then changed) becomes Clamp,
+	// an earlier one (a file a package manager or tar unpacked with its
+	// recorded time) is kept. This is BuildKit's "rewrite-timestamp" with
+	// SOURCE_DATE_EPOCH: the time of writing is the one thing that differs
+	// between two runs of a deterministic installer, and clamping rather
+	// than overwriting every time keeps the times that were already
+	// reproducible. Clamp is used in whole seconds (truncated).
+	Clamp time.Time
 }
 
 // Pack writes the tree at dir to w as an uncompressed OCI layer tar in
@@ -72,12 +82,15 @@ type PackOptions struct {
 // The output is deterministic: the same tree always yields the same bytes.
 // Entries come in path order, comparing paths component by component
 // bytewise (the order of filepath.WalkDir), so each directory is followed
-// directly by its contents. Mtimes are kept, truncated to whole seconds; atime
-// and ctime are not recorded; owners are numeric only (no user or group
-// names); the only PAX records are xattrs (SCHILY.xattr.*) and those the
-// format needs for long names or large ids. Hard links within the tree are
-// tar hard links: the first path in entry order carries the content, later
-// ones link to it. The root directory itself is not an entry.
+// directly by its contents. Mtimes are kept, truncated to whole seconds
+// (and limited to opts.Clamp when set); atime and ctime are not recorded;
+// owners are numeric only (no user or group names); the only PAX records
+// are xattrs (SCHILY.xattr.*) and those the format needs for long names or
+// large ids. Hard links within the tree are tar hard links: the first path
+// in entry order carries the content, later ones link to it. The root
+// directory itself is not an entry. So with Clamp set, two trees that
+// differ only in times later than Clamp, atimes, ctimes, inode numbers and
+// directory order give the same bytes.
 //
 // Overlayfs conventions become OCI ones: a whiteout (character device 0:0,
 // or a file with the overlay.whiteout xattr) becomes an empty regular file
@@ -99,6 +112,8 @@ func Pack(ctx context.Context, dir string, w io.Writer, opts PackOptions) error 
 	bw := bufio.NewWriterSize(w, 1<<20)
 	p := &packer{
 		ctx:   ctx,
+		clamp: !opts.Clamp.IsZero(),
+		max:   opts.Clamp.Unix(),
 		tw:    tar.NewWriter(bw),
 		opts:  opts,
 		links: make(map[fileID]string),
@@ -126,6 +141,8 @@ type packer struct {
 	ctx   context.Context
 	tw    *tar.Writer
 	opts  PackOptions
+	clamp bool              // limit mtimes to max (opts.Clamp)
+	max   int64             // unix seconds
 	links map[fileID]string // first entry name of each multiply-linked inode
 	buf   []byte
 	xbuf  []byte
@@ -237,7 +254,7 @@ func (p *packer) entry(full, name string, c *child) error {
 		Mode:       int64(st.Mode & 0o7777),
 		Uid:        int(st.Uid),
 		Gid:        int(st.Gid),
-		ModTime:    time.Unix(st.Mtim.Sec, 0),
+		ModTime:    time.Unix(p.mtime(st), 0),
 		PAXRecords: c.xattrs,
 		Format:     tar.FormatPAX,
 	}
@@ -273,6 +290,14 @@ func (p *packer) entry(full, name string, c *child) error {
 		return fmt.Errorf("pack %s: unsupported file type %#o", name, t)
 	}
 	return p.write(hdr)
+}
+
+// mtime is st's modification time in whole seconds, clamped.
+func (p *packer) mtime(st *unix.Stat_t) int64 {
+	if p.clamp && st.Mtim.Sec > p.max {
+		return p.max
+	}
+	return st.Mtim.Sec
 }
 
 func (p *packer) write(hdr *tar.Header) error {

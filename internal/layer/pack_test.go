@@ -266,3 +266,60 @@ func TestPackRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestPackClamp: with Clamp, two trees that differ only in times later
+// than it (what a second run of the same installer changes) give the same
+// bytes, and a time earlier than it is kept (an installer that sets its
+// files' times, as dpkg and tar do, keeps them).
+func TestPackClamp(t *testing.T) {
+	testenv.RequireRoot(t)
+	const clamp = 1800000000
+	tree := func(shift int64) []node {
+		// Every kind of entry Pack writes, with times after the clamp
+		// that differ between the two trees by shift.
+		return []node{
+			{path: "opt", typ: tar.TypeDir, mode: 0o755, mtime: clamp + 10 + shift},
+			{path: "opt/app", typ: tar.TypeDir, mode: 0o755, mtime: clamp + 20 + shift},
+			{path: "opt/app/bin", typ: tar.TypeReg, mode: 0o755, content: "bin", mtime: clamp + 1 + shift},
+			{path: "opt/app/bin2", typ: tar.TypeLink, link: "opt/app/bin"},
+			{path: "opt/app/current", typ: tar.TypeSymlink, link: "bin", mtime: clamp + 3 + shift},
+			{path: "opt/app/old", typ: tar.TypeReg, mode: 0o644, content: "from a package", mtime: 1600000000},
+			{path: "opt/app/at-clamp", typ: tar.TypeReg, mode: 0o644, content: "exactly", mtime: clamp},
+			{path: "etc", typ: tar.TypeDir, mode: 0o755, mtime: clamp + 5 + shift},
+			{path: "etc/motd", typ: tar.TypeChar}, // whiteout
+			{path: "var", typ: tar.TypeDir, mode: 0o755, mtime: clamp + shift,
+				xattrs: map[string]string{"trusted.overlay.opaque": "y"}},
+			{path: "var/new", typ: tar.TypeReg, mode: 0o600, content: "new", mtime: clamp + 1e6 + shift},
+		}
+	}
+	a, b := t.TempDir(), t.TempDir()
+	makeTree(t, a, tree(0), false, time.Unix(1000, 0))
+	makeTree(t, b, tree(12345), true, time.Unix(2000000000, 7))
+	opts := layer.PackOptions{Clamp: time.Unix(clamp, 999_999_999)} // used in whole seconds
+	pa, pb := pack(t, a, opts), pack(t, b, opts)
+	if !bytes.Equal(pa, pb) {
+		t.Errorf("clamped layers of trees differing only in later times differ:\n%s", cmp.Diff(readEntries(t, pa), readEntries(t, pb)))
+	}
+	if bytes.Equal(pack(t, a, layer.PackOptions{}), pack(t, b, layer.PackOptions{})) {
+		t.Fatal("unclamped layers of the two trees are equal: the test trees do not differ in their times")
+	}
+
+	got := map[string]int64{}
+	tr := tar.NewReader(bytes.NewReader(pa))
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		got[h.Name] = h.ModTime.Unix()
+	}
+	want := map[string]int64{
+		"etc/": clamp, "etc/.wh.motd": 0,
+		"opt/": clamp, "opt/app/": clamp, "opt/app/at-clamp": clamp, "opt/app/bin": clamp, "opt/app/bin2": clamp,
+		"opt/app/current": clamp, "opt/app/old": 1600000000,
+		"var/": clamp, "var/.wh..wh..opq": 0, "var/new": clamp,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("mtimes in the clamped layer (-want +got):\n%s", diff)
+	}
+}

@@ -66,6 +66,14 @@ type BuildRequest struct {
 	Timeout    time.Duration // I7
 	// Tags are the tags the new image gets (a private image build's, C5).
 	Tags map[string]string
+	// SourceDateEpoch clamps the times of the files the build adds or
+	// changes (Config.SourceDateEpoch); nil: the base image's creation time.
+	SourceDateEpoch *time.Time
+	// InputsDigest identifies the build's inputs (InputsDigest); Previous
+	// is the owner's latest earlier build of the same inputs that made an
+	// image, nil if none: the builder reports whether its layer is the same.
+	InputsDigest string
+	Previous     *PreviousBuild
 }
 
 // Finding is one broken rule.
@@ -132,6 +140,12 @@ type Config struct {
 
 	BuildTimeout time.Duration // I7, default 60m
 	ScanTimeout  time.Duration // default 30m
+
+	// SourceDateEpoch is the latest modification time a file a build adds
+	// or changes may have in its layer (later ones are clamped to it), so
+	// that a deterministic installer gives the same layer every time; nil
+	// means each build's base image's creation time.
+	SourceDateEpoch *time.Time
 
 	HeartbeatInterval time.Duration // default 10s
 	StaleAfter        time.Duration // heartbeat older than this: worker lost (default 1m)

@@ -241,7 +241,11 @@ func (p *Pipeline) buildStep(ctx, work context.Context, r *run, dir string) (ima
 		return "", true, p.platformFault(ctx, work, r, "stage the packages", err)
 	}
 	req := BuildRequest{BuildID: b.ID, Owner: b.Owner, OSName: b.OSName, Platform: g.Platform, BaseImageID: b.BaseImageID,
-		PackageDir: dir, Installer: installer, Timeout: p.cfg.BuildTimeout}
+		PackageDir: dir, Installer: installer, Timeout: p.cfg.BuildTimeout, SourceDateEpoch: p.cfg.SourceDateEpoch,
+		InputsDigest: InputsDigest(b.BaseImageID, g.Platform, g, p.cfg.SourceDateEpoch)}
+	if req.Previous, err = p.recordInputs(work, b, req.InputsDigest); err != nil {
+		return "", true, p.platformFault(ctx, work, r, "record the build's inputs", err)
+	}
 	if b.Kind == KindPrivate {
 		if req.Tags, err = p.imageTags(work, b.ID); err != nil {
 			return "", true, p.platformFault(ctx, work, r, "read the build's image tags", err)

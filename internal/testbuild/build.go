@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/pib-dev/pib/internal/images"
 	"github.com/pib-dev/pib/internal/layer"
@@ -55,13 +56,15 @@ func (b *Builder) Build(ctx context.Context, req pipeline.BuildRequest) (*pipeli
 		}
 	}
 	dir := Dir(b.dataDir, req.BuildID)
+	// The history entry names the installer but not the build: with the
+	// times clamped, the same install then gives the same image config.
 	res, im, err := Install(ctx, b.images, base, dir, sandbox.Config{
 		Installer: req.Installer,
 		Packages:  others,
 		Timeout:   req.Timeout,
 		Limits:    b.limits,
 		IDs:       b.ids,
-	}, req.Owner, "pib build "+filepath.Base(req.Installer)+" ("+req.BuildID+")", req.Tags)
+	}, InstallOptions{Owner: req.Owner, CreatedBy: "pib build " + filepath.Base(req.Installer), Tags: req.Tags, SourceDateEpoch: req.SourceDateEpoch})
 	if res != nil {
 		defer res.Close()
 	}
@@ -81,7 +84,13 @@ func (b *Builder) Build(ctx context.Context, req pipeline.BuildRequest) (*pipeli
 	if im != nil {
 		out.ImageID = im.ID
 	}
-	if out.Report, err = json.Marshal(NewBuildReport(res)); err != nil {
+	rep := NewBuildReport(res)
+	if im != nil {
+		if rep.Reproducible, err = b.reproducibility(ctx, req, base, im); err != nil {
+			return nil, err
+		}
+	}
+	if out.Report, err = json.Marshal(rep); err != nil {
 		return nil, err
 	}
 	// The log is in the outcome, which the pipeline stores with the build:
@@ -98,12 +107,22 @@ func (b *Builder) Cleanup(ctx context.Context, buildID string) error {
 	return sandbox.Sweep(Dir(b.dataDir, buildID))
 }
 
+// InstallOptions describe the image Install stores.
+type InstallOptions struct {
+	Owner     string            // base's owner when empty
+	CreatedBy string            // the image's history entry
+	Tags      map[string]string // C5
+	// SourceDateEpoch clamps the times of what the install adds or
+	// changes (images.AddLayerOptions); nil: the base's creation time.
+	SourceDateEpoch *time.Time
+}
+
 // Install runs one sandboxed install on base in dir (swept first: a
 // retried build reuses its directory) and stores a passing result as a new
-// image owned by owner (base's owner when empty) with tags. The build log
-// is dir/build.log. The caller closes the result, which may come with an
-// error when storing the image failed.
-func Install(ctx context.Context, s *images.Store, base *images.Image, dir string, cfg sandbox.Config, owner, createdBy string, tags map[string]string) (*sandbox.Result, *images.Image, error) {
+// image, with its layer's times clamped (reproducible layers). The build
+// log is dir/build.log. The caller closes the result, which may come with
+// an error when storing the image failed.
+func Install(ctx context.Context, s *images.Store, base *images.Image, dir string, cfg sandbox.Config, opts InstallOptions) (*sandbox.Result, *images.Image, error) {
 	lowers, err := s.LayerDirs(ctx, base)
 	if err != nil {
 		return nil, nil, fmt.Errorf("unpack the base image's layers: %w", err)
@@ -119,10 +138,8 @@ func Install(ctx context.Context, s *images.Store, base *images.Image, dir strin
 	if err != nil || !res.Passed() {
 		return res, nil, err
 	}
-	if owner == "" {
-		owner = base.Owner
-	}
-	im, err := s.AddLayer(ctx, base, res.UpperDir, images.AddLayerOptions{Owner: owner, CreatedBy: createdBy, Exclude: sandbox.ExcludePath, Tags: tags})
+	im, err := s.AddLayer(ctx, base, res.UpperDir, images.AddLayerOptions{Owner: opts.Owner, CreatedBy: opts.CreatedBy,
+		Exclude: sandbox.ExcludePath, Tags: opts.Tags, SourceDateEpoch: opts.SourceDateEpoch})
 	var special *layer.SpecialFilesError
 	if errors.As(err, &special) {
 		// The sandbox reports these itself (T2); this is the packer's

@@ -9,6 +9,12 @@
 // The pipeline stores them as opaque JSON; their field names are part of
 // the API (GET /v1/builds/{id}/report).
 //
+// Layers are reproducible: the times of what a build writes are clamped
+// (pipeline.Config.SourceDateEpoch, by default the base image's creation
+// time), and a build's report compares its layer with the one the owner's
+// previous build of the same inputs made (Reproducibility): the same, or
+// which files the installer itself made different.
+//
 // A build runs in Dir(dataDir, buildID). A server build hands its log over
 // in the outcome, which the pipeline stores with the build, and removes
 // that directory; only a build that fails with an error (a platform fault,

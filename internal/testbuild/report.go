@@ -16,6 +16,10 @@ type BuildReport struct {
 	Signal   string            `json:"signal,omitempty"`
 	Findings []sandbox.Finding `json:"findings"`
 	Changes  sandbox.Changes   `json:"changed_files"`
+	// Reproducible compares the layer the build made with the previous
+	// build's of the same inputs; absent when the build made no image
+	// (and in pib build's local reports, which have no earlier builds).
+	Reproducible *Reproducibility `json:"reproducible,omitempty"`
 }
 
 // NewBuildReport is the report of a sandbox run.
