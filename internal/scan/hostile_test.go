@@ -94,7 +94,7 @@ func TestChecksStayInsideImage(t *testing.T) {
 			var results []CheckResult
 			runWithin(t, func() {
 				o, _ := detectOS(root)
-				results = runChecks(root, o, now)
+				results, _ = runChecks(root, o, now, nil)
 			})
 			for _, r := range results {
 				all := r.Message + " " + strings.Join(r.Evidence, " ")

@@ -67,7 +67,7 @@ func sbomConfig(toolVersion string) *syft.CreateSBOMConfig {
 	return cfg
 }
 
-// catalog builds the image's SBOM with syft.
+// catalog builds the SBOM of the image at root with syft.
 func (s *Scanner) catalog(ctx context.Context, root *rootfs.FS, name string) (*sbom.SBOM, error) {
 	escapes, err := syftEscapes(root)
 	if err != nil {
@@ -80,7 +80,7 @@ func (s *Scanner) catalog(ctx context.Context, root *rootfs.FS, name string) (*s
 		// image's own.
 		Base:    root.Dir(),
 		Alias:   source.Alias{Name: name},
-		Exclude: source.ExcludeConfig{Paths: append(slices.Clone(skipPaths), escapes...)},
+		Exclude: source.ExcludeConfig{Paths: exclusions(escapes)},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open %s for cataloging: %w", root.Dir(), err)
@@ -91,6 +91,47 @@ func (s *Scanner) catalog(ctx context.Context, root *rootfs.FS, name string) (*s
 		return nil, fmt.Errorf("catalog packages: %w", err)
 	}
 	return doc, nil
+}
+
+// exclusions turns skipPaths and the escaping links into syft's exclusion
+// patterns: one pattern, "./{a,b,…}", where syft would be given one per
+// path. syft anchors each pattern to the absolute root (a long path under
+// pib's data directory) and matches every indexed path against every
+// pattern, and doublestar compares the shared root prefix rune by rune
+// each time: with a few hundred escaping links (a Debian image's
+// alternatives) that was most of a scan. One alternation walks the prefix
+// once per path. Paths with a comma, which would split an alternative,
+// keep a pattern of their own.
+func exclusions(escapes []string) []string {
+	var alts, out []string
+	for _, p := range append(slices.Clone(skipPaths), escapes...) {
+		rel := strings.TrimPrefix(p, "./")
+		if strings.Contains(rel, ",") {
+			out = append(out, p)
+			continue
+		}
+		alts = append(alts, rel)
+	}
+	switch len(alts) {
+	case 0:
+	case 1:
+		out = append(out, "./"+alts[0])
+	default:
+		out = append(out, "./{"+strings.Join(alts, ",")+"}")
+	}
+	return out
+}
+
+// skipped reports whether the image path p is in a tree skipPaths leaves
+// out of syft's index.
+func skipped(p string) bool {
+	for _, s := range skipPaths {
+		s = strings.TrimPrefix(s, ".")
+		if p == s || strings.HasPrefix(p, s+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // syftEscapes returns, as syft exclusion patterns, the image's symbolic
