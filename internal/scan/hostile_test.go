@@ -133,7 +133,7 @@ func TestCatalogStaysInsideImage(t *testing.T) {
 		t.Fatal("syftEscapes found no link leading syft out of the image")
 	}
 	s := New(nil, Options{})
-	doc, err := s.catalog(context.Background(), root, "hostile")
+	doc, _, err := s.catalog(context.Background(), root, "hostile")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,7 +32,7 @@ const (
 // writeLayer makes an overlay-form layer directory (package layer's
 // unpacked form) from spec, on top of the tree copied from fixture (a
 // testdata directory) when it is not empty.
-func writeLayer(t *testing.T, fixture string, spec map[string]string) string {
+func writeLayer(t testing.TB, fixture string, spec map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.Chmod(dir, 0o755); err != nil {
@@ -72,7 +72,7 @@ func writeLayer(t *testing.T, fixture string, spec map[string]string) string {
 
 // mountLayers mounts layers (bottom first) read-only as one image, as
 // images.Store.Rootfs does.
-func mountLayers(t *testing.T, layers []string) string {
+func mountLayers(t testing.TB, layers []string) string {
 	t.Helper()
 	if len(layers) == 1 {
 		return layers[0]
@@ -352,4 +352,31 @@ func alpineUpgraded(t *testing.T) string {
 		lines = append(lines, l)
 	}
 	return strings.Join(lines, "\n")
+}
+
+// debianBuildLayer is a layer like a build's on debian-12: a .deb
+// installed (dpkg status, info files, a binary, its copyright), a
+// pip-style install into /usr/local, a package's files removed and a
+// configuration file changed.
+func debianBuildLayer(t testing.TB, rootfs string) string {
+	t.Helper()
+	status, err := os.ReadFile(filepath.Join(rootfs, "var/lib/dpkg/status"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := map[string]string{
+		"var/lib/dpkg/status":               string(status) + "\n" + strings.Replace(newDpkgEntry, "libfoo1", "libc6", 1),
+		"var/lib/dpkg/info/newtool.list":    "/usr/bin/newtool\n/usr/share/doc/newtool\n/usr/share/doc/newtool/copyright\n",
+		"var/lib/dpkg/info/newtool.md5sums": "0123456789abcdef0123456789abcdef  usr/bin/newtool\n",
+		"usr/bin/newtool":                   "#!/bin/sh\necho new\n",
+		"usr/share/doc/newtool/copyright":   "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\nLicense: MIT\n",
+		"var/log/dpkg.log":                  "2026-12-01 installed newtool\n",
+		"etc/newtool.conf":                  "setting = 1\n",
+		"usr/local/lib/python3.11/dist-packages/newpkg-3.0.dist-info/METADATA":  "Metadata-Version: 2.1\nName: newpkg\nVersion: 3.0\n",
+		"usr/local/lib/python3.11/dist-packages/newpkg-3.0.dist-info/RECORD":    "newpkg/__init__.py,,\nnewpkg-3.0.dist-info/METADATA,,\n",
+		"usr/local/lib/python3.11/dist-packages/newpkg-3.0.dist-info/INSTALLER": "pip\n",
+		"usr/local/lib/python3.11/dist-packages/newpkg/__init__.py":             "",
+		"usr/local/bin/newpkg": "->../lib/python3.11/dist-packages/newpkg/__init__.py",
+	}
+	return writeLayer(t, "", spec)
 }

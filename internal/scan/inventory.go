@@ -67,11 +67,12 @@ func sbomConfig(toolVersion string) *syft.CreateSBOMConfig {
 	return cfg
 }
 
-// catalog builds the SBOM of the image at root with syft.
-func (s *Scanner) catalog(ctx context.Context, root *rootfs.FS, name string) (*sbom.SBOM, error) {
-	escapes, err := syftEscapes(root)
+// catalog builds the SBOM of the image at root with syft. It also
+// returns the image's linkRoots, for the scan state.
+func (s *Scanner) catalog(ctx context.Context, root *rootfs.FS, name string) (*sbom.SBOM, []linkRoot, error) {
+	escapes, roots, err := imageLinks(root)
 	if err != nil {
-		return nil, fmt.Errorf("look for links out of the image before cataloging: %w", err)
+		return nil, nil, fmt.Errorf("look for links out of the image before cataloging: %w", err)
 	}
 	src, err := directorysource.New(directorysource.Config{
 		Path: root.Dir(),
@@ -83,14 +84,14 @@ func (s *Scanner) catalog(ctx context.Context, root *rootfs.FS, name string) (*s
 		Exclude: source.ExcludeConfig{Paths: exclusions(escapes)},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("open %s for cataloging: %w", root.Dir(), err)
+		return nil, nil, fmt.Errorf("open %s for cataloging: %w", root.Dir(), err)
 	}
 	defer src.Close()
 	doc, err := syft.CreateSBOM(s.syftContext(ctx), src, s.sbomCfg)
 	if err != nil {
-		return nil, fmt.Errorf("catalog packages: %w", err)
+		return nil, nil, fmt.Errorf("catalog packages: %w", err)
 	}
-	return doc, nil
+	return doc, roots, nil
 }
 
 // exclusions turns skipPaths and the escaping links into syft's exclusion
@@ -148,14 +149,32 @@ func skipped(p string) bool {
 // outside the root. Nothing is lost from the image: a link that resolves
 // outside the root leads nowhere inside it.
 func syftEscapes(root *rootfs.FS) ([]string, error) {
+	escapes, _, err := imageLinks(root)
+	return escapes, err
+}
+
+// linkRoot is a link syft indexes whose target lies in a tree skipPaths
+// leaves out: syft indexes the target as a new root all the same (the
+// exclusion patterns only stop its walk from entering the tree), so the
+// files there are in its index.
+type linkRoot struct {
+	Link   string `json:"link"`
+	Target string `json:"target"`
+}
+
+// imageLinks walks the image's links once: those syft must not follow
+// (syftEscapes) and those that make syft index a skipped tree's files
+// (linkRoot).
+func imageLinks(root *rootfs.FS) ([]string, []linkRoot, error) {
 	base, err := filepath.EvalSymlinks(root.Dir())
 	if err == nil {
 		base, err = filepath.Abs(base)
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var out []string
+	var roots []linkRoot
 	err = root.Walk("/", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.Type() != fs.ModeSymlink {
 			return nil
@@ -164,24 +183,51 @@ func syftEscapes(root *rootfs.FS) ([]string, error) {
 		if err != nil {
 			return nil
 		}
-		var t string
-		if path.IsAbs(target) {
-			t = filepath.Join(base, path.Clean(target))
-		} else {
-			t = filepath.Join(base, path.Join(path.Dir(p), target))
+		if escapes(base, p, target) {
+			out = append(out, "./"+globEscape(p[1:]))
+		} else if r, ok := skippedRoot(base, p, target); ok {
+			roots = append(roots, r)
 		}
-		// The same host lookups syft makes: they only stat and read
-		// links, so nothing is opened.
-		if _, err := os.Stat(t); err != nil {
-			return nil // syft ignores a target that does not exist
-		}
-		if real, err := filepath.EvalSymlinks(t); err == nil && (real == base || strings.HasPrefix(real, base+"/")) {
-			return nil
-		}
-		out = append(out, "./"+globEscape(p[1:]))
 		return nil
 	})
-	return out, err
+	return out, roots, err
+}
+
+// skippedRoot returns the linkRoot of the link p, if it is one.
+func skippedRoot(base, p, target string) (linkRoot, bool) {
+	t := linkTarget(p, target)
+	if skipped(p) || !skipped(t) || slices.Contains(skipPaths, "."+t) {
+		// syft never reaches p, or the target is not skipped, or it is
+		// a skipped tree's top, which the patterns match.
+		return linkRoot{}, false
+	}
+	if _, err := os.Stat(filepath.Join(base, t)); err != nil {
+		return linkRoot{}, false // syft makes no root of a missing target
+	}
+	return linkRoot{Link: p, Target: t}, true
+}
+
+// linkTarget is the image path the link p's target names, as syft's
+// indexer computes it with Base set: from the root for an absolute target,
+// from the link's directory for a relative one, ".." stopping at the root.
+func linkTarget(p, target string) string {
+	if path.IsAbs(target) {
+		return path.Clean(target)
+	}
+	return path.Join(path.Dir(p), target)
+}
+
+// escapes reports whether syft's indexer, given the image root base
+// (absolute, links resolved) as its Base, would follow the link p (an
+// image path) with this target out of the image: the same host lookups
+// syft makes, which only stat and read links, so nothing is opened.
+func escapes(base, p, target string) bool {
+	t := filepath.Join(base, linkTarget(p, target))
+	if _, err := os.Stat(t); err != nil {
+		return false // syft ignores a target that does not exist
+	}
+	real, err := filepath.EvalSymlinks(t)
+	return err != nil || (real != base && !strings.HasPrefix(real, base+"/"))
 }
 
 // globEscape quotes the characters doublestar (syft's exclusion matcher)

@@ -246,18 +246,19 @@ func (s *Scanner) scan(ctx context.Context, dir string, img Image, b *Base) (*Re
 		checkResults, hits = runChecks(root, osInfo, now, secrets)
 	}()
 	var doc *sbom.SBOM
+	var roots []linkRoot
 	if base != nil {
-		doc, err = s.catalogOn(ctx, name, *b, base, c)
+		doc, roots, err = s.catalogOn(ctx, root, name, *b, base, c)
 		r.Scope = InventorySource{Scan: "incremental", From: b.ID, ChangedPaths: c.count()}
 	} else {
-		doc, err = s.catalog(ctx, root, name)
+		doc, roots, err = s.catalog(ctx, root, name)
 	}
 	<-done
 	if err != nil {
 		return nil, err
 	}
 	r.sbom = doc
-	r.state = newState(doc, hits)
+	r.state = newState(doc, hits, roots)
 	pkgs := packagesOf(doc, osInfo.Ecosystem)
 	r.inventory = &Inventory{OS: osInfo, Packages: pkgs}
 	r.Packages = len(pkgs)

@@ -31,6 +31,9 @@ type state struct {
 	// Secrets are what the S3.6 walk found, before the files other
 	// parts of the check report are left out.
 	Secrets []secretHit `json:"secrets"`
+	// Roots are the links that make syft index files of skipped trees
+	// (linkRoot): the files OS packages own there are related to them.
+	Roots []linkRoot `json:"link_roots"`
 }
 
 // secretHit is one file the S3.6 walk reports.
@@ -39,8 +42,8 @@ type secretHit struct {
 	What string `json:"what"`
 }
 
-func newState(doc *sbom.SBOM, hits []secretHit) *state {
-	st := &state{Version: stateVersion, Secrets: hits}
+func newState(doc *sbom.SBOM, hits []secretHit, roots []linkRoot) *state {
+	st := &state{Version: stateVersion, Secrets: hits, Roots: roots}
 	seen := map[string]bool{}
 	add := func(list *[]string, p string) {
 		if p != "" && !seen[p] {

@@ -18,14 +18,22 @@ import (
 // without mounting anything. Layers are pib's own layer cache (written by
 // package layer, never changed afterwards); lookups go one path component
 // at a time with Lstat, so no link in the image is ever followed on the
-// host (T2).
-type layerStack []string
+// host (T2). Lookups are memoized: each directory is looked up once.
+type layerStack struct {
+	dirs []string
+	memo map[string]entry
+}
+
+func newLayerStack(dirs []string) *layerStack {
+	return &layerStack{dirs: dirs, memo: map[string]entry{"/": {kind: fs.ModeDir}}}
+}
 
 // entry is what a path is in the merged image.
 type entry struct {
 	kind   fs.FileMode // 0 (regular), fs.ModeDir, fs.ModeSymlink; or fs.ModeIrregular for "absent"
 	host   string      // the host path of the regular file or link in its layer
 	target string      // a link's target
+	floor  int         // for a directory: the lowest layer whose content below it shows
 }
 
 var absent = entry{kind: fs.ModeIrregular}
@@ -51,52 +59,66 @@ func whiteout(fi fs.FileInfo) bool {
 }
 
 // lookup returns what the clean absolute path p (no link among its
-// parents) is in the merged image: the top layer holding it wins, a
-// whiteout, an opaque directory or a non-directory above hides what lower
-// layers hold.
-func (ls layerStack) lookup(p string) entry {
-	comps := strings.Split(strings.TrimPrefix(p, "/"), "/")
-	if p == "/" {
-		return entry{kind: fs.ModeDir}
+// parents) is in the merged image, as overlayfs merges it: the top layer
+// holding p decides; a whiteout, or any non-directory, hides lower
+// layers; a directory merges with the directories below it down to the
+// first opaque one.
+func (ls *layerStack) lookup(p string) entry {
+	if e, ok := ls.memo[p]; ok {
+		return e
 	}
-	for i := len(ls) - 1; i >= 0; i-- {
-		cur := ls[i]
-		hidden := false // this layer hides the path in every layer below
-		for k, c := range comps {
-			cur = filepath.Join(cur, c)
-			fi, err := os.Lstat(cur)
-			if err != nil {
-				break // not in this layer: look below, unless an opaque parent hides it
-			}
-			if whiteout(fi) {
-				return absent
-			}
-			last := k == len(comps)-1
-			switch {
-			case last && fi.Mode().IsRegular():
-				return entry{host: cur}
-			case last && fi.Mode()&fs.ModeSymlink != 0:
-				t, err := os.Readlink(cur)
-				if err != nil {
-					return absent
-				}
-				return entry{kind: fs.ModeSymlink, host: cur, target: t}
-			case last && fi.IsDir():
-				return entry{kind: fs.ModeDir, host: cur}
-			case last || !fi.IsDir():
-				// A device, FIFO or socket (never read, T2), or a
-				// non-directory where the path needs one.
-				return absent
-			}
-			if opaque(cur) {
-				hidden = true
-			}
+	parent := ls.lookup(path.Dir(p))
+	e := absent
+	if parent.kind == fs.ModeDir {
+		e = ls.find(p, parent.floor)
+	}
+	ls.memo[p] = e
+	return e
+}
+
+func (ls *layerStack) find(p string, floor int) entry {
+	e := absent
+	for i := len(ls.dirs) - 1; i >= floor; i-- {
+		h := filepath.Join(ls.dirs[i], filepath.FromSlash(p))
+		fi, err := os.Lstat(h)
+		if err != nil {
+			continue // not in this layer
 		}
-		if hidden {
+		if e.kind == fs.ModeDir {
+			// p is a directory above: a directory here merges into
+			// it, anything else ends the merge.
+			if !fi.IsDir() {
+				e.floor = i + 1
+				return e
+			}
+			if opaque(h) {
+				e.floor = i
+				return e
+			}
+			continue
+		}
+		switch {
+		case whiteout(fi):
 			return absent
+		case fi.Mode().IsRegular():
+			return entry{host: h}
+		case fi.Mode()&fs.ModeSymlink != 0:
+			t, err := os.Readlink(h)
+			if err != nil {
+				return absent
+			}
+			return entry{kind: fs.ModeSymlink, host: h, target: t}
+		case fi.IsDir():
+			e = entry{kind: fs.ModeDir, host: h, floor: floor}
+			if opaque(h) {
+				e.floor = i
+				return e
+			}
+		default:
+			return absent // a device, FIFO or socket: never read (T2)
 		}
 	}
-	return absent
+	return e
 }
 
 // view is a sparse copy of an image: the files one incremental catalog
@@ -106,11 +128,11 @@ func (ls layerStack) lookup(p string) entry {
 // the view, so the paths it records are the image's.
 type view struct {
 	dir    string
-	layers layerStack
+	layers *layerStack
 	added  map[string]bool
 }
 
-func newView(dir string, layers layerStack) *view {
+func newView(dir string, layers *layerStack) *view {
 	return &view{dir: dir, layers: layers, added: map[string]bool{"/": true}}
 }
 
