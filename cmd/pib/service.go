@@ -11,6 +11,7 @@ import (
 	"github.com/pib-dev/pib/internal/catalog"
 	"github.com/pib-dev/pib/internal/groups"
 	"github.com/pib-dev/pib/internal/images"
+	"github.com/pib-dev/pib/internal/inventories"
 	"github.com/pib-dev/pib/internal/osversions"
 	"github.com/pib-dev/pib/internal/packages"
 	"github.com/pib-dev/pib/internal/pipeline"
@@ -69,7 +70,7 @@ func (g *globals) openService(ctx context.Context, o serviceOptions) (*service, 
 	hooks := webhook.New(db, webhook.Config{AllowPrivate: o.webhookAllowPrivate})
 	p, err := pipeline.New(ctx, db, pipeline.Config{
 		Builder:      testbuild.NewBuilder(is, g.dataDir, o.limits, o.ids),
-		Scanner:      testbuild.NewScanner(is, scan.New(vulndb.New(db), scan.Options{Policy: policy, ToolVersion: version})),
+		Scanner:      testbuild.NewScanner(is, scan.New(vulndb.New(db), scan.Options{Policy: policy, ToolVersion: version}), inventories.New(db, bs), filepath.Join(g.dataDir, "cache", "scan")),
 		Groups:       gs,
 		Packages:     ps,
 		OSVersions:   oses,

@@ -91,6 +91,11 @@ func (s *Scanner) catalog(ctx context.Context, root *rootfs.FS, name string) (*s
 	if err != nil {
 		return nil, nil, fmt.Errorf("catalog packages: %w", err)
 	}
+	// The source is the image's root, wherever it was mounted for this
+	// scan: the SBOM names no host path, and a full and an incremental
+	// scan of one image give one SBOM (CycloneDX's component reference
+	// is a hash of this path).
+	doc.Source.Metadata = source.DirectoryMetadata{Path: "/"}
 	return doc, roots, nil
 }
 
