@@ -24,19 +24,20 @@ var distroFiles = []string{"/etc/os-release", "/usr/lib/os-release", "/etc/syste
 // base's evidence files, the distribution files and every file the top
 // layer adds, each as the new image has it (ScanOn says why that is the
 // full scan's result).
-func (s *Scanner) catalogOn(ctx context.Context, root *rootfs.FS, name string, b Base, base *state, c *change) (*sbom.SBOM, []linkRoot, error) {
+func (s *Scanner) catalogOn(ctx context.Context, root *rootfs.FS, name string, b Base, base *state, c *change) (*sbom.SBOM, []linkRoot, map[string]resolution, error) {
 	doc, err := s.catalogView(ctx, name, b, base, c)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	roots, err := rootsAfter(root, base.Roots, c)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	if err := relateOwnedFiles(doc, root, roots); err != nil {
-		return nil, nil, err
+	resolved, err := relateOwnedFiles(doc, root, roots, base, c)
+	if err != nil {
+		return nil, nil, nil, err
 	}
-	return doc, roots, nil
+	return doc, roots, resolved, nil
 }
 
 // catalogView catalogs the image's sparse view: an overlay of the new

@@ -377,6 +377,10 @@ func debianBuildLayer(t testing.TB, rootfs string) string {
 		"usr/local/lib/python3.11/dist-packages/newpkg-3.0.dist-info/INSTALLER": "pip\n",
 		"usr/local/lib/python3.11/dist-packages/newpkg/__init__.py":             "",
 		"usr/local/bin/newpkg": "->../lib/python3.11/dist-packages/newpkg/__init__.py",
+		// Packaged files deleted by hand: a binary, and a license file
+		// the package's licenses come from.
+		"usr/sbin/sgdisk":               whiteoutEntry,
+		"usr/share/doc/gdisk/copyright": whiteoutEntry,
 	}
 	return writeLayer(t, "", spec)
 }

@@ -102,23 +102,44 @@ func (x *fileIndex) underRoot(q string) bool {
 	return false
 }
 
+// resolution is how an owned path resolved, kept in the scan state so
+// that the next image's scan resolves again only what its layer touched:
+// empty when the path is itself an indexed regular file reached through
+// no link; otherwise the real path ("" for none) followed by the paths
+// the answer depends on (each link followed, and where the walk stopped).
+type resolution []string
+
 // resolve returns the real path of the indexed regular file the owned
-// path p names, or "".
-func (x *fileIndex) resolve(p string) string {
-	if !path.IsAbs(p) {
-		return ""
+// path p names ("" for none) and its resolution.
+func (x *fileIndex) resolve(p string) (string, resolution) {
+	real, deps := x.walk(p)
+	if real == p && len(deps) == 0 {
+		return real, resolution{}
 	}
-	if r, ok := x.found[p]; ok {
-		return r
-	}
-	r := x.walk(p)
-	x.found[p] = r
-	return r
+	return real, append(resolution{real}, deps...)
 }
 
-func (x *fileIndex) walk(p string) string {
+// still reports whether r, p's resolution in the base, holds in the
+// image made of the base and the layer c.
+func (r resolution) still(p string, c *change) (string, bool) {
+	if c.touches(p) {
+		return "", false
+	}
+	if len(r) == 0 {
+		return p, true
+	}
+	for _, d := range r {
+		if d != "" && c.touches(d) {
+			return "", false
+		}
+	}
+	return r[0], true
+}
+
+func (x *fileIndex) walk(p string) (string, []string) {
 	comps := strings.Split(path.Clean(p)[1:], "/")
 	cur := "/"
+	var deps []string
 	for hops := 0; len(comps) > 0; {
 		c := comps[0]
 		comps = comps[1:]
@@ -134,14 +155,15 @@ func (x *fileIndex) walk(p string) string {
 		if e.kind != fs.ModeDir && skipped(q) && !x.underRoot(q) {
 			// Not indexed (a directory on the way may be: the
 			// index holds the parents of a root's target).
-			return ""
+			return "", append(deps, q)
 		}
 		switch e.kind {
 		case fs.ModeDir:
 			cur = q
 		case fs.ModeSymlink:
+			deps = append(deps, q)
 			if hops++; hops > 40 {
-				return ""
+				return "", deps
 			}
 			t := e.target
 			if !path.IsAbs(t) {
@@ -151,45 +173,79 @@ func (x *fileIndex) walk(p string) string {
 			cur = "/"
 		case 0: // a regular file
 			if len(comps) == 0 {
-				return q
+				return q, deps
 			}
-			return ""
+			return "", append(deps, q)
 		default:
-			return ""
+			return "", append(deps, q)
 		}
 	}
-	return "" // a directory names no file
+	return "", append(deps, cur) // a directory names no file
 }
 
-// relateOwnedFiles replaces the package-to-file "contains" relationships
-// of doc, made from a sparse view, with the whole image's (see
-// fileIndex); roots are the image's linkRoots.
-func relateOwnedFiles(doc *sbom.SBOM, root *rootfs.FS, roots []linkRoot) error {
+// ownedResolutions resolves every absolute path the packages of doc own
+// (see fileIndex), in the image at root with linkRoots roots. With a
+// base's resolutions (prior, made with priorRoots) and the layer c on it,
+// only paths whose resolution c touches are resolved again. fn, if not
+// nil, gets each package's owned files' real paths.
+func ownedResolutions(doc *sbom.SBOM, root *rootfs.FS, roots []linkRoot, prior map[string]resolution, priorRoots []linkRoot, c *change, fn func(p pkg.Package, real string)) (map[string]resolution, error) {
 	x, err := newFileIndex(root, roots)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer x.Close()
-	rels := slices.DeleteFunc(doc.Relationships, func(r artifact.Relationship) bool {
-		_, fromPkg := r.From.(pkg.Package)
-		_, toFile := r.To.(file.Coordinates)
-		return r.Type == artifact.ContainsRelationship && fromPkg && toFile
-	})
+	if !slices.Equal(priorRoots, roots) {
+		prior = nil // what syft indexes in skipped trees changed
+	}
+	out := map[string]resolution{}
+	reals := map[string]string{}
 	for _, p := range doc.Artifacts.Packages.Sorted() {
 		fo, ok := p.Metadata.(pkg.FileOwner)
 		if !ok {
 			continue
 		}
-		seen := map[string]bool{}
 		for _, owned := range fo.OwnedFiles() {
-			real := x.resolve(owned)
-			if real == "" || seen[real] {
-				continue
+			if !path.IsAbs(owned) {
+				continue // resolved from syft's working directory: never in the image
 			}
-			seen[real] = true
-			rels = append(rels, artifact.Relationship{From: p, To: file.Coordinates{RealPath: real}, Type: artifact.ContainsRelationship})
+			real, ok := reals[owned]
+			if !ok {
+				var r resolution
+				if r, ok = prior[owned]; ok {
+					real, ok = r.still(owned, c)
+				}
+				if !ok {
+					real, r = x.resolve(owned)
+				}
+				out[owned], reals[owned] = r, real
+			}
+			if fn != nil && real != "" {
+				fn(p, real)
+			}
 		}
 	}
-	doc.Relationships = rels
-	return nil
+	return out, nil
+}
+
+// relateOwnedFiles replaces the package-to-file "contains" relationships
+// of doc, made from a sparse view, with the whole image's (see
+// fileIndex), reusing the base's resolutions that the layer c leaves
+// as they were. It returns the image's resolutions, for its state.
+func relateOwnedFiles(doc *sbom.SBOM, root *rootfs.FS, roots []linkRoot, base *state, c *change) (map[string]resolution, error) {
+	doc.Relationships = slices.DeleteFunc(doc.Relationships, func(r artifact.Relationship) bool {
+		_, fromPkg := r.From.(pkg.Package)
+		_, toFile := r.To.(file.Coordinates)
+		return r.Type == artifact.ContainsRelationship && fromPkg && toFile
+	})
+	seen := map[artifact.ID]map[string]bool{}
+	return ownedResolutions(doc, root, roots, base.Resolved, base.Roots, c, func(p pkg.Package, real string) {
+		if seen[p.ID()] == nil {
+			seen[p.ID()] = map[string]bool{}
+		}
+		if seen[p.ID()][real] {
+			return
+		}
+		seen[p.ID()][real] = true
+		doc.Relationships = append(doc.Relationships, artifact.Relationship{From: p, To: file.Coordinates{RealPath: real}, Type: artifact.ContainsRelationship})
+	})
 }

@@ -37,7 +37,7 @@ func TestFileIndexIsSyfts(t *testing.T) {
 				t.Fatal(err)
 			}
 			syfts := ownedRelations(doc.Relationships)
-			if err := relateOwnedFiles(doc, root, roots); err != nil {
+			if _, err := relateOwnedFiles(doc, root, roots, &state{}, &change{}); err != nil {
 				t.Fatal(err)
 			}
 			ours := ownedRelations(doc.Relationships)

@@ -247,18 +247,20 @@ func (s *Scanner) scan(ctx context.Context, dir string, img Image, b *Base) (*Re
 	}()
 	var doc *sbom.SBOM
 	var roots []linkRoot
+	var resolved map[string]resolution
 	if base != nil {
-		doc, roots, err = s.catalogOn(ctx, root, name, *b, base, c)
+		doc, roots, resolved, err = s.catalogOn(ctx, root, name, *b, base, c)
 		r.Scope = InventorySource{Scan: "incremental", From: b.ID, ChangedPaths: c.count()}
-	} else {
-		doc, roots, err = s.catalog(ctx, root, name)
+	} else if doc, roots, err = s.catalog(ctx, root, name); err == nil {
+		// What a scan of an image built on this one reuses.
+		resolved, err = ownedResolutions(doc, root, roots, nil, nil, nil, nil)
 	}
 	<-done
 	if err != nil {
 		return nil, err
 	}
 	r.sbom = doc
-	r.state = newState(doc, hits, roots)
+	r.state = newState(doc, hits, roots, resolved)
 	pkgs := packagesOf(doc, osInfo.Ecosystem)
 	r.inventory = &Inventory{OS: osInfo, Packages: pkgs}
 	r.Packages = len(pkgs)

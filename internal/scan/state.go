@@ -13,7 +13,7 @@ import (
 // does with it, changes: a state of another version is not used (the
 // image is scanned in full instead), so an upgraded pib never builds on
 // what an older one kept.
-const stateVersion = 1
+const stateVersion = 2
 
 // state is what a scan of an image keeps for scans of images built on
 // it (Report.State, Scanner.ScanOn). It is small: paths, not packages;
@@ -34,6 +34,10 @@ type state struct {
 	// Roots are the links that make syft index files of skipped trees
 	// (linkRoot): the files OS packages own there are related to them.
 	Roots []linkRoot `json:"link_roots"`
+	// Resolved says which file each path an OS or language package owns
+	// names (the package-to-file relationships), and what that depends
+	// on.
+	Resolved map[string]resolution `json:"resolved"`
 }
 
 // secretHit is one file the S3.6 walk reports.
@@ -42,8 +46,8 @@ type secretHit struct {
 	What string `json:"what"`
 }
 
-func newState(doc *sbom.SBOM, hits []secretHit, roots []linkRoot) *state {
-	st := &state{Version: stateVersion, Secrets: hits, Roots: roots}
+func newState(doc *sbom.SBOM, hits []secretHit, roots []linkRoot, resolved map[string]resolution) *state {
+	st := &state{Version: stateVersion, Secrets: hits, Roots: roots, Resolved: resolved}
 	seen := map[string]bool{}
 	add := func(list *[]string, p string) {
 		if p != "" && !seen[p] {
