@@ -177,19 +177,36 @@ func (s *Scanner) stateOf(ctx context.Context, im *images.Image) ([]byte, error)
 }
 
 // keepSBOMs encodes rep's SBOM in every format and stores each as a blob
-// the returned report names (S1: the SBOM is kept with the scan).
+// the returned report names (S1: the SBOM is kept with the scan). The
+// formats are encoded side by side: SPDX's file list makes it the
+// slowest step after an incremental scan.
 func (s *Scanner) keepSBOMs(ctx context.Context, rep *scan.Report) (*ScanReport, error) {
+	formats := []string{scan.CycloneDXJSON, scan.SPDXJSON}
+	digests := make([]string, len(formats))
+	errs := make([]error, len(formats))
+	var wg sync.WaitGroup
+	for i, format := range formats {
+		wg.Go(func() {
+			var buf bytes.Buffer
+			if err := rep.EncodeSBOM(&buf, format); err != nil {
+				errs[i] = fmt.Errorf("encode the %s SBOM: %w", format, err)
+				return
+			}
+			h, _, err := s.images.Blobs().Put(ctx, &buf, v1.Hash{})
+			if err != nil {
+				errs[i] = fmt.Errorf("store the %s SBOM: %w", format, err)
+				return
+			}
+			digests[i] = h.String()
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
 	stored := &ScanReport{Report: rep, SBOMs: map[string]string{}}
-	for _, format := range []string{scan.CycloneDXJSON, scan.SPDXJSON} {
-		var buf bytes.Buffer
-		if err := rep.EncodeSBOM(&buf, format); err != nil {
-			return nil, fmt.Errorf("encode the %s SBOM: %w", format, err)
-		}
-		h, _, err := s.images.Blobs().Put(ctx, &buf, v1.Hash{})
-		if err != nil {
-			return nil, fmt.Errorf("store the %s SBOM: %w", format, err)
-		}
-		stored.SBOMs[format] = h.String()
+	for i, format := range formats {
+		stored.SBOMs[format] = digests[i]
 	}
 	return stored, nil
 }
