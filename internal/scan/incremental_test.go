@@ -51,7 +51,7 @@ func writeLayer(t testing.TB, fixture string, spec map[string]string) string {
 		var err error
 		switch {
 		case body == whiteoutEntry:
-			err = unix.Mknod(p, unix.S_IFCHR|0o000, 0)
+			err = unix.Mknod(p, unix.S_IFCHR, 0)
 		case body == opaqueEntry:
 			if err = os.MkdirAll(p, 0o755); err == nil {
 				err = unix.Setxattr(p, "trusted.overlay.opaque", []byte("y"), 0)
