@@ -100,14 +100,16 @@ func (s *Scanner) catalog(ctx context.Context, root *rootfs.FS, name string) (*s
 }
 
 // exclusions turns skipPaths and the escaping links into syft's exclusion
-// patterns: one pattern, "./{a,b,…}", where syft would be given one per
-// path. syft anchors each pattern to the absolute root (a long path under
-// pib's data directory) and matches every indexed path against every
-// pattern, and doublestar compares the shared root prefix rune by rune
-// each time: with a few hundred escaping links (a Debian image's
-// alternatives) that was most of a scan. One alternation walks the prefix
-// once per path. Paths with a comma, which would split an alternative,
-// keep a pattern of their own.
+// patterns: one pattern of nested alternatives ("./{etc/ssl/certs/{a,b},
+// usr/share/{man,locale}}") where syft would be given one per path. syft
+// anchors each pattern to the absolute root (a long path under pib's data
+// directory) and matches every indexed path against every pattern; on a
+// mismatch doublestar also re-reads the rest of the pattern to validate
+// it. With the ~160 escaping links of a Debian image (its certificate
+// hash links) that was most of a scan. One pattern sharing its prefixes
+// costs one pass over the root and a few short alternatives per path.
+// Paths with a comma, which would split an alternative, keep a pattern of
+// their own; paths below another are covered by it.
 func exclusions(escapes []string) []string {
 	var alts, out []string
 	for _, p := range append(slices.Clone(skipPaths), escapes...) {
@@ -118,14 +120,58 @@ func exclusions(escapes []string) []string {
 		}
 		alts = append(alts, rel)
 	}
-	switch len(alts) {
-	case 0:
-	case 1:
-		out = append(out, "./"+alts[0])
-	default:
-		out = append(out, "./{"+strings.Join(alts, ",")+"}")
+	if len(alts) == 0 {
+		return out
 	}
-	return out
+	t := &globTrie{}
+	for _, a := range alts {
+		t.add(strings.Split(a, "/"))
+	}
+	return append(out, "./"+t.pattern())
+}
+
+// globTrie holds exclusion paths by segment.
+type globTrie struct {
+	names []string
+	kids  map[string]*globTrie
+	leaf  bool // a path ends here: everything below is excluded with it
+}
+
+func (t *globTrie) add(segs []string) {
+	if t.leaf {
+		return
+	}
+	if len(segs) == 0 {
+		t.leaf, t.kids, t.names = true, nil, nil
+		return
+	}
+	if t.kids == nil {
+		t.kids = map[string]*globTrie{}
+	}
+	k, ok := t.kids[segs[0]]
+	if !ok {
+		k = &globTrie{}
+		t.kids[segs[0]] = k
+		t.names = append(t.names, segs[0])
+	}
+	k.add(segs[1:])
+}
+
+// pattern is the doublestar pattern matching exactly the trie's paths.
+func (t *globTrie) pattern() string {
+	alts := make([]string, 0, len(t.names))
+	for _, n := range t.names {
+		k := t.kids[n]
+		if k.leaf {
+			alts = append(alts, n)
+		} else {
+			alts = append(alts, n+"/"+k.pattern())
+		}
+	}
+	if len(alts) == 1 {
+		return alts[0]
+	}
+	return "{" + strings.Join(alts, ",") + "}"
 }
 
 // skipped reports whether the image path p is in a tree skipPaths leaves
