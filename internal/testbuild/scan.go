@@ -86,12 +86,17 @@ func (s *Scanner) scan(ctx context.Context, im *images.Image) (*scan.Report, err
 	var rep *scan.Report
 	if ok {
 		rep, err = s.scanner.ScanOn(ctx, root, scan.Image{ID: im.ID}, base)
-	} else {
-		var why error = err
+		if err != nil && ctx.Err() == nil {
+			err = fmt.Errorf("the incremental scan on %s failed: %w", base.ID, err)
+			ok = false
+		}
+	}
+	if !ok {
+		why := err
 		rep, err = s.scanner.Scan(ctx, root, scan.Image{ID: im.ID})
 		if err == nil && why != nil {
 			// The full scan's result is the same; only slower.
-			rep.Warnings = append(rep.Warnings, fmt.Sprintf("scanned in full: the base image could not be used: %v", why))
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("scanned in full: %v", why))
 		}
 	}
 	if err != nil {
