@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -205,6 +206,25 @@ func TestServerScanIsFullScan(t *testing.T) {
 			}
 		})
 	}
+	// A scan that cannot be made incrementally is made in full and says
+	// why.
+	t.Run("no work directory", func(t *testing.T) {
+		file := filepath.Join(e.data, "not-a-directory")
+		if err := os.WriteFile(file, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := testbuild.NewScanner(e.images, e.scanner, e.inv, filepath.Join(file, "scan")).Scan(ctx, installed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got testbuild.ScanReport
+		if err := json.Unmarshal(out.Report, &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Scope.Scan != "full" || !slices.ContainsFunc(got.Warnings, func(w string) bool { return strings.HasPrefix(w, "scanned in full: ") }) {
+			t.Errorf("scan %+v, warnings %q: want a full scan that says why", got.Scope, got.Warnings)
+		}
+	})
 	// The base scanned once for all of them, in full, and kept.
 	if _, err := e.inv.Inventory(ctx, e.base.ID); err != nil {
 		t.Errorf("the base image's inventory is not kept: %v", err)
