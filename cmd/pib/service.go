@@ -131,11 +131,12 @@ func (g *globals) openService(ctx context.Context, o serviceOptions) (*service, 
 	}
 	hooks := webhook.New(db, webhook.Config{AllowPrivate: o.webhookAllowPrivate})
 	vdb := vulndb.New(db)
-	mon := monitor.New(db, monitor.Config{Inventories: inventories.New(db, bs), VulnDB: vdb, Policy: policy,
+	invs := inventories.New(db, bs)
+	mon := monitor.New(db, monitor.Config{Inventories: invs, VulnDB: vdb, Policy: policy,
 		Refresh: g.vulndbRefresh(vdb, is, o.vulndbBaseURL), RefreshInterval: o.vulndbRefresh})
 	p, err := pipeline.New(ctx, db, pipeline.Config{
 		Builder:      testbuild.NewBuilder(is, g.dataDir, o.limits, o.ids),
-		Scanner:      testbuild.NewScanner(is, scan.New(vdb, scan.Options{Policy: policy, ToolVersion: version})),
+		Scanner:      testbuild.NewScanner(is, scan.New(vdb, scan.Options{Policy: policy, ToolVersion: version}), invs, filepath.Join(g.dataDir, "cache", "scan")),
 		Jobs:         []pipeline.Jobs{mon},
 		Groups:       gs,
 		Packages:     ps,

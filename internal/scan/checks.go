@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -43,6 +44,11 @@ type checkEnv struct {
 	shadow      []shadowEntry
 	shadowErr   error
 	passwd      []passwdEntry
+	// secrets finds what the S3.6 walk reports: walkSecrets on the whole
+	// image, or, for a build's scan, the base's findings brought up to
+	// date with the files the build changed.
+	secrets func() []secretHit
+	found   []secretHit
 }
 
 // check is one S3 rule: small, independent, tested with a failing and a
@@ -62,8 +68,13 @@ var checks = []check{
 	{"S3.7", checkSupportedOS},
 }
 
-func runChecks(root *rootfs.FS, o OS, now time.Time) []CheckResult {
-	env := &checkEnv{root: root, os: o, now: now}
+// runChecks runs every check; it also returns what the S3.6 walk found,
+// for the scan state. secrets is nil for a full walk.
+func runChecks(root *rootfs.FS, o OS, now time.Time, secrets func() []secretHit) ([]CheckResult, []secretHit) {
+	if secrets == nil {
+		secrets = func() []secretHit { return walkSecrets(root) }
+	}
+	env := &checkEnv{root: root, os: o, now: now, secrets: secrets}
 	env.sshd, env.sshdPresent, env.sshdErr = readSSHDConfig(root)
 	env.shadow, env.shadowErr = readShadow(root)
 	env.passwd, _ = readPasswd(root)
@@ -74,7 +85,7 @@ func runChecks(root *rootfs.FS, o OS, now time.Time) []CheckResult {
 		sort.Strings(r.Evidence)
 		out = append(out, r)
 	}
-	return out
+	return out, env.found
 }
 
 func pass(msg string) CheckResult { return CheckResult{Passed: true, Message: msg} }
@@ -339,48 +350,11 @@ func checkSecrets(e *checkEnv) CheckResult {
 	for _, b := range bad {
 		reported[strings.SplitN(b, ":", 2)[0]] = true
 	}
-	// T2: the walk never follows a link below each directory and reads
-	// regular files only, inside the image root: a link to a host path or
-	// a FIFO left by the installer is neither followed nor opened.
-	for _, d := range secretDirs {
-		fi, err := e.root.Lstat(d)
-		if err != nil || !fi.IsDir() {
-			continue
+	e.found = e.secrets()
+	for _, h := range e.found {
+		if !reported[h.Path] {
+			bad = append(bad, h.Path+": "+h.What)
 		}
-		e.root.Walk(d, func(ip string, de fs.DirEntry, err error) error {
-			if err != nil {
-				return nil // unreadable entries are skipped, not fatal
-			}
-			if de.IsDir() {
-				for _, s := range secretSkip {
-					if ip == s {
-						return fs.SkipDir
-					}
-				}
-				return nil
-			}
-			if !de.Type().IsRegular() || reported[ip] {
-				return nil
-			}
-			info, err := de.Info()
-			if err != nil || info.Size() == 0 || info.Size() > secretMaxFile {
-				return nil
-			}
-			data, err := e.root.ReadFile(ip, secretMaxFile)
-			if err != nil {
-				return nil
-			}
-			if bytes.IndexByte(data[:min(len(data), 512)], 0) >= 0 {
-				return nil // binary
-			}
-			switch {
-			case pemPrivate.Match(data):
-				bad = append(bad, ip+": PEM private key")
-			case awsKeyID.Match(data):
-				bad = append(bad, ip+": AWS access key ID")
-			}
-			return nil
-		})
 	}
 	if len(bad) > 0 {
 		return fail("private keys or cloud credentials are left in the image: anyone launching it gets them; remove them and rotate the credentials", bad...)
@@ -467,4 +441,110 @@ func checkSupportedOS(e *checkEnv) CheckResult {
 		return fail(fmt.Sprintf("%s reached end of life on %s: it gets no security updates; rebuild on a supported release", name, end))
 	}
 	return pass(fmt.Sprintf("%s is supported until %s", name, end))
+}
+
+// walkSecrets is S3.6's search of secretDirs for private keys and cloud
+// credentials in files.
+//
+// T2: the walk never follows a link below each directory and reads
+// regular files only, inside the image root: a link to a host path or a
+// FIFO left by the installer is neither followed nor opened.
+func walkSecrets(root *rootfs.FS) []secretHit {
+	var hits []secretHit
+	for _, d := range secretDirs {
+		fi, err := root.Lstat(d)
+		if err != nil || !fi.IsDir() {
+			continue
+		}
+		root.Walk(d, func(ip string, de fs.DirEntry, err error) error {
+			if err != nil {
+				return nil // unreadable entries are skipped, not fatal
+			}
+			if de.IsDir() {
+				if slices.Contains(secretSkip, ip) {
+					return fs.SkipDir
+				}
+				return nil
+			}
+			if !de.Type().IsRegular() {
+				return nil
+			}
+			if h, ok := secretIn(root, ip, de); ok {
+				hits = append(hits, h)
+			}
+			return nil
+		})
+	}
+	return hits
+}
+
+// secretIn reads one regular file the walk reached.
+func secretIn(root *rootfs.FS, ip string, de fs.DirEntry) (secretHit, bool) {
+	info, err := de.Info()
+	if err != nil || info.Size() == 0 || info.Size() > secretMaxFile {
+		return secretHit{}, false
+	}
+	data, err := root.ReadFile(ip, secretMaxFile)
+	if err != nil {
+		return secretHit{}, false
+	}
+	if bytes.IndexByte(data[:min(len(data), 512)], 0) >= 0 {
+		return secretHit{}, false // binary
+	}
+	switch {
+	case pemPrivate.Match(data):
+		return secretHit{ip, "PEM private key"}, true
+	case awsKeyID.Match(data):
+		return secretHit{ip, "AWS access key ID"}, true
+	}
+	return secretHit{}, false
+}
+
+// secretsAfter is S3.6's walk for an image made of a base and one layer:
+// the base's findings outside what the layer changed, and a search of the
+// regular files the layer added or replaced that the full walk reaches
+// (below a secretDir that is a directory in the image, outside
+// secretSkip).
+func secretsAfter(root *rootfs.FS, base []secretHit, c *change) []secretHit {
+	var hits []secretHit
+	for _, h := range base {
+		if !c.touches(h.Path) {
+			hits = append(hits, h)
+		}
+	}
+	isDir := map[string]bool{}
+	for _, d := range secretDirs {
+		fi, err := root.Lstat(d)
+		isDir[d] = err == nil && fi.IsDir()
+	}
+	for _, p := range c.files {
+		if !walked(p, isDir) {
+			continue
+		}
+		fi, err := root.Lstat(p)
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		if h, ok := secretIn(root, p, fs.FileInfoToDirEntry(fi)); ok {
+			hits = append(hits, h)
+		}
+	}
+	return hits
+}
+
+// walked reports whether walkSecrets reaches the file p of the image.
+// The layer's own directories are directories in the image, so only the
+// secretDir and secretSkip decide.
+func walked(p string, isDir map[string]bool) bool {
+	for _, s := range secretSkip {
+		if strings.HasPrefix(p, s+"/") {
+			return false
+		}
+	}
+	for _, d := range secretDirs {
+		if strings.HasPrefix(p, d+"/") {
+			return isDir[d]
+		}
+	}
+	return false
 }

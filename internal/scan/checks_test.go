@@ -116,7 +116,8 @@ func TestChecks(t *testing.T) {
 			root := makeRoot(t, tc.files)
 			o, _ := detectOS(root)
 			var got *CheckResult
-			for _, r := range runChecks(root, o, now) {
+			results, _ := runChecks(root, o, now, nil)
+			for _, r := range results {
 				if r.Rule == tc.rule {
 					got = &r
 				} else if !r.Passed && sameMap(tc.files, base) {

@@ -155,3 +155,58 @@ func BenchmarkScanDebian12(b *testing.B) {
 	slices.Sort(took)
 	b.ReportMetric(took[len(took)/2].Seconds(), "median-s")
 }
+
+// TestScanOnDebian12: on the real debian-12 image and OSV data, an
+// incremental scan of a build-like layer (a .deb install, a pip install,
+// logs and configuration) gives exactly the full scan's result.
+func TestScanOnDebian12(t *testing.T) {
+	deb := testenv.Debian12(t)
+	now := time.Now()
+	s := scan.New(debianDB(t), scan.Options{Now: func() time.Time { return now }})
+	layers := []string{deb.Rootfs, scan.DebianBuildLayer(t, deb.Rootfs)}
+	inc := scan.Identity(t, s, layers)
+	if len(inc.Vulnerabilities) == 0 || inc.Packages < 100 {
+		t.Errorf("incremental scan: %d packages, %d vulnerabilities", inc.Packages, len(inc.Vulnerabilities))
+	}
+	t.Logf("inventory %+v: %d packages", inc.Scope, inc.Packages)
+}
+
+// BenchmarkScanOnDebian12 is the scan of a build on the debian-12 base
+// (ScanOn with the base's state), against BenchmarkScanDebian12's full
+// scan of the same base; run both in one go to compare:
+//
+//	go test -run '^$' -bench 'Scan(On)?Debian12' -benchtime 10x ./internal/scan/
+func BenchmarkScanOnDebian12(b *testing.B) {
+	deb := testenv.Debian12(b)
+	s := scan.New(debianDB(b), scan.Options{})
+	ctx := context.Background()
+	baseRep, err := s.Scan(ctx, deb.Rootfs, scan.Image{ID: deb.ImageID})
+	if err != nil {
+		b.Fatal(err)
+	}
+	state, err := baseRep.State()
+	if err != nil {
+		b.Fatal(err)
+	}
+	layers := []string{deb.Rootfs, scan.DebianBuildLayer(b, deb.Rootfs)}
+	dir := scan.MountLayers(b, layers)
+	on := scan.Base{ID: deb.ImageID, State: state, Layers: layers, WorkDir: filepath.Join(filepath.Dir(layers[1]), "work")}
+	var took []time.Duration
+	for b.Loop() {
+		start := time.Now()
+		r, err := s.ScanOn(ctx, dir, scan.Image{ID: "img-0000000000000b11d"}, on)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var buf bytes.Buffer
+		if err := r.EncodeSBOM(&buf, scan.CycloneDXJSON); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := r.State(); err != nil {
+			b.Fatal(err)
+		}
+		took = append(took, time.Since(start))
+	}
+	slices.Sort(took)
+	b.ReportMetric(took[len(took)/2].Seconds(), "median-s")
+}

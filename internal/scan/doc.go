@@ -25,7 +25,28 @@
 //   - S4: a Policy turns findings into violations; the report names each
 //     one and why.
 //
+// A build's image (its base plus one layer) is scanned incrementally
+// (ScanOn) from the state the base's scan kept (Report.State): syft
+// catalogs a sparse view, an overlay of the layer on the base's evidence
+// files (made once per base), so packages, IDs and relationships are
+// syft's own; package-to-file relationships are resolved for the whole
+// image by fileIndex, reusing the base's where the layer leaves them
+// alone; the S3.6 search reads the layer's files and keeps the base's
+// other findings. The result is the full scan's: TestScanOnIsScan,
+// TestScanOnDebian12 and testbuild's TestServerScanIsFullScan compare
+// both, field by field.
+//
 // Limits, stated plainly:
+//   - The incremental scan mirrors what syft v1.57 reads (package
+//     evidence, distribution files, its index's link and exclusion rules;
+//     see fileIndex, imageLinks). A syft upgrade must run the identity
+//     tests, and bump stateVersion if what the state means changes.
+//   - It needs to mount an overlay (root, as the build sandbox does); it
+//     reads the views of base images it made under the work directory,
+//     which are not removed with the base image (they are small).
+//   - A cataloger that would find a package only from a combination of a
+//     base file that is no package's evidence and a new file is not
+//     modelled (none of the selected catalogers does so in v1.57).
 //   - A Debian package copy of a language package (python3-jinja2's Jinja2)
 //     is matched through Debian's records only; pip/npm-installed copies
 //     are matched in their own ecosystem.

@@ -94,7 +94,7 @@ func TestChecksStayInsideImage(t *testing.T) {
 			var results []CheckResult
 			runWithin(t, func() {
 				o, _ := detectOS(root)
-				results = runChecks(root, o, now)
+				results, _ = runChecks(root, o, now, nil)
 			})
 			for _, r := range results {
 				all := r.Message + " " + strings.Join(r.Evidence, " ")
@@ -133,7 +133,7 @@ func TestCatalogStaysInsideImage(t *testing.T) {
 		t.Fatal("syftEscapes found no link leading syft out of the image")
 	}
 	s := New(nil, Options{})
-	doc, err := s.catalog(context.Background(), root, "hostile")
+	doc, _, err := s.catalog(context.Background(), root, "hostile")
 	if err != nil {
 		t.Fatal(err)
 	}

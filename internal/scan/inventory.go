@@ -67,11 +67,12 @@ func sbomConfig(toolVersion string) *syft.CreateSBOMConfig {
 	return cfg
 }
 
-// catalog builds the image's SBOM with syft.
-func (s *Scanner) catalog(ctx context.Context, root *rootfs.FS, name string) (*sbom.SBOM, error) {
-	escapes, err := syftEscapes(root)
+// catalog builds the SBOM of the image at root with syft. It also
+// returns the image's linkRoots, for the scan state.
+func (s *Scanner) catalog(ctx context.Context, root *rootfs.FS, name string) (*sbom.SBOM, []linkRoot, error) {
+	escapes, roots, err := imageLinks(root)
 	if err != nil {
-		return nil, fmt.Errorf("look for links out of the image before cataloging: %w", err)
+		return nil, nil, fmt.Errorf("look for links out of the image before cataloging: %w", err)
 	}
 	src, err := directorysource.New(directorysource.Config{
 		Path: root.Dir(),
@@ -80,17 +81,109 @@ func (s *Scanner) catalog(ctx context.Context, root *rootfs.FS, name string) (*s
 		// image's own.
 		Base:    root.Dir(),
 		Alias:   source.Alias{Name: name},
-		Exclude: source.ExcludeConfig{Paths: append(slices.Clone(skipPaths), escapes...)},
+		Exclude: source.ExcludeConfig{Paths: exclusions(escapes)},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("open %s for cataloging: %w", root.Dir(), err)
+		return nil, nil, fmt.Errorf("open %s for cataloging: %w", root.Dir(), err)
 	}
 	defer src.Close()
 	doc, err := syft.CreateSBOM(s.syftContext(ctx), src, s.sbomCfg)
 	if err != nil {
-		return nil, fmt.Errorf("catalog packages: %w", err)
+		return nil, nil, fmt.Errorf("catalog packages: %w", err)
 	}
-	return doc, nil
+	// The source is the image's root, wherever it was mounted for this
+	// scan: the SBOM names no host path, and a full and an incremental
+	// scan of one image give one SBOM (CycloneDX's component reference
+	// is a hash of this path).
+	doc.Source.Metadata = source.DirectoryMetadata{Path: "/"}
+	return doc, roots, nil
+}
+
+// exclusions turns skipPaths and the escaping links into syft's exclusion
+// patterns: one pattern of nested alternatives ("./{etc/ssl/certs/{a,b},
+// usr/share/{man,locale}}") where syft would be given one per path. syft
+// anchors each pattern to the absolute root (a long path under pib's data
+// directory) and matches every indexed path against every pattern; on a
+// mismatch doublestar also re-reads the rest of the pattern to validate
+// it. With the ~160 escaping links of a Debian image (its certificate
+// hash links) that was most of a scan. One pattern sharing its prefixes
+// costs one pass over the root and a few short alternatives per path.
+// Paths with a comma, which would split an alternative, keep a pattern of
+// their own; paths below another are covered by it.
+func exclusions(escapes []string) []string {
+	var alts, out []string
+	for _, p := range append(slices.Clone(skipPaths), escapes...) {
+		rel := strings.TrimPrefix(p, "./")
+		if strings.Contains(rel, ",") {
+			out = append(out, p)
+			continue
+		}
+		alts = append(alts, rel)
+	}
+	if len(alts) == 0 {
+		return out
+	}
+	t := &globTrie{}
+	for _, a := range alts {
+		t.add(strings.Split(a, "/"))
+	}
+	return append(out, "./"+t.pattern())
+}
+
+// globTrie holds exclusion paths by segment.
+type globTrie struct {
+	names []string
+	kids  map[string]*globTrie
+	leaf  bool // a path ends here: everything below is excluded with it
+}
+
+func (t *globTrie) add(segs []string) {
+	if t.leaf {
+		return
+	}
+	if len(segs) == 0 {
+		t.leaf, t.kids, t.names = true, nil, nil
+		return
+	}
+	if t.kids == nil {
+		t.kids = map[string]*globTrie{}
+	}
+	k, ok := t.kids[segs[0]]
+	if !ok {
+		k = &globTrie{}
+		t.kids[segs[0]] = k
+		t.names = append(t.names, segs[0])
+	}
+	k.add(segs[1:])
+}
+
+// pattern is the doublestar pattern matching exactly the trie's paths.
+func (t *globTrie) pattern() string {
+	alts := make([]string, 0, len(t.names))
+	for _, n := range t.names {
+		k := t.kids[n]
+		if k.leaf {
+			alts = append(alts, n)
+		} else {
+			alts = append(alts, n+"/"+k.pattern())
+		}
+	}
+	if len(alts) == 1 {
+		return alts[0]
+	}
+	return "{" + strings.Join(alts, ",") + "}"
+}
+
+// skipped reports whether the image path p is in a tree skipPaths leaves
+// out of syft's index.
+func skipped(p string) bool {
+	for _, s := range skipPaths {
+		s = strings.TrimPrefix(s, ".")
+		if p == s || strings.HasPrefix(p, s+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // syftEscapes returns, as syft exclusion patterns, the image's symbolic
@@ -107,14 +200,32 @@ func (s *Scanner) catalog(ctx context.Context, root *rootfs.FS, name string) (*s
 // outside the root. Nothing is lost from the image: a link that resolves
 // outside the root leads nowhere inside it.
 func syftEscapes(root *rootfs.FS) ([]string, error) {
+	escapes, _, err := imageLinks(root)
+	return escapes, err
+}
+
+// linkRoot is a link syft indexes whose target lies in a tree skipPaths
+// leaves out: syft indexes the target as a new root all the same (the
+// exclusion patterns only stop its walk from entering the tree), so the
+// files there are in its index.
+type linkRoot struct {
+	Link   string `json:"link"`
+	Target string `json:"target"`
+}
+
+// imageLinks walks the image's links once: those syft must not follow
+// (syftEscapes) and those that make syft index a skipped tree's files
+// (linkRoot).
+func imageLinks(root *rootfs.FS) ([]string, []linkRoot, error) {
 	base, err := filepath.EvalSymlinks(root.Dir())
 	if err == nil {
 		base, err = filepath.Abs(base)
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var out []string
+	var roots []linkRoot
 	err = root.Walk("/", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.Type() != fs.ModeSymlink {
 			return nil
@@ -123,24 +234,51 @@ func syftEscapes(root *rootfs.FS) ([]string, error) {
 		if err != nil {
 			return nil
 		}
-		var t string
-		if path.IsAbs(target) {
-			t = filepath.Join(base, path.Clean(target))
-		} else {
-			t = filepath.Join(base, path.Join(path.Dir(p), target))
+		if escapes(base, p, target) {
+			out = append(out, "./"+globEscape(p[1:]))
+		} else if r, ok := skippedRoot(base, p, target); ok {
+			roots = append(roots, r)
 		}
-		// The same host lookups syft makes: they only stat and read
-		// links, so nothing is opened.
-		if _, err := os.Stat(t); err != nil {
-			return nil // syft ignores a target that does not exist
-		}
-		if real, err := filepath.EvalSymlinks(t); err == nil && (real == base || strings.HasPrefix(real, base+"/")) {
-			return nil
-		}
-		out = append(out, "./"+globEscape(p[1:]))
 		return nil
 	})
-	return out, err
+	return out, roots, err
+}
+
+// skippedRoot returns the linkRoot of the link p, if it is one.
+func skippedRoot(base, p, target string) (linkRoot, bool) {
+	t := linkTarget(p, target)
+	if skipped(p) || !skipped(t) || slices.Contains(skipPaths, "."+t) {
+		// syft never reaches p, or the target is not skipped, or it is
+		// a skipped tree's top, which the patterns match.
+		return linkRoot{}, false
+	}
+	if _, err := os.Stat(filepath.Join(base, t)); err != nil {
+		return linkRoot{}, false // syft makes no root of a missing target
+	}
+	return linkRoot{Link: p, Target: t}, true
+}
+
+// linkTarget is the image path the link p's target names, as syft's
+// indexer computes it with Base set: from the root for an absolute target,
+// from the link's directory for a relative one, ".." stopping at the root.
+func linkTarget(p, target string) string {
+	if path.IsAbs(target) {
+		return path.Clean(target)
+	}
+	return path.Join(path.Dir(p), target)
+}
+
+// escapes reports whether syft's indexer, given the image root base
+// (absolute, links resolved) as its Base, would follow the link p (an
+// image path) with this target out of the image: the same host lookups
+// syft makes, which only stat and read links, so nothing is opened.
+func escapes(base, p, target string) bool {
+	t := filepath.Join(base, linkTarget(p, target))
+	if _, err := os.Stat(t); err != nil {
+		return false // syft ignores a target that does not exist
+	}
+	real, err := filepath.EvalSymlinks(t)
+	return err != nil || (real != base && !strings.HasPrefix(real, base+"/"))
 }
 
 // globEscape quotes the characters doublestar (syft's exclusion matcher)

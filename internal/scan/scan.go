@@ -2,6 +2,7 @@ package scan
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"sync"
@@ -40,8 +41,13 @@ type Report struct {
 	// could not be compared, an OS OSV has no data for).
 	Warnings  []string  `json:"warnings,omitempty"`
 	ScannedAt time.Time `json:"scanned_at"`
+	// Inventory says whether the whole image was read or only what its
+	// layer changed on a base image scanned before.
+	Scope InventorySource `json:"inventory"`
 
-	sbom *sbom.SBOM
+	sbom      *sbom.SBOM
+	inventory *Inventory
+	state     *state
 }
 
 // SBOM formats EncodeSBOM writes.
@@ -150,6 +156,51 @@ func (c valuesFrom) Value(key any) any {
 // The image is hostile data (T2): every read goes through package rootfs,
 // inside the image root, regular files only.
 func (s *Scanner) Scan(ctx context.Context, dir string, img Image) (*Report, error) {
+	return s.scan(ctx, dir, img, nil)
+}
+
+// Base is what ScanOn builds on: an image scanned before, and the one
+// layer the scanned image adds on top of it.
+type Base struct {
+	ID string // the base image
+	// State is Report.State of the base image's scan.
+	State []byte
+	// Layers are the scanned image's layers, unpacked in overlay form
+	// (package layer), bottom first: the base's layers, then the new one.
+	Layers []string
+	// WorkDir is where the scan makes its sparse view of the image: on
+	// the file system of Layers, so that files are hard-linked, not
+	// copied. It must be private to pib (0700).
+	WorkDir string
+}
+
+// ScanOn scans the image at dir as Scan does, reading only what its top
+// layer changed: the result is the one Scan gives (the identity tests
+// hold it to that), in a fraction of the time.
+//
+// The base's kept state says which files its packages came from. syft
+// catalogs a sparse view of the image holding those files (as they are
+// in the new image) and every file the new layer adds; packages whose
+// evidence is unchanged are found again from the same files, new and
+// changed ones from the new files, and syft computes the relationships
+// across all of them as in a full scan. The S3.6 search reads only the
+// new layer's files. A state this pib cannot use (another version) makes
+// a full scan, with a warning.
+func (s *Scanner) ScanOn(ctx context.Context, dir string, img Image, b Base) (*Report, error) {
+	return s.scan(ctx, dir, img, &b)
+}
+
+// InventorySource says how a report's inventory was made.
+type InventorySource struct {
+	// Scan is "full" (the whole root file system) or "incremental".
+	Scan string `json:"scan"`
+	// From is the base image an incremental scan started from;
+	// ChangedPaths the number of paths its new layer changed.
+	From         string `json:"from,omitempty"`
+	ChangedPaths int    `json:"changed_paths,omitempty"`
+}
+
+func (s *Scanner) scan(ctx context.Context, dir string, img Image, b *Base) (*Report, error) {
 	now := s.now().UTC()
 	root, err := rootfs.Open(dir)
 	if err != nil {
@@ -157,7 +208,7 @@ func (s *Scanner) Scan(ctx context.Context, dir string, img Image) (*Report, err
 	}
 	defer root.Close()
 	osInfo, err := detectOS(root)
-	r := &Report{Status: Successful, ImageID: img.ID, ScannedAt: now, Vulnerabilities: []Finding{}, Violations: []Violation{}}
+	r := &Report{Status: Successful, ImageID: img.ID, ScannedAt: now, Vulnerabilities: []Finding{}, Violations: []Violation{}, Scope: InventorySource{Scan: "full"}}
 	if err != nil {
 		r.Warnings = append(r.Warnings, err.Error())
 	}
@@ -165,25 +216,53 @@ func (s *Scanner) Scan(ctx context.Context, dir string, img Image) (*Report, err
 	if osInfo.ID != "" && osInfo.Ecosystem == "" {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("OSV has no vulnerability data for %s %s: only language packages are matched", osInfo.ID, osInfo.Version))
 	}
-
-	// Inventory and the policy checks read the image independently.
-	var checkResults []CheckResult
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		checkResults = runChecks(root, osInfo, now)
-	}()
+	var base *state
+	var c *change
+	if b != nil {
+		if base, err = decodeState(b.State); err == nil {
+			c, err = readChange(b.Layers[len(b.Layers)-1])
+		}
+		if err != nil {
+			// A full scan gives the same result, slower.
+			r.Warnings = append(r.Warnings, fmt.Sprintf("scanned in full: %v", err))
+			base = nil
+		}
+	}
 	name := img.ID
 	if name == "" {
 		name = "rootfs"
 	}
-	doc, err := s.catalog(ctx, root, name)
+
+	// Inventory and the policy checks read the image independently.
+	var checkResults []CheckResult
+	var hits []secretHit
+	done := make(chan struct{})
+	var secrets func() []secretHit
+	if base != nil {
+		secrets = func() []secretHit { return secretsAfter(root, base.Secrets, c) }
+	}
+	go func() {
+		defer close(done)
+		checkResults, hits = runChecks(root, osInfo, now, secrets)
+	}()
+	var doc *sbom.SBOM
+	var roots []linkRoot
+	var resolved map[string]resolution
+	if base != nil {
+		doc, roots, resolved, err = s.catalogOn(ctx, root, name, *b, base, c)
+		r.Scope = InventorySource{Scan: "incremental", From: b.ID, ChangedPaths: c.count()}
+	} else if doc, roots, err = s.catalog(ctx, root, name); err == nil {
+		// What a scan of an image built on this one reuses.
+		resolved, err = ownedResolutions(doc, root, roots, nil, nil, nil, nil)
+	}
 	<-done
 	if err != nil {
 		return nil, err
 	}
 	r.sbom = doc
+	r.state = newState(doc, hits, roots, resolved)
 	pkgs := packagesOf(doc, osInfo.Ecosystem)
+	r.inventory = &Inventory{OS: osInfo, Packages: pkgs}
 	r.Packages = len(pkgs)
 
 	if r.VulnDB, err = s.db.Summary(ctx); err != nil {
@@ -206,4 +285,18 @@ func (s *Scanner) Scan(ctx context.Context, dir string, img Image) (*Report, err
 		r.Status = IssuesFound
 	}
 	return r, nil
+}
+
+// Inventory is the image's matching view, as the scan matched it: what
+// is kept per image and matched again when the vulnerability data
+// changes (S5).
+func (r *Report) Inventory() *Inventory { return r.inventory }
+
+// State is what ScanOn needs of this image to scan an image built on it
+// (Base.State); opaque to callers, kept with the inventory.
+func (r *Report) State() ([]byte, error) {
+	if r.state == nil {
+		return nil, fmt.Errorf("this report has no scan state")
+	}
+	return json.Marshal(r.state)
 }

@@ -2,7 +2,9 @@
 // installs a package group on a base image in the sandbox and stores a
 // passing install as a new image (the pipeline's Builder and Cleaner), and
 // Scanner scans that image and keeps its SBOMs (the pipeline's Scanner).
-// pib build runs the same install with Install.
+// pib build runs the same install with Install. Scanner keeps every
+// scanned image's inventory (package inventories) and scans a build's
+// image incrementally on its base's kept state.
 //
 // It also defines the reports a build keeps, BuildReport and ScanReport:
 // the one Go type of each, written here and read by the API and the CLI.
