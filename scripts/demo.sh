@@ -93,6 +93,7 @@ start=$(date +%s.%N)
 printf 'submit → final state: %.1f s\n' "$(echo "$(date +%s.%N) - $start" | bc 2>/dev/null || echo 0)"
 
 build=$("$PIB" status "$group" --json | sed -n 's/.*"id": "\(b-[0-9a-f]*\)".*/\1/p' | head -1)
+final=$("$PIB" status "$group" --json | sed -n 's/.*"state": "\([^"]*\)".*/\1/p' | head -1)
 step "Where to look next"
 cat <<NEXT
   The server keeps running: $PIB_SERVER (stop it with: kill \$(cat $PIB_DATA/serve.pid))
@@ -105,3 +106,9 @@ cat <<NEXT
   The API:             $PIB_SERVER/v1/openapi.json   metrics: $PIB_SERVER/metrics (operator token)
   The portal:          $PIB_SERVER/ (sign in with a token, e.g. the one in $PIB_DATA/demo-seller.token)
 NEXT
+
+# The demo proves a group builds: any other end is a failure of the demo.
+if [ "$final" != Successful ]; then
+	echo "demo: the group ended $final, not Successful. Its report says why: PIB_TOKEN=\$(cat $PIB_DATA/demo-seller.token) ./pib builds report $build; an Investigating build is the platform's fault: see the operator's investigation queue and $PIB_DATA/serve.log" >&2
+	exit 1
+fi

@@ -13,8 +13,9 @@
 #   KEEP_LOGS=/some/dir scripts/fresh-machine-check.sh
 #   BASE_TAR=/path/x.tar …      where the pristine debootstrap is kept for a day
 #
-# The machine is a chroot with /proc, /sys (and so the cgroup file system),
-# /dev, /dev/shm and a fresh /run mounted, in a network namespace of its own
+# The machine is a root file system with /proc, /sys (and so the cgroup file
+# system), /dev, /dev/shm and a fresh /run mounted, entered with pivot_root
+# in a mount namespace of its own (a chroot would not do: see inside()), in a network namespace of its own
 # whose traffic the host masquerades (nftables), with the host's resolver.
 # Its own network namespace matters: the host's PostgreSQL on 127.0.0.1:5432
 # is not visible inside, so `make test` must install and start its own, as
@@ -30,9 +31,14 @@
 set -euo pipefail
 
 [ "$(id -u)" = 0 ] || { echo "fresh-machine-check: run as root" >&2; exit 1; }
-for c in debootstrap git nft ip nsenter; do
+for c in debootstrap git nft ip nsenter unshare flock; do
 	command -v "$c" >/dev/null || { echo "fresh-machine-check: needs $c on the host (apt-get install debootstrap git nftables iproute2 util-linux)" >&2; exit 1; }
 done
+
+# One check at a time: two would share the log folder and the IP forwarding
+# setting each restores.
+exec 9>/var/tmp/pib-fresh-check.lock
+flock -n 9 || { echo "fresh-machine-check: another check is running (lock /var/tmp/pib-fresh-check.lock)" >&2; exit 1; }
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 shared=$(cd "$repo/.." && pwd)/shared
@@ -177,10 +183,23 @@ table ip $ns {
 }
 EOF
 
-inside() { # a command line run in the chroot, in the clone, as a root login
-	nsenter --net="/run/netns/$ns" chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
-		PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-		bash -c "cd /root/pib && $1"
+# A command line run inside the machine, in the clone, as root. Not a plain
+# chroot: the kernel refuses user namespaces to a chrooted process (clone(2),
+# EPERM when the caller's root is not its mount namespace's root), and pib's
+# sandbox needs them. So each command gets a private mount namespace whose
+# root is the machine's, by pivot_root, as a container runtime does.
+inside() {
+	nsenter --net="/run/netns/$ns" unshare --mount --propagation private --fork -- /bin/sh -c '
+		set -e
+		mount --rbind "$1" "$1"
+		cd "$1"
+		mkdir -p .host
+		pivot_root . .host
+		umount -l /.host
+		rmdir /.host
+		exec /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
+			PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+			bash -c "cd /root/pib && $2"' sh "$root" "$1"
 }
 
 demo_rc=0 test_rc=0
