@@ -25,6 +25,7 @@ import (
 // serviceOptions are what pib serve and pib worker share.
 type serviceOptions struct {
 	workers      int
+	pollInterval time.Duration
 	buildTimeout time.Duration
 	limits       sandbox.Limits
 	ids          sandbox.IDs
@@ -75,6 +76,7 @@ func (g *globals) openService(ctx context.Context, o serviceOptions) (*service, 
 		OSVersions:   oses,
 		Webhooks:     hooks,
 		Workers:      o.workers,
+		PollInterval: o.pollInterval,
 		WorkDir:      filepath.Join(g.dataDir, "staging"),
 		BuildTimeout: o.buildTimeout,
 	})
