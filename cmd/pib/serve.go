@@ -28,7 +28,7 @@ import (
 // addServiceFlags registers the flags pib serve and pib worker share.
 func addServiceFlags(f *pflag.FlagSet, o *serviceOptions) {
 	f.IntVar(&o.workers, "workers", defaultWorkers(), "builds this process runs at once")
-	f.DurationVar(&o.pollInterval, "poll-interval", 0, "how often idle workers look for queued jobs (default 200ms; a shorter one starts a build sooner and queries the database more often)")
+	f.DurationVar(&o.pollInterval, "poll-interval", 0, "how often idle workers look for queued jobs (default 50ms; a shorter one starts a build sooner and queries the database more often)")
 	f.DurationVar(&o.buildTimeout, "build-timeout", sandbox.DefaultTimeout, "time limit of one test build (I7)")
 	f.StringVar(&o.policyFile, "policy", "", "scan policy file (JSON or YAML; default: fail on Critical/High with a fix and on any S3 failure)")
 	f.Int64Var(&o.limits.MemoryBytes, "build-memory", sandbox.DefaultMemoryBytes, "memory limit of one build, bytes")
