@@ -65,8 +65,10 @@ lint:
 	go vet ./...
 	go run $(STATICCHECK) ./...
 
+# Every benchmark and comparison, repeated, into bench/RESULTS.md (not
+# committed): see bench/run.sh. RUNS=3 for a quicker, rougher table.
 bench: test-deps
-	go test -run '^$$' -bench . -benchtime 3x ./...
+	@bench/run.sh
 
 clean:
 	rm -f pib

@@ -47,6 +47,7 @@ measure() { # label, command…
 		echo $((t1 - t0))
 	done | median > "$TMP/$label"
 	printf '%-12s median %ss over %s runs\n' "$label" "$(cat "$TMP/$label")" "$RUNS"
+	echo "RESULT $label $(cat "$TMP/$label")" # for bench/run.sh
 }
 FLOOR="unshare -m -n -p -f -u -i --kill-child chroot $TMP/rootfs"
 measure sh-pib   "$PIB" --data "$DATA" build --base debian-12 --installer "$TMP/trivial.sh"

@@ -34,13 +34,13 @@ func startServer(t testing.TB, data, listen string) *pibServer {
 	return startServerTB(t, data, listen, 1)
 }
 
-func startServerTB(t testing.TB, data, listen string, workers int) *pibServer {
+func startServerTB(t testing.TB, data, listen string, workers int, flags ...string) *pibServer {
 	t.Helper()
 	logf, err := os.OpenFile(filepath.Join(data, "serve.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "serve", "--data", data, "--listen", listen, "--workers", fmt.Sprint(workers))
+	cmd := exec.Command(os.Args[0], append([]string{"serve", "--data", data, "--listen", listen, "--workers", fmt.Sprint(workers)}, flags...)...)
 	cmd.Env = append(os.Environ(), "PIB_TEST_RUN_PIB=1")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -26,7 +27,8 @@ import (
 
 // addServiceFlags registers the flags pib serve and pib worker share.
 func addServiceFlags(f *pflag.FlagSet, o *serviceOptions) {
-	f.IntVar(&o.workers, "workers", runtime.NumCPU(), "builds this process runs at once")
+	f.IntVar(&o.workers, "workers", defaultWorkers(), "builds this process runs at once")
+	f.DurationVar(&o.pollInterval, "poll-interval", 0, "how often idle workers look for queued jobs (default 50ms; a shorter one starts a build sooner and queries the database more often)")
 	f.DurationVar(&o.buildTimeout, "build-timeout", sandbox.DefaultTimeout, "time limit of one test build (I7)")
 	f.StringVar(&o.policyFile, "policy", "", "scan policy file (JSON or YAML; default: fail on Critical/High with a fix and on any S3 failure)")
 	f.Int64Var(&o.limits.MemoryBytes, "build-memory", sandbox.DefaultMemoryBytes, "memory limit of one build, bytes")
@@ -42,7 +44,7 @@ func addServiceFlags(f *pflag.FlagSet, o *serviceOptions) {
 }
 
 func newServeCommand(g *globals) *cobra.Command {
-	var listen, metricsListen string
+	var listen, metricsListen, pprofListen string
 	var o serviceOptions
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -74,7 +76,7 @@ gracefully: running builds are cancelled cleanly and queued again.`,
 			}
 			srv := api.New(svc.deps)
 			hs := &http.Server{Handler: web.Beside(srv, web.New(svc.deps)), ReadHeaderTimeout: 10 * time.Second}
-			errc := make(chan error, 2)
+			errc := make(chan error, 3)
 			go func() { errc <- hs.Serve(ln) }()
 			if metricsListen != "" {
 				ms, err := serveMetrics(metricsListen, srv.MetricsHandler(), errc)
@@ -84,6 +86,15 @@ gracefully: running builds are cancelled cleanly and queued again.`,
 					return err
 				}
 				defer ms.Close()
+			}
+			if pprofListen != "" {
+				ps, err := servePprof(pprofListen, errc)
+				if err != nil {
+					hs.Close()
+					svc.pipeline.Stop(context.WithoutCancel(ctx))
+					return err
+				}
+				defer ps.Close()
 			}
 			if sum, err := vulndb.New(svc.db).Summary(ctx); err == nil && sum.Records == 0 {
 				slog.Warn("the vulnerability database is empty: scans will find no vulnerabilities; load it with pib vulndb import FILE or pib vulndb update")
@@ -110,6 +121,7 @@ gracefully: running builds are cancelled cleanly and queued again.`,
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address to serve on")
 	cmd.Flags().StringVar(&metricsListen, "metrics-listen", "", "also serve /metrics without a token on this address (a private interface for a Prometheus scraper); on --listen /metrics needs an operator token")
+	cmd.Flags().StringVar(&pprofListen, "pprof-listen", "", "serve Go's profiler (/debug/pprof/) without a token on this address (a private interface: profiles show the service's internals); for finding where builds spend their time")
 	cmd.Flags().Int64Var(&o.maxUpload, "max-upload", packages.DefaultMaxSize, "largest package upload in bytes")
 	addServiceFlags(cmd.Flags(), &o)
 	return cmd
@@ -149,6 +161,32 @@ machine. SIGINT or SIGTERM stop it gracefully: running builds are queued again.`
 	addServiceFlags(cmd.Flags(), &o)
 	return cmd
 }
+
+// servePprof serves net/http/pprof's handlers on addr; a failure of the
+// listener after it started is sent on errc.
+func servePprof(addr string, errc chan<- error) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s for the profiler: %w (choose another --pprof-listen)", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	ps := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := ps.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("profiler listener %s: %w", addr, err)
+		}
+	}()
+	slog.Info("serving the profiler without a token", "url", "http://"+ln.Addr().String()+"/debug/pprof/")
+	return ps, nil
+}
+
+// defaultWorkers is the default of --workers: one build per CPU.
+func defaultWorkers() int { return runtime.NumCPU() }
 
 // serveMetrics serves GET /metrics unauthenticated on addr; a failure of
 // the listener after it started is sent on errc.

@@ -33,6 +33,7 @@ import (
 // serviceOptions are what pib serve and pib worker share.
 type serviceOptions struct {
 	workers      int
+	pollInterval time.Duration
 	buildTimeout time.Duration
 	limits       sandbox.Limits
 	ids          sandbox.IDs
@@ -143,6 +144,7 @@ func (g *globals) openService(ctx context.Context, o serviceOptions) (*service, 
 		OSVersions:   oses,
 		Webhooks:     hooks,
 		Workers:      o.workers,
+		PollInterval: o.pollInterval,
 		WorkDir:      filepath.Join(g.dataDir, "staging"),
 		BuildTimeout: o.buildTimeout,
 		// Every build's layer has its times clamped (reproducible layers).
