@@ -118,13 +118,16 @@ awk '{
 	END { flush() }' > "$work/go.all"
 # A benchmark that reports its own median or p50 has its mean time per
 # op (warm-up and setup amortised differently) left out: one figure each.
-awk -F'\t' 'NR == FNR { if ($3 ~ /median|p50/) own[$1] = 1; next } !(own[$1] && $3 ~ /s\/op$/)' "$work/go.all" "$work/go.all" > "$work/go.medians"
+# A benchmark that reports its own s/op (Rematch10k) has ns/op, converted
+# to s/op, twice: one row each.
+awk -F'\t' 'NR == FNR { if ($3 ~ /median|p50/) own[$1] = 1; next } !(own[$1] && $3 ~ /s\/op$/) && !seen[$1 FS $3]++' "$work/go.all" "$work/go.all" > "$work/go.medians"
 
 # Targets of issue 13, shown beside their figures (not measured: a goal).
 target() { # figure unit → "compared with" and the target value
 	case "$1 $2" in
 	"SubmitToSuccessful median-s") echo "target (issue 13) ≤	0.75" ;;
 	"20Groups builds/min") echo "target (issue 13) ≥	150" ;;
+	"Rematch10k s/op") echo "target (issue 13) ≤	30" ;;
 	esac
 }
 while IFS=$'\t' read -r fig val unit n; do
