@@ -26,13 +26,7 @@ import (
 // pib serve flags (space-separated), so that bench/run.sh can measure a
 // setting against the default in one session.
 func benchService(b *testing.B, workers int) (*client.Client, func(name string) error) {
-	data := b.TempDir()
-	s, closeStore, err := testenv.OpenStore(data)
-	if err != nil {
-		b.Fatal(err)
-	}
-	testenv.ImportDebian12(b, s)
-	closeStore()
+	data := debianDataDir(b)
 	if zip := sharedOSVZip(); zip != "" {
 		if _, err := runPib(data, "vulndb", "import", zip); err != nil {
 			b.Fatal(err)

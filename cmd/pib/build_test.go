@@ -17,13 +17,7 @@ import (
 // exit statuses 0, 1 and 2.
 func TestBuildCommand(t *testing.T) {
 	testenv.RequireRoot(t)
-	data := t.TempDir()
-	s, closeStore, err := testenv.OpenStore(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	testenv.ImportDebian12(t, s)
-	closeStore()
+	data := debianDataDir(t)
 	dir := t.TempDir()
 	write := func(name, body string) string {
 		p := filepath.Join(dir, name)

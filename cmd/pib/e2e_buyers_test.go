@@ -107,13 +107,7 @@ func lastLine(s string) string {
 // the operator approves.
 func newMarket(t testing.TB) *market {
 	t.Helper()
-	data := t.TempDir()
-	s, closeStore, err := testenv.OpenStore(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	testenv.ImportDebian12(t, s)
-	closeStore()
+	data := debianDataDir(t)
 	m := &market{data: data, srv: startServerTB(t, data, freeAddrTB(t), 1)}
 	raw, err := os.ReadFile(filepath.Join(data, "operator.token"))
 	if err != nil {

@@ -24,13 +24,7 @@ import (
 // its deterministic installer gives the same layer.
 func TestServeReproducibleRebuild(t *testing.T) {
 	testenv.RequireRoot(t)
-	data := t.TempDir()
-	s, closeStore, err := testenv.OpenStore(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	testenv.ImportDebian12(t, s)
-	closeStore()
+	data := debianDataDir(t)
 
 	srv := startServer(t, data, freeAddr(t))
 	defer srv.stop(syscall.SIGTERM)

@@ -103,13 +103,7 @@ func freeAddrTB(t testing.TB) string {
 // staging or scratch folder.
 func TestServeSurvivesKill9(t *testing.T) {
 	testenv.RequireRoot(t)
-	data := t.TempDir()
-	s, closeStore, err := testenv.OpenStore(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	testenv.ImportDebian12(t, s)
-	closeStore()
+	data := debianDataDir(t)
 
 	addr := freeAddr(t)
 	srv := startServer(t, data, addr)
@@ -247,4 +241,18 @@ func demoDeb(t testing.TB) string {
 		t.Fatalf("dpkg-deb: %v\n%s", err, out)
 	}
 	return deb
+}
+
+// debianDataDir returns a new data directory holding the debian-12 test
+// image, for the tests that run pib on it.
+func debianDataDir(t testing.TB) string {
+	t.Helper()
+	data := t.TempDir()
+	s, closeStore, err := testenv.OpenStore(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.ImportDebian12(t, s)
+	closeStore()
+	return data
 }
