@@ -174,26 +174,37 @@ func TestSeverityOf(t *testing.T) {
 		e.Affected.EcosystemSpecific.Urgency = urgency
 		return e
 	}
+	rated := func(rating string, sev ...vulndb.Severity) vulndb.Entry {
+		e := entry("", sev...)
+		e.Rating = rating
+		return e
+	}
 	for _, tc := range []struct {
-		name  string
-		e     vulndb.Entry
-		want  Severity
-		score float64
+		name   string
+		e      vulndb.Entry
+		want   Severity
+		score  float64
+		source string
 	}{
-		{"CVSS 3.1 critical", entry("low", vulndb.Severity{Type: "CVSS_V3", Score: "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}), Critical, 9.8},
-		{"CVSS 3.0 medium", entry("", vulndb.Severity{Type: "CVSS_V3", Score: "CVSS:3.0/AV:N/AC:L/PR:N/UI:R/S:U/C:L/I:L/A:N"}), Medium, 5.4},
-		{"CVSS 4.0", entry("", vulndb.Severity{Type: "CVSS_V4", Score: "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N"}), Critical, 9.3},
-		{"highest of several", entry("", vulndb.Severity{Type: "CVSS_V3", Score: "CVSS:3.1/AV:L/AC:H/PR:H/UI:R/S:U/C:L/I:N/A:N"}, vulndb.Severity{Type: "CVSS_V3", Score: "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N"}), High, 7.5},
-		{"CVSS v2 ignored, urgency used", entry("medium", vulndb.Severity{Type: "CVSS_V2", Score: "AV:N/AC:L/Au:N/C:C/I:C/A:C"}), Medium, 0},
-		{"broken vector, urgency used", entry("high", vulndb.Severity{Type: "CVSS_V3", Score: "CVSS:3.1/AV:X"}), High, 0},
-		{"Debian unimportant", entry("unimportant"), Low, 0},
-		{"not yet assigned", entry("not yet assigned"), Unknown, 0},
-		{"Ubuntu priority", entry("", vulndb.Severity{Type: "Ubuntu", Score: "high"}), High, 0},
+		{"CVSS 3.1 critical", entry("low", vulndb.Severity{Type: "CVSS_V3", Score: "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}), Critical, 9.8, "cvss"},
+		{"CVSS 3.0 medium", entry("", vulndb.Severity{Type: "CVSS_V3", Score: "CVSS:3.0/AV:N/AC:L/PR:N/UI:R/S:U/C:L/I:L/A:N"}), Medium, 5.4, "cvss"},
+		{"CVSS 4.0", entry("", vulndb.Severity{Type: "CVSS_V4", Score: "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N"}), Critical, 9.3, "cvss"},
+		{"highest of several", entry("", vulndb.Severity{Type: "CVSS_V3", Score: "CVSS:3.1/AV:L/AC:H/PR:H/UI:R/S:U/C:L/I:N/A:N"}, vulndb.Severity{Type: "CVSS_V3", Score: "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N"}), High, 7.5, "cvss"},
+		{"CVSS v2 on its own scale, before urgency", entry("medium", vulndb.Severity{Type: "CVSS_V2", Score: "AV:N/AC:L/Au:N/C:C/I:C/A:C"}), High, 10, "cvss_v2"},
+		{"CVSS v2 medium", entry("", vulndb.Severity{Type: "CVSS_V2", Score: "AV:N/AC:L/Au:N/C:P/I:N/A:N"}), Medium, 5, "cvss_v2"},
+		{"CVSS v3 beats v2", entry("", vulndb.Severity{Type: "CVSS_V2", Score: "AV:N/AC:L/Au:N/C:C/I:C/A:C"}, vulndb.Severity{Type: "CVSS_V3", Score: "CVSS:3.0/AV:N/AC:L/PR:N/UI:R/S:U/C:L/I:L/A:N"}), Medium, 5.4, "cvss"},
+		{"GitHub's rating", rated("MODERATE"), Medium, 0, "database"},
+		{"GitHub's critical", rated("CRITICAL"), Critical, 0, "database"},
+		{"CVSS beats GitHub's rating", rated("LOW", vulndb.Severity{Type: "CVSS_V3", Score: "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}), Critical, 9.8, "cvss"},
+		{"broken vector, urgency used", entry("high", vulndb.Severity{Type: "CVSS_V3", Score: "CVSS:3.1/AV:X"}), High, 0, "urgency"},
+		{"Debian unimportant", entry("unimportant"), Low, 0, "urgency"},
+		{"not yet assigned", entry("not yet assigned"), Unknown, 0, ""},
+		{"Ubuntu priority", entry("", vulndb.Severity{Type: "Ubuntu", Score: "high"}), High, 0, "urgency"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, score := severityOf(tc.e)
-			if got != tc.want || score != tc.score {
-				t.Errorf("severityOf = %s %.1f, want %s %.1f", got, score, tc.want, tc.score)
+			got, score, source := severityOf(tc.e)
+			if got != tc.want || score != tc.score || source != tc.source {
+				t.Errorf("severityOf = %s %.1f %q, want %s %.1f %q", got, score, source, tc.want, tc.score, tc.source)
 			}
 		})
 	}

@@ -316,7 +316,7 @@ func packagesOf(doc *sbom.SBOM, osEco string) []Package {
 	}
 	var out []Package
 	for _, p := range doc.Artifacts.Packages.Sorted() {
-		q := Package{Name: p.Name, Version: p.Version, SourceName: p.Name, SourceVersion: p.Version, Type: string(p.Type), PURL: p.PURL}
+		q := Package{Name: p.Name, Version: p.Version, SourceName: p.Name, SourceVersion: p.Version, Type: string(p.Type), PURL: p.PURL, Locations: locationsOf(p)}
 		switch m := p.Metadata.(type) {
 		case pkg.DpkgDBEntry:
 			q.Ecosystem = osEco
@@ -352,6 +352,28 @@ func packagesOf(doc *sbom.SBOM, osEco string) []Package {
 		out = append(out, q)
 	}
 	return out
+}
+
+// locationsOf returns the image paths syft found p at as its primary
+// evidence (the package database, the metadata file, the binary), not
+// the files that only support it (a dpkg package's md5sums and copyright
+// files); all of them when none is marked primary.
+func locationsOf(p pkg.Package) []string {
+	var primary, all []string
+	for _, l := range p.Locations.ToSlice() {
+		if l.RealPath == "" {
+			continue
+		}
+		all = append(all, l.RealPath)
+		if l.Annotations[pkg.EvidenceAnnotationKey] == pkg.PrimaryEvidenceAnnotation {
+			primary = append(primary, l.RealPath)
+		}
+	}
+	if len(primary) == 0 {
+		primary = all
+	}
+	slices.Sort(primary)
+	return slices.Compact(primary)
 }
 
 func isOSPackage(p pkg.Package) bool {

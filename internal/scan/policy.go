@@ -16,10 +16,12 @@ import (
 //
 // The default policy: a vulnerability fails the scan when its severity is
 // High or Critical and a fix is available; every failed S3 check fails it.
-// As a file (JSON or YAML):
+// Vulnerabilities are judged once per group (records of the same
+// vulnerability in one package, Group). As a file (JSON or YAML):
 //
 //	min_severity: High        # Critical, High, Medium, Low or Unknown
 //	fail_on_unfixed: false    # true: vulnerabilities without a fix count too
+//	unknown_severity: ignore  # ignore, low, medium, high or critical
 //	fail_on_checks: true      # false: S3 failures are reported, not fatal
 //	allow:                    # accepted findings, each with a reason and expiry
 //	  - id: CVE-2024-1234     # a vulnerability ID or alias, or an S3 rule ID
@@ -29,8 +31,15 @@ import (
 type Policy struct {
 	MinSeverity   Severity `json:"min_severity"`
 	FailOnUnfixed bool     `json:"fail_on_unfixed"`
-	FailOnChecks  *bool    `json:"fail_on_checks,omitempty"`
-	Allow         []Allow  `json:"allow,omitempty"`
+	// UnknownSeverity is the severity a vulnerability no source rates is
+	// judged as: "ignore" (the default: rule S4 names High and Critical,
+	// and an unrated vulnerability is neither; the report counts those
+	// it left unjudged, Counts.UnknownIgnored) or low, medium, high,
+	// critical. With min_severity Unknown every vulnerability is judged
+	// and this setting does not apply.
+	UnknownSeverity string  `json:"unknown_severity,omitempty"`
+	FailOnChecks    *bool   `json:"fail_on_checks,omitempty"`
+	Allow           []Allow `json:"allow,omitempty"`
 }
 
 // Allow accepts a finding until it expires.
@@ -46,8 +55,11 @@ type Allow struct {
 // available, and any S3 failure.
 func DefaultPolicy() Policy {
 	t := true
-	return Policy{MinSeverity: High, FailOnChecks: &t}
+	return Policy{MinSeverity: High, UnknownSeverity: IgnoreUnknown, FailOnChecks: &t}
 }
+
+// IgnoreUnknown is Policy.UnknownSeverity's default.
+const IgnoreUnknown = "ignore"
 
 // LoadPolicy reads a policy file in JSON or YAML; unset fields keep the
 // default's values.
@@ -73,13 +85,21 @@ func ParsePolicy(data []byte) (Policy, error) {
 	dec := json.NewDecoder(bytes.NewReader(js))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&p); err != nil {
-		return p, fmt.Errorf("%w (fields: min_severity, fail_on_unfixed, fail_on_checks, allow)", err)
+		return p, fmt.Errorf("%w (fields: min_severity, fail_on_unfixed, unknown_severity, fail_on_checks, allow)", err)
 	}
 	if p.MinSeverity == "" {
 		p.MinSeverity = High
 	}
 	if p.MinSeverity, err = ParseSeverity(string(p.MinSeverity)); err != nil {
 		return p, fmt.Errorf("min_severity: %w", err)
+	}
+	switch u := strings.ToLower(p.UnknownSeverity); u {
+	case "", IgnoreUnknown:
+		p.UnknownSeverity = IgnoreUnknown
+	case "low", "medium", "high", "critical":
+		p.UnknownSeverity = u
+	default:
+		return p, fmt.Errorf("unknown_severity %q: want ignore, low, medium, high or critical", p.UnknownSeverity)
 	}
 	if p.FailOnChecks == nil {
 		t := true
@@ -149,11 +169,26 @@ func containsFold(list []string, s string) bool {
 	return false
 }
 
-// evaluate returns what breaks the policy and what the allow list
-// accepted.
-func (p *Policy) evaluate(vulns []Finding, results []CheckResult, now time.Time) ([]Violation, []Allowed) {
+// judgedAs is the severity the policy judges a group of severity sev as,
+// and whether it judges it at all.
+func (p *Policy) judgedAs(sev Severity) (Severity, bool) {
+	if sev != Unknown || p.MinSeverity == Unknown {
+		return sev, true
+	}
+	if p.UnknownSeverity == "" || p.UnknownSeverity == IgnoreUnknown {
+		return Unknown, false
+	}
+	s, err := ParseSeverity(p.UnknownSeverity)
+	return s, err == nil
+}
+
+// evaluate returns what breaks the policy, what the allow list accepted,
+// and how many groups of Unknown severity it left unjudged that would
+// otherwise count (with a fix, or fail_on_unfixed).
+func (p *Policy) evaluate(vulns []Finding, results []CheckResult, now time.Time) ([]Violation, []Allowed, int) {
 	var viol []Violation
 	var allowed []Allowed
+	ignored := 0
 	consider := func(v Violation, ids, pkgs []string) {
 		a, exp := p.allowFor(ids, pkgs, now)
 		if a != nil {
@@ -165,23 +200,31 @@ func (p *Policy) evaluate(vulns []Finding, results []CheckResult, now time.Time)
 		}
 		viol = append(viol, v)
 	}
-	for _, f := range vulns {
-		if f.Severity.rank() < p.MinSeverity.rank() {
+	for _, g := range group(vulns) {
+		if g.FixedVersion == "" && !p.FailOnUnfixed {
 			continue
 		}
-		if f.FixedVersion == "" && !p.FailOnUnfixed {
+		sev, judged := p.judgedAs(g.Severity)
+		if !judged {
+			ignored++
 			continue
+		}
+		if sev.rank() < p.MinSeverity.rank() {
+			continue
+		}
+		what := string(g.Severity)
+		if sev != g.Severity {
+			what = fmt.Sprintf("Unknown-severity (judged as %s by unknown_severity)", sev)
 		}
 		var reason string
-		if f.FixedVersion != "" {
+		if g.FixedVersion != "" {
 			reason = fmt.Sprintf("%s vulnerability in %s %s (source %s) is fixed in %s; the policy fails on %s or higher with a fix available — upgrade the package",
-				f.Severity, f.Package, f.InstalledVersion, f.SourcePackage, f.FixedVersion, p.MinSeverity)
+				what, g.Package, g.InstalledVersion, g.SourcePackage, g.FixedVersion, p.MinSeverity)
 		} else {
 			reason = fmt.Sprintf("%s vulnerability in %s %s (source %s) has no fix yet; the policy fails on %s or higher even without a fix",
-				f.Severity, f.Package, f.InstalledVersion, f.SourcePackage, p.MinSeverity)
+				what, g.Package, g.InstalledVersion, g.SourcePackage, p.MinSeverity)
 		}
-		consider(Violation{Rule: "S2", ID: f.ID, Package: f.Package, Reason: reason},
-			append([]string{f.ID}, f.Aliases...), []string{f.Package, f.SourcePackage})
+		consider(Violation{Rule: "S2", ID: g.IDs[0], Package: g.Package, Reason: reason}, g.Aliases, []string{g.Package, g.SourcePackage})
 	}
 	if p.FailOnChecks == nil || *p.FailOnChecks {
 		for _, r := range results {
@@ -190,5 +233,5 @@ func (p *Policy) evaluate(vulns []Finding, results []CheckResult, now time.Time)
 			}
 		}
 	}
-	return viol, allowed
+	return viol, allowed, ignored
 }

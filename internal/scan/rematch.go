@@ -2,8 +2,8 @@ package scan
 
 import (
 	"context"
-	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -42,6 +42,7 @@ type pkgKey struct {
 // in the order match would produce them.
 type keyResult struct {
 	findings []Finding
+	related  [][]string // each finding's related CVEs, for rateByAliases
 	warnings []string
 }
 
@@ -50,9 +51,18 @@ type keyResult struct {
 type interned struct {
 	mu     sync.Mutex
 	pkgs   []Package
-	index  map[Package]int32
+	index  map[internKey]int32
 	keys   map[pkgKey]*keyResult
 	images []internedImage
+}
+
+// internKey is what a finding takes of a Package, as a map key.
+type internKey struct {
+	name, version, sourceName, sourceVersion, eco, locations string
+}
+
+func keyOf(p Package) internKey {
+	return internKey{p.Name, p.Version, p.SourceName, p.SourceVersion, p.Ecosystem, strings.Join(p.Locations, "\x00")}
 }
 
 type internedImage struct {
@@ -69,11 +79,12 @@ func (in *interned) add(imageID string, inv *Inventory) {
 			continue // never matched
 		}
 		p.PURL, p.Type = "", "" // not part of a finding
-		i, ok := in.index[p]
+		k := keyOf(p)
+		i, ok := in.index[k]
 		if !ok {
 			i = int32(len(in.pkgs))
 			in.pkgs = append(in.pkgs, p)
-			in.index[p] = i
+			in.index[k] = i
 			k := pkgKey{p.Ecosystem, p.SourceName, p.SourceVersion}
 			if in.keys[k] == nil {
 				in.keys[k] = &keyResult{}
@@ -85,7 +96,7 @@ func (in *interned) add(imageID string, inv *Inventory) {
 }
 
 func rematch(ctx context.Context, db lookuper, invs Inventories, fn func(imageID string, findings []Finding, warnings []string) error) error {
-	in := &interned{index: map[Package]int32{}, keys: map[pkgKey]*keyResult{}}
+	in := &interned{index: map[internKey]int32{}, keys: map[pkgKey]*keyResult{}}
 	err := invs(func(imageID string, inv *Inventory) error {
 		in.add(imageID, inv)
 		return ctx.Err()
@@ -147,71 +158,26 @@ func evaluate(ctx context.Context, db lookuper, keys map[pkgKey]*keyResult) erro
 				bySource[e.Package] = append(bySource[e.Package], e)
 			}
 			var unrated []*Finding
+			var related [][]string
 			for _, name := range part {
 				es := bySource[vulndb.NormalizeName(baseEco(eco), name)]
 				for _, v := range byName[name] {
 					r := keys[pkgKey{eco, name, v}]
-					evaluateKey(r, name, v, es)
+					ev := evaluatePackage(name, v, es)
+					r.findings, r.related, r.warnings = ev.findings, ev.related, ev.warnings
 					for i := range r.findings {
 						if r.findings[i].Severity == Unknown {
 							unrated = append(unrated, &r.findings[i])
+							related = append(related, r.related[i])
 						}
 					}
 				}
 			}
-			if err := rateUnrated(ctx, db, unrated); err != nil {
+			// One query for a whole chunk of packages.
+			if err := rateByAliases(ctx, db, unrated, related); err != nil {
 				return err
 			}
 		}
-	}
-	return nil
-}
-
-// evaluateKey is match's inner loop for one package, with the binary
-// package's name and version left out.
-func evaluateKey(r *keyResult, name, version string, entries []vulndb.Entry) {
-	seen := map[string]bool{}
-	for _, e := range entries {
-		if seen[e.ID] {
-			continue
-		}
-		affected, fixed, err := isAffected(e.Affected, version, e.Ecosystem)
-		if err != nil {
-			r.warnings = append(r.warnings, fmt.Sprintf("%s %s: %v", name, version, err))
-		}
-		if !affected {
-			continue
-		}
-		seen[e.ID] = true
-		sev, score := severityOf(e)
-		r.findings = append(r.findings, Finding{
-			ID:            e.ID,
-			Aliases:       nonNil(e.Aliases),
-			SourcePackage: name,
-			FixedVersion:  fixed,
-			Severity:      sev,
-			Score:         score,
-			Ecosystem:     e.Ecosystem,
-			Summary:       e.Summary,
-		})
-	}
-}
-
-// rateUnrated is rateByAliases for findings held by pointer: one
-// Severities query for a whole chunk of packages.
-func rateUnrated(ctx context.Context, db lookuper, fs []*Finding) error {
-	if len(fs) == 0 {
-		return nil
-	}
-	tmp := make([]Finding, len(fs))
-	for i, f := range fs {
-		tmp[i] = *f
-	}
-	if err := rateByAliases(ctx, db, tmp); err != nil {
-		return err
-	}
-	for i, f := range fs {
-		f.Severity, f.Score = tmp[i].Severity, tmp[i].Score
 	}
 	return nil
 }
@@ -244,8 +210,7 @@ func assemble(pkgs []Package, keys map[pkgKey]*keyResult) ([]Finding, []string) 
 				}
 			}
 			for _, f := range r.findings {
-				f.Package, f.InstalledVersion = p.Name, p.Version
-				findings = append(findings, f)
+				findings = append(findings, f.of(p))
 			}
 		}
 	}
@@ -257,7 +222,7 @@ func assemble(pkgs []Package, keys map[pkgKey]*keyResult) ([]Finding, []string) 
 // findings and S3 check results at now (S4): what its scan would decide
 // with newer vulnerability data, which monitoring reports (S5).
 func (p Policy) Verdict(vulns []Finding, checks []CheckResult, now time.Time) (Status, []Violation) {
-	viol, _ := p.evaluate(vulns, checks, now)
+	viol, _, _ := p.evaluate(vulns, checks, now)
 	if len(viol) > 0 {
 		return IssuesFound, viol
 	}

@@ -28,15 +28,22 @@ const (
 // Report is the result of one scan. Its JSON form is the report pib
 // stores and shows; the SBOM travels with it (EncodeSBOM).
 type Report struct {
-	Status          Status         `json:"status"`
-	ImageID         string         `json:"image_id"`
-	OS              OS             `json:"os"`
-	Packages        int            `json:"packages"`
-	Vulnerabilities []Finding      `json:"vulnerabilities"`
-	Policy          []CheckResult  `json:"policy"`
-	Violations      []Violation    `json:"violations"`
-	Allowed         []Allowed      `json:"allowed,omitempty"`
-	VulnDB          vulndb.Summary `json:"vulndb"`
+	Status          Status    `json:"status"`
+	ImageID         string    `json:"image_id"`
+	OS              OS        `json:"os"`
+	Packages        int       `json:"packages"`
+	Vulnerabilities []Finding `json:"vulnerabilities"`
+	// Groups are the vulnerabilities counted once: the findings of one
+	// package that are the same vulnerability (Group), worst first.
+	Groups []Group `json:"groups"`
+	// Upgrades say, for each package with several vulnerabilities, the
+	// version that fixes them all.
+	Upgrades   []Upgrade      `json:"upgrades,omitempty"`
+	Counts     Counts         `json:"counts"`
+	Policy     []CheckResult  `json:"policy"`
+	Violations []Violation    `json:"violations"`
+	Allowed    []Allowed      `json:"allowed,omitempty"`
+	VulnDB     vulndb.Summary `json:"vulndb"`
 	// Warnings are problems that did not stop the scan (a version that
 	// could not be compared, an OS OSV has no data for).
 	Warnings  []string  `json:"warnings,omitempty"`
@@ -271,14 +278,19 @@ func (s *Scanner) scan(ctx context.Context, dir string, img Image, b *Base) (*Re
 	if r.VulnDB.Records == 0 {
 		r.Warnings = append(r.Warnings, "the vulnerability database is empty: no vulnerabilities can be found; run `pib vulndb import FILE` or `pib vulndb update`")
 	}
-	findings, warnings, err := match(ctx, s.db, pkgs)
+	m, err := matchAll(ctx, s.db, pkgs)
 	if err != nil {
 		return nil, err
 	}
+	findings := m.findings
 	r.Vulnerabilities = append(r.Vulnerabilities, findings...)
-	r.Warnings = append(r.Warnings, warnings...)
+	r.Groups = append([]Group{}, group(findings)...)
+	r.Upgrades = upgrades(findings, r.Groups, m.fixAll)
+	r.Counts = countGroups(len(findings), r.Groups)
+	r.Warnings = append(r.Warnings, m.warnings...)
 	r.Policy = checkResults
-	viol, allowed := s.policy.evaluate(findings, checkResults, now)
+	viol, allowed, ignored := s.policy.evaluate(findings, checkResults, now)
+	r.Counts.UnknownIgnored = ignored
 	r.Violations = append(r.Violations, viol...)
 	r.Allowed = allowed
 	if len(viol) > 0 {

@@ -3,6 +3,8 @@ package vulndb
 import (
 	"archive/zip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -26,9 +28,22 @@ type ImportResult struct {
 	Imported  int // new records, or newer versions of stored ones
 	Unchanged int // records not newer than the stored version
 	Withdrawn int // withdrawn records (ignored; a stored older version is removed)
-	// Skipped are the corrupt records, by ID; the rest were imported.
+	// NoModified counts the records read without a modified time (missing
+	// or 0001-01-01T00:00:00Z, as golang/vulndb writes them): they are
+	// imported all the same, and replace a stored one when their content
+	// differs.
+	NoModified int
+	// Skipped are the malformed records, by ID, each with its reason; the
+	// rest were imported.
 	Skipped []*RecordError
 }
+
+// recordFormat is what this pib stores of a record (AliasIDs, related
+// CVEs, the database's rating, the alias index). A record stored in an
+// older format is replaced at the next import whatever its modified time,
+// so an upgraded pib gets every field from data it already has once it
+// is imported again.
+const recordFormat = 1
 
 // rawRecord is one JSON document read from a zip or directory.
 type rawRecord struct {
@@ -104,8 +119,9 @@ func readDir(ctx context.Context, dir string, out chan<- rawRecord) error {
 }
 
 type parsed struct {
-	rec *Record
-	err *RecordError
+	rec    *Record
+	digest string // of the record's JSON, to tell records without a modified time apart
+	err    *RecordError
 }
 
 // importFrom decodes records on all CPUs and writes them from one
@@ -134,7 +150,8 @@ func (d *DB) importFrom(ctx context.Context, produce func(context.Context, chan<
 						p.err = &RecordError{ID: idFromName(raw.name, raw.data), Err: err}
 					}
 				} else {
-					p.rec = r
+					sum := sha256.Sum256(raw.data)
+					p.rec, p.digest = r, hex.EncodeToString(sum[:])
 				}
 				select {
 				case recs <- p:
@@ -158,7 +175,10 @@ func (d *DB) importFrom(ctx context.Context, produce func(context.Context, chan<
 				res.Skipped = append(res.Skipped, p.err)
 				continue
 			}
-			if err := w.add(p.rec, res); err != nil {
+			if p.rec.Modified.IsZero() {
+				res.NoModified++
+			}
+			if err := w.add(p.rec, p.digest, res); err != nil {
 				return err
 			}
 		}
@@ -191,42 +211,67 @@ type writer struct {
 	rowsPerInsert int
 	tx            *sql.Tx
 	now           time.Time
-	stored        map[string]time.Time
-	pending       []*Record
+	stored        map[string]storedRecord
+	pending       []pendingRecord
 	queued        map[string]int // ID → index in pending
 	replaced      []string       // stored IDs to delete before the pending insert
 }
 
+// storedRecord is what decides whether a record replaces the stored one.
+type storedRecord struct {
+	modified time.Time
+	digest   string
+	format   int
+}
+
+// newer reports whether a record read (modified, digest) replaces s.
+func (s storedRecord) replacedBy(modified time.Time, digest string) bool {
+	if s.format < recordFormat {
+		return true
+	}
+	if modified.IsZero() && s.modified.IsZero() {
+		return digest != s.digest
+	}
+	return modified.After(s.modified)
+}
+
+type pendingRecord struct {
+	*Record
+	digest string
+}
+
 func newWriter(ctx context.Context, tx *sql.Tx, now time.Time, dialect store.Dialect) (*writer, error) {
-	w := &writer{ctx: ctx, tx: tx, now: now, stored: map[string]time.Time{}, queued: map[string]int{}, rowsPerInsert: 1000}
+	w := &writer{ctx: ctx, tx: tx, now: now, stored: map[string]storedRecord{}, queued: map[string]int{}, rowsPerInsert: 1000}
 	if dialect == store.SQLite {
 		w.rowsPerInsert = 32
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT id, modified FROM vuln_records`)
+	rows, err := tx.QueryContext(ctx, `SELECT id, modified, digest, format FROM vuln_records`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var id string
-		var m time.Time
-		if err := rows.Scan(&id, &m); err != nil {
+		var s storedRecord
+		if err := rows.Scan(&id, &s.modified, &s.digest, &s.format); err != nil {
 			return nil, err
 		}
-		w.stored[id] = m.UTC()
+		s.modified = s.modified.UTC()
+		w.stored[id] = s
 	}
 	return w, rows.Err()
 }
 
 const batchRecords = 500
 
-func (w *writer) add(r *Record, res *ImportResult) error {
+func (w *writer) add(r *Record, digest string, res *ImportResult) error {
 	r.Modified = r.Modified.UTC()
+	now := storedRecord{modified: r.Modified, digest: digest, format: recordFormat}
 	if i, ok := w.queued[r.ID]; ok {
 		// The same ID twice in one source: keep the newer.
 		if r.Modified.After(w.pending[i].Modified) && r.Withdrawn == nil {
-			w.pending[i] = r
-			w.stored[r.ID] = r.Modified
+			w.pending[i] = pendingRecord{r, digest}
+			w.stored[r.ID] = now
 		}
 		res.Unchanged++
 		return nil
@@ -234,13 +279,13 @@ func (w *writer) add(r *Record, res *ImportResult) error {
 	prev, exists := w.stored[r.ID]
 	if r.Withdrawn != nil {
 		res.Withdrawn++
-		if exists && !prev.After(r.Modified) {
+		if exists && (prev.format < recordFormat || !prev.modified.After(r.Modified)) {
 			delete(w.stored, r.ID)
 			return w.delete([]string{r.ID})
 		}
 		return nil
 	}
-	if exists && !r.Modified.After(prev) {
+	if exists && !prev.replacedBy(r.Modified, digest) {
 		res.Unchanged++
 		return nil
 	}
@@ -248,9 +293,9 @@ func (w *writer) add(r *Record, res *ImportResult) error {
 	if exists {
 		w.replaced = append(w.replaced, r.ID)
 	}
-	w.stored[r.ID] = r.Modified
+	w.stored[r.ID] = now
 	w.queued[r.ID] = len(w.pending)
-	w.pending = append(w.pending, r)
+	w.pending = append(w.pending, pendingRecord{r, digest})
 	if len(w.pending) >= batchRecords {
 		return w.flush()
 	}
@@ -268,6 +313,9 @@ func (w *writer) delete(ids []string) error {
 		}
 		in := "(" + strings.Join(ph, ",") + ")"
 		if _, err := w.tx.ExecContext(w.ctx, `DELETE FROM vuln_affected WHERE vuln_id IN `+in, args...); err != nil {
+			return err
+		}
+		if _, err := w.tx.ExecContext(w.ctx, `DELETE FROM vuln_aliases WHERE vuln_id IN `+in, args...); err != nil {
 			return err
 		}
 		if _, err := w.tx.ExecContext(w.ctx, `DELETE FROM vuln_records WHERE id IN `+in, args...); err != nil {
@@ -293,7 +341,7 @@ func (w *writer) flush() error {
 		if len(recRows) == 0 {
 			return nil
 		}
-		_, err := w.tx.ExecContext(w.ctx, `INSERT INTO vuln_records (id, modified, summary, aliases, severity, imported_at) VALUES `+strings.Join(recRows, ","), recArgs...)
+		_, err := w.tx.ExecContext(w.ctx, `INSERT INTO vuln_records (id, modified, summary, aliases, severity, imported_at, related, rating, format, digest) VALUES `+strings.Join(recRows, ","), recArgs...)
 		recArgs, recRows = recArgs[:0], recRows[:0]
 		return err
 	}
@@ -307,20 +355,40 @@ func (w *writer) flush() error {
 		affArgs, affRows = affArgs[:0], affRows[:0]
 		return err
 	}
+	// (alias, record) pairs, inserted once their records are.
+	var aliasPairs [][2]string
 	for _, r := range w.pending {
-		aliases, _ := json.Marshal(nonNil(r.CVEs()))
+		ids := r.AliasIDs()
+		aliases, _ := json.Marshal(nonNil(ids))
+		related, _ := json.Marshal(nonNil(r.RelatedCVEs()))
 		sev, _ := json.Marshal(nonNilSev(r.Severity))
 		n := len(recArgs)
-		recRows = append(recRows, fmt.Sprintf("($%d,$%d,$%d,$%d,$%d,$%d)", n+1, n+2, n+3, n+4, n+5, n+6))
-		recArgs = append(recArgs, r.ID, r.Modified, summaryOf(r), string(aliases), string(sev), w.now)
+		recRows = append(recRows, fmt.Sprintf("($%d,$%d,$%d,$%d,$%d,$%d,$%d,$%d,$%d,$%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10))
+		recArgs = append(recArgs, r.ID, r.Modified, summaryOf(r.Record), string(aliases), string(sev), w.now,
+			string(related), r.DatabaseSpecific.Severity, recordFormat, r.digest)
 		if len(recRows) >= w.rowsPerInsert {
 			if err := flushRecords(); err != nil {
 				return err
 			}
 		}
+		for _, a := range ids {
+			aliasPairs = append(aliasPairs, [2]string{a, r.ID})
+		}
 	}
 	if err := flushRecords(); err != nil {
 		return err
+	}
+	for start := 0; start < len(aliasPairs); start += w.rowsPerInsert {
+		chunk := aliasPairs[start:min(start+w.rowsPerInsert, len(aliasPairs))]
+		args := make([]any, 0, 2*len(chunk))
+		rows := make([]string, len(chunk))
+		for i, p := range chunk {
+			rows[i] = fmt.Sprintf("($%d,$%d)", 2*i+1, 2*i+2)
+			args = append(args, p[0], p[1])
+		}
+		if _, err := w.tx.ExecContext(w.ctx, `INSERT INTO vuln_aliases (alias, vuln_id) VALUES `+strings.Join(rows, ","), args...); err != nil {
+			return err
+		}
 	}
 	for _, r := range w.pending {
 		seen := map[[2]string]bool{}

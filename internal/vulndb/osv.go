@@ -20,6 +20,34 @@ type Record struct {
 	Details   string     `json:"details,omitempty"`
 	Severity  []Severity `json:"severity,omitempty"`
 	Affected  []Affected `json:"affected,omitempty"`
+	// DatabaseSpecific is read only for its severity: the rest is each
+	// database's own, in any shape.
+	DatabaseSpecific DatabaseSpecific `json:"database_specific,omitzero"`
+}
+
+// DatabaseSpecific is the part of a record's database_specific pib reads:
+// GitHub's advisories rate themselves there (LOW, MODERATE, HIGH,
+// CRITICAL), often the only rating the Go and npm records that alias them
+// can get.
+type DatabaseSpecific struct {
+	Severity string `json:"severity,omitempty"`
+}
+
+// UnmarshalJSON takes severity when it is a string; any other shape is no
+// rating, never a reason to skip the record.
+func (d *DatabaseSpecific) UnmarshalJSON(b []byte) error {
+	*d = DatabaseSpecific{}
+	var raw struct {
+		Severity json.RawMessage `json:"severity"`
+	}
+	if json.Unmarshal(b, &raw) != nil {
+		return nil
+	}
+	var s string
+	if json.Unmarshal(raw.Severity, &s) == nil {
+		d.Severity = strings.TrimSpace(s)
+	}
+	return nil
 }
 
 // Severity is one OSV severity entry: a type (CVSS_V2, CVSS_V3, CVSS_V4,
@@ -66,7 +94,9 @@ type Event struct {
 
 // parseRecord decodes one OSV JSON document and checks what import relies
 // on. name (the file name) identifies the record when its JSON is too
-// broken to yield an ID.
+// broken to yield an ID. A missing or zero `modified` is allowed: every
+// record of the golang/vulndb repository has 0001-01-01T00:00:00Z, and
+// osv-scanner uses them (import counts them, ImportResult.NoModified).
 func parseRecord(data []byte, name string) (*Record, error) {
 	var r Record
 	if err := json.Unmarshal(data, &r); err != nil {
@@ -74,9 +104,6 @@ func parseRecord(data []byte, name string) (*Record, error) {
 	}
 	if r.ID == "" {
 		return nil, &RecordError{ID: idFromName(name, data), Err: fmt.Errorf("record has no id")}
-	}
-	if r.Modified.IsZero() {
-		return nil, &RecordError{ID: r.ID, Err: fmt.Errorf("record has no modified time")}
 	}
 	for i, a := range r.Affected {
 		if a.Package.Ecosystem == "" || a.Package.Name == "" {
@@ -127,15 +154,44 @@ type RecordError struct {
 func (e *RecordError) Error() string { return fmt.Sprintf("record %s: %v", e.ID, e.Err) }
 func (e *RecordError) Unwrap() error { return e.Err }
 
-// CVEs returns the CVE IDs a record is known by: its own ID, its aliases
-// and, for advisories such as Debian's DSA/DLA that list the CVEs they fix
-// under "related", those too.
-func (r *Record) CVEs() []string {
+// AliasIDs returns every other ID the record is the same vulnerability
+// as: all its aliases and, for the distribution advisories whose
+// "related" lists the CVEs they fix (Debian's DSA, Ubuntu's USN), those
+// too. osv-scanner groups findings by the same IDs (its grouper's
+// ConvertVulnerabilityToIDAliases).
+func (r *Record) AliasIDs() []string {
+	lists := [][]string{r.Aliases}
+	if p, _, _ := strings.Cut(r.ID, "-"); p == "DSA" || p == "USN" {
+		lists = append(lists, r.Related)
+	}
+	return uniqueIDs(r.ID, lists...)
+}
+
+// RelatedCVEs returns the CVEs under "related" that AliasIDs leaves out:
+// advisories such as Debian's DLA and DTSA list there the CVEs they fix
+// without being the same vulnerability for grouping; a finding without a
+// rating of its own is still rated by them.
+func (r *Record) RelatedCVEs() []string {
+	in := map[string]bool{}
+	for _, a := range r.AliasIDs() {
+		in[a] = true
+	}
+	var cves []string
+	for _, a := range r.Related {
+		if strings.HasPrefix(a, "CVE-") && !in[a] {
+			cves = append(cves, a)
+		}
+	}
+	return uniqueIDs(r.ID, cves)
+}
+
+// uniqueIDs joins lists of IDs in order, without self or repeats.
+func uniqueIDs(self string, lists ...[]string) []string {
 	var out []string
-	seen := map[string]bool{r.ID: true}
-	for _, list := range [][]string{r.Aliases, r.Related} {
+	seen := map[string]bool{self: true}
+	for _, list := range lists {
 		for _, a := range list {
-			if strings.HasPrefix(a, "CVE-") && !seen[a] {
+			if a = strings.TrimSpace(a); a != "" && !seen[a] {
 				seen[a] = true
 				out = append(out, a)
 			}

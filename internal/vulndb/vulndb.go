@@ -39,9 +39,15 @@ type Entry struct {
 	ID       string
 	Modified time.Time
 	Summary  string
-	// Aliases are the CVE IDs the record is known by (see Record.CVEs).
+	// Aliases are the other IDs the record is known by
+	// (Record.AliasIDs); Related the CVEs it only lists as related
+	// (Record.RelatedCVEs), which rate it when it has no rating.
 	Aliases  []string
+	Related  []string
 	Severity []Severity
+	// Rating is the record's database_specific.severity (GitHub's LOW …
+	// CRITICAL), "" without one.
+	Rating string
 
 	Ecosystem string
 	Package   string
@@ -91,7 +97,7 @@ func (d *DB) Lookup(ctx context.Context, ecosystem string, names []string) ([]En
 			args = append(args, n)
 			ph[i] = fmt.Sprintf("$%d", i+2)
 		}
-		q := `SELECT a.vuln_id, a.ecosystem, a.package, a.data, r.modified, r.summary, r.aliases, r.severity
+		q := `SELECT a.vuln_id, a.ecosystem, a.package, a.data, r.modified, r.summary, r.aliases, r.severity, r.related, r.rating
 			FROM vuln_affected a JOIN vuln_records r ON r.id = a.vuln_id
 			WHERE ` + ecoCond + ` AND a.package IN (` + strings.Join(ph, ",") + `)`
 		rows, err := d.db.QueryContext(ctx, q, args...)
@@ -100,8 +106,8 @@ func (d *DB) Lookup(ctx context.Context, ecosystem string, names []string) ([]En
 		}
 		for rows.Next() {
 			var e Entry
-			var data, aliases, severity string
-			if err := rows.Scan(&e.ID, &e.Ecosystem, &e.Package, &data, &e.Modified, &e.Summary, &aliases, &severity); err != nil {
+			var data, aliases, severity, related string
+			if err := rows.Scan(&e.ID, &e.Ecosystem, &e.Package, &data, &e.Modified, &e.Summary, &aliases, &severity, &related, &e.Rating); err != nil {
 				rows.Close()
 				return nil, fmt.Errorf("read vulnerability: %w", err)
 			}
@@ -119,6 +125,10 @@ func (d *DB) Lookup(ctx context.Context, ecosystem string, names []string) ([]En
 			if err := json.Unmarshal([]byte(severity), &e.Severity); err != nil {
 				rows.Close()
 				return nil, fmt.Errorf("vulnerability %s: stored severity is corrupt: %w", e.ID, err)
+			}
+			if err := json.Unmarshal([]byte(related), &e.Related); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("vulnerability %s: stored related IDs are corrupt: %w", e.ID, err)
 			}
 			e.Modified = e.Modified.UTC()
 			out = append(out, e)
@@ -291,11 +301,21 @@ func (d *DB) saveSourceState(ctx context.Context, source, etag, lastModified str
 	})
 }
 
-// Severities returns the record-level severity entries of the given IDs
-// that are stored (a scan rates an advisory without its own vector, such
-// as Debian's DSA records, by the CVEs it fixes).
-func (d *DB) Severities(ctx context.Context, ids []string) (map[string][]Severity, error) {
-	out := map[string][]Severity{}
+// Rating is what one stored record says of its vulnerability's severity.
+type Rating struct {
+	ID       string
+	Severity []Severity // the record's own severity entries (CVSS vectors)
+	Database string     // its database_specific.severity
+}
+
+// Ratings returns, for each of ids, the ratings of the stored records
+// that are that vulnerability: the record with that ID and every record
+// listing it as an alias (Record.AliasIDs). A scan rates a finding
+// without a rating of its own by those of the IDs it is known by: a
+// Debian DSA by the CVEs it fixes, a Go record by the GitHub advisory it
+// aliases, or that aliases it.
+func (d *DB) Ratings(ctx context.Context, ids []string) (map[string][]Rating, error) {
+	out := map[string][]Rating{}
 	for start := 0; start < len(ids); start += 500 {
 		chunk := ids[start:min(start+500, len(ids))]
 		args := make([]any, len(chunk))
@@ -304,26 +324,34 @@ func (d *DB) Severities(ctx context.Context, ids []string) (map[string][]Severit
 			args[i] = id
 			ph[i] = fmt.Sprintf("$%d", i+1)
 		}
-		rows, err := d.db.QueryContext(ctx, `SELECT id, severity FROM vuln_records WHERE id IN (`+strings.Join(ph, ",")+`)`, args...)
+		in := strings.Join(ph, ",")
+		rows, err := d.db.QueryContext(ctx, `SELECT id, id, severity, rating FROM vuln_records WHERE id IN (`+in+`)
+			UNION SELECT l.alias, r.id, r.severity, r.rating FROM vuln_aliases l JOIN vuln_records r ON r.id = l.vuln_id WHERE l.alias IN (`+in+`)`, args...)
 		if err != nil {
 			return nil, fmt.Errorf("read severities: %w", err)
 		}
 		for rows.Next() {
-			var id, sev string
-			if err := rows.Scan(&id, &sev); err != nil {
+			var key, sev string
+			var r Rating
+			if err := rows.Scan(&key, &r.ID, &sev, &r.Database); err != nil {
 				rows.Close()
 				return nil, err
 			}
-			var s []Severity
-			if err := json.Unmarshal([]byte(sev), &s); err != nil {
+			if err := json.Unmarshal([]byte(sev), &r.Severity); err != nil {
 				rows.Close()
-				return nil, fmt.Errorf("vulnerability %s: stored severity is corrupt: %w", id, err)
+				return nil, fmt.Errorf("vulnerability %s: stored severity is corrupt (%v); re-import the database", r.ID, err)
 			}
-			out[id] = s
+			out[key] = append(out[key], r)
 		}
 		if err := rows.Close(); err != nil {
 			return nil, err
 		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	for _, rs := range out {
+		sort.Slice(rs, func(i, j int) bool { return rs[i].ID < rs[j].ID })
 	}
 	return out, nil
 }
