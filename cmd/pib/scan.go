@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -43,7 +44,10 @@ func newScanCommand(g *globals) *cobra.Command {
 The default policy fails on any Critical or High vulnerability that has a
 fix available and on any failed image policy check (S3.1–S3.7); --policy
 takes a JSON or YAML file with min_severity, fail_on_unfixed,
-fail_on_checks and an allow list (id, package, reason, expires).
+unknown_severity (ignore, the default, or low|medium|high|critical: how a
+vulnerability no source rates is judged), fail_on_checks and an allow
+list (id, package, reason, expires). Records of one vulnerability in one
+package (aliases, a shared CVE) count once.
 
 Exit status: 0 successful, 1 issues found, 2 the scan could not be done.`,
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -160,6 +164,18 @@ func writeSBOM(r *scan.Report, format, file string) error {
 	return os.Rename(tmp.Name(), file)
 }
 
+// locations shows where a package was found: its first location, and how
+// many more there are.
+func locations(ls []string) string {
+	switch len(ls) {
+	case 0:
+		return ""
+	case 1:
+		return ls[0]
+	}
+	return fmt.Sprintf("%s (+%d more)", ls[0], len(ls)-1)
+}
+
 func printReport(w io.Writer, r *scan.Report) {
 	name := r.ImageID
 	if name == "" {
@@ -167,23 +183,58 @@ func printReport(w io.Writer, r *scan.Report) {
 	}
 	fmt.Fprintf(w, "%s: %s (%s), %d packages\n", name, dash(r.OS.Name), dash(r.OS.Ecosystem), r.Packages)
 	fmt.Fprintf(w, "vulnerability database: %d records, newest modified %s\n", r.VulnDB.Records, r.VulnDB.NewestModified.Format(time.DateOnly))
-	counts := map[scan.Severity]int{}
-	fixable := 0
-	for _, v := range r.Vulnerabilities {
-		counts[v.Severity]++
-		if v.FixedVersion != "" {
-			fixable++
+	// Vulnerabilities are counted once per group (records of one
+	// vulnerability in one package); a report stored before reports had
+	// groups gets them here.
+	groups, c := r.Groups, r.Counts
+	if groups == nil && len(r.Vulnerabilities) > 0 {
+		groups = scan.Grouped(r.Vulnerabilities)
+		c = scan.Counts{Records: len(r.Vulnerabilities), Vulnerabilities: len(groups)}
+		for _, g := range groups {
+			switch g.Severity {
+			case scan.Critical:
+				c.Critical++
+			case scan.High:
+				c.High++
+			case scan.Medium:
+				c.Medium++
+			case scan.Low:
+				c.Low++
+			default:
+				c.Unknown++
+			}
+			if g.FixedVersion != "" {
+				c.Fixable++
+			}
 		}
 	}
-	fmt.Fprintf(w, "\nvulnerabilities: %d (Critical %d, High %d, Medium %d, Low %d, Unknown %d); %d with a fix available\n",
-		len(r.Vulnerabilities), counts[scan.Critical], counts[scan.High], counts[scan.Medium], counts[scan.Low], counts[scan.Unknown], fixable)
-	if len(r.Vulnerabilities) > 0 {
+	records := ""
+	if c.Records != len(groups) {
+		records = fmt.Sprintf(" from %d records", c.Records)
+	}
+	fmt.Fprintf(w, "\nvulnerabilities: %d (Critical %d, High %d, Medium %d, Low %d, Unknown %d)%s; %d with a fix available\n",
+		len(groups), c.Critical, c.High, c.Medium, c.Low, c.Unknown, records, c.Fixable)
+	if len(groups) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "  ID\tSEVERITY\tPACKAGE\tSOURCE\tINSTALLED\tFIXED")
-		for _, v := range r.Vulnerabilities {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", v.ID, v.Severity, v.Package, v.SourcePackage, v.InstalledVersion, dash(v.FixedVersion))
+		fmt.Fprintln(tw, "  ID\tSEVERITY\tPACKAGE\tSOURCE\tINSTALLED\tFIXED\tLOCATION")
+		for _, g := range groups {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", strings.Join(g.IDs, ", "), g.Severity, g.Package, g.SourcePackage, g.InstalledVersion, dash(g.FixedVersion), dash(locations(g.Locations)))
 		}
 		tw.Flush()
+	}
+	if len(r.Upgrades) > 0 {
+		fmt.Fprintln(w, "\nupgrades:")
+		for _, u := range r.Upgrades {
+			where := ""
+			if len(u.Locations) > 0 {
+				where = " (" + locations(u.Locations) + ")"
+			}
+			if u.FixedVersion != "" {
+				fmt.Fprintf(w, "  %s %s%s: upgrade to %s to fix all %d\n", u.Package, u.InstalledVersion, where, u.FixedVersion, u.Vulnerabilities)
+			} else {
+				fmt.Fprintf(w, "  %s %s%s: no single version fixes all %d (some have no fix yet)\n", u.Package, u.InstalledVersion, where, u.Vulnerabilities)
+			}
+		}
 	}
 	fmt.Fprintln(w, "\nimage policy checks:")
 	for _, c := range r.Policy {
@@ -214,6 +265,10 @@ func printReport(w io.Writer, r *scan.Report) {
 				fmt.Fprintf(w, "  %s %s: %s\n", v.Rule, v.ID, v.Reason)
 			}
 		}
+	}
+	if c.UnknownIgnored > 0 {
+		fmt.Fprintf(w, "\nnot judged: %d vulnerability group(s) of Unknown severity that the policy would otherwise fail on (unknown_severity: ignore; set it to low, medium, high or critical to judge them)\n",
+			c.UnknownIgnored)
 	}
 	status := "Successful"
 	if r.Status == scan.IssuesFound {

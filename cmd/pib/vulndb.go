@@ -63,11 +63,16 @@ reported by ID and skipped, and the rest are imported.`,
 
 func printImport(cmd *cobra.Command, what string, res *vulndb.ImportResult, took time.Duration) {
 	w := cmd.ErrOrStderr()
+	// Each malformed record is named with its reason; the rest were used.
 	for _, s := range res.Skipped {
 		fmt.Fprintf(w, "skipped %s\n", s)
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "%s: %d records read, %d imported, %d unchanged, %d withdrawn, %d skipped (%.1fs)\n",
-		what, res.Read, res.Imported, res.Unchanged, res.Withdrawn, len(res.Skipped), took.Seconds())
+	noModified := ""
+	if res.NoModified > 0 {
+		noModified = fmt.Sprintf(" (%d with no modified time)", res.NoModified)
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "%s: %d records read%s, %d imported, %d unchanged, %d withdrawn, %d skipped as malformed (%.1fs)\n",
+		what, res.Read, noModified, res.Imported, res.Unchanged, res.Withdrawn, len(res.Skipped), took.Seconds())
 }
 
 func newVulnDBUpdateCommand(g *globals) *cobra.Command {

@@ -195,6 +195,7 @@ func TestSeverityOf(t *testing.T) {
 		{"CVSS v3 beats v2", entry("", vulndb.Severity{Type: "CVSS_V2", Score: "AV:N/AC:L/Au:N/C:C/I:C/A:C"}, vulndb.Severity{Type: "CVSS_V3", Score: "CVSS:3.0/AV:N/AC:L/PR:N/UI:R/S:U/C:L/I:L/A:N"}), Medium, 5.4, "cvss"},
 		{"GitHub's rating", rated("MODERATE"), Medium, 0, "database"},
 		{"GitHub's critical", rated("CRITICAL"), Critical, 0, "database"},
+		{"GitHub's rating beats CVSS v2", rated("CRITICAL", vulndb.Severity{Type: "CVSS_V2", Score: "AV:N/AC:L/Au:N/C:P/I:N/A:N"}), Critical, 0, "database"},
 		{"CVSS beats GitHub's rating", rated("LOW", vulndb.Severity{Type: "CVSS_V3", Score: "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}), Critical, 9.8, "cvss"},
 		{"broken vector, urgency used", entry("high", vulndb.Severity{Type: "CVSS_V3", Score: "CVSS:3.1/AV:X"}), High, 0, "urgency"},
 		{"Debian unimportant", entry("unimportant"), Low, 0, "urgency"},

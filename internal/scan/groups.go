@@ -52,8 +52,11 @@ type Counts struct {
 	UnknownIgnored int `json:"unknown_ignored"`
 }
 
-// group joins findings into groups, per installed package, in the order
-// sortFindings gives (worst first).
+// Grouped joins findings into groups, per installed package, worst first
+// (Report.Groups; for a report stored before reports had groups).
+func Grouped(fs []Finding) []Group { return group(fs) }
+
+// group joins findings into groups, per installed package, worst first.
 func group(fs []Finding) []Group {
 	type bucket struct {
 		idx []int

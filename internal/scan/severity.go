@@ -115,11 +115,12 @@ const (
 
 // severityOf rates an entry by the first source it has, most precise
 // first: the highest base score among the CVSS v3 and v4 vectors of the
-// affected entry and the record; else the highest CVSS v2 score (on v2's
-// own scale, which has no Critical); else the database's own rating
-// (GitHub's LOW, MODERATE, HIGH, CRITICAL); else the distribution's
-// rating (Debian's urgency high/medium/low/unimportant, Ubuntu's
-// priority); else Unknown. source names the one used ("" for Unknown).
+// affected entry and the record; else the database's own rating
+// (GitHub's LOW, MODERATE, HIGH, CRITICAL: a current review on the
+// modern scale); else the highest CVSS v2 score (on v2's own scale,
+// which has no Critical); else the distribution's rating (Debian's
+// urgency high/medium/low/unimportant, Ubuntu's priority); else Unknown.
+// source names the one used ("" for Unknown).
 func severityOf(e vulndb.Entry) (sev Severity, score float64, source string) {
 	lists := [][]vulndb.Severity{e.Affected.Severity, e.Severity}
 	best, found := 0.0, false
@@ -141,11 +142,11 @@ func severityOf(e vulndb.Entry) (sev Severity, score float64, source string) {
 	if found {
 		return rating(best), best, fromCVSS
 	}
-	if found2 {
-		return rating2(best2), best2, fromCVSS2
-	}
 	if sev := namedSeverity(e.Rating); sev != Unknown {
 		return sev, 0, fromDatabase
+	}
+	if found2 {
+		return rating2(best2), best2, fromCVSS2
 	}
 	urgency := e.Affected.EcosystemSpecific.Urgency
 	for _, list := range lists {
