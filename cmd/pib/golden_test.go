@@ -223,6 +223,27 @@ func TestGoldenScanReport(t *testing.T) {
 	b.Reset()
 	printReport(&b, &rep)
 	golden(t, "scan-successful.txt", b.String())
+
+	// Language packages (a copy of internal/scan's report-lang.json): where
+	// each is, grouped records, the upgrade fixing all, Unknown ones the
+	// policy left unjudged.
+	data, err := os.ReadFile(filepath.Join("testdata", "scan-report-lang.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lang scan.Report
+	if err := json.Unmarshal(data, &lang); err != nil {
+		t.Fatal(err)
+	}
+	b.Reset()
+	printReport(&b, &lang)
+	golden(t, "scan-languages.txt", b.String())
+
+	// A report stored before reports had groups is grouped when shown.
+	lang.Groups, lang.Counts, lang.Upgrades = nil, scan.Counts{}, nil
+	b.Reset()
+	printReport(&b, &lang)
+	golden(t, "scan-languages-stored-before-groups.txt", b.String())
 }
 
 // TestGoldenLocalBuildReport pins pib build's report (text and --json).

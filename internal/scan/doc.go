@@ -14,9 +14,23 @@
 //     name; language packages by their package URL's ecosystem. Versions
 //     compare with osv-scalibr's semantic package (the comparator
 //     osv-scanner uses): dpkg, rpm, apk, PyPI, semver, Maven, … rules.
-//     Severity is the highest CVSS v3/v4 base score (pandatix/go-cvss),
-//     else the distribution's urgency, else the highest score of the stored
-//     CVE records the advisory names (Debian's DSA/DLA), else Unknown.
+//     Each package carries the image paths it was found at (syft's primary
+//     evidence: the package database, a .dist-info/METADATA, a
+//     package.json, the Go binary), and so does each finding. A finding's
+//     fixed version is the nearest fix: the first version above the
+//     installed one its record does not affect (not a later branch's);
+//     a package with several vulnerabilities also gets the one version
+//     fixing them all (Upgrade). Go versions are written as installed
+//     (v0.3.8, go1.22.5). Severity is, in order, the highest CVSS v3/v4
+//     base score (pandatix/go-cvss), GitHub's database_specific.severity,
+//     the highest CVSS v2 score (v2's scale, no Critical), the
+//     distribution's urgency; else the best of the stored records that
+//     are the same vulnerability (those it aliases, those aliasing it,
+//     the CVEs a DSA/DLA names); else Unknown (SeveritySource says which).
+//     Records that alias each other, directly or through a shared ID,
+//     are one Group per package (as osv-scanner's groups; a DSA's or
+//     USN's related CVEs count as aliases, as there): totals and the
+//     policy count groups.
 //   - S3: seven independent checks (checks.go), each reading the image
 //     through package rootfs: paths resolve inside the image root, only
 //     regular files are read, with size caps (T2). A link out of the image
@@ -51,9 +65,12 @@
 //     is matched through Debian's records only; pip/npm-installed copies
 //     are matched in their own ecosystem.
 //   - OSV GIT ranges are not evaluated (an image has no commits).
-//   - Records with no vector, no urgency and no rated CVE alias (Debian's
-//     "not yet assigned" CVEs) are Unknown: they never fail the default
-//     policy, which counts High and Critical only.
+//   - Records no source rates (Debian's "not yet assigned" CVEs, Go
+//     records whose GitHub advisory is not loaded) are Unknown: the
+//     default policy does not judge them (unknown_severity: ignore) and
+//     the report counts those it would otherwise have failed on.
+//   - Only aliases recorded in the loaded data group findings: a PYSEC
+//     and a GHSA record of one CVE group only if both list that CVE.
 //   - The S3.6 secret search reads regular files up to 1 MiB under /etc,
 //     /root, /home, /opt, /srv, /usr/local, /var/lib, /var/www and the temp
 //     directories; packaged files in /usr and /lib are not searched.

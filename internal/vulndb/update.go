@@ -84,6 +84,15 @@ func (d *DB) updateOne(ctx context.Context, client *http.Client, base, eco strin
 	if err != nil {
 		return nil, err
 	}
+	// Records an older pib stored are refreshed by downloading again
+	// what a conditional request would call unchanged.
+	var old int
+	if err := d.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM vuln_records WHERE format < $1`, recordFormat).Scan(&old); err != nil {
+		return nil, fmt.Errorf("read the vulnerability database: %w", err)
+	}
+	if old > 0 {
+		etag, lastMod = "", ""
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err

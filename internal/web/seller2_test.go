@@ -27,7 +27,7 @@ import (
 
 // fakeVulns are the vulnerabilities every fake scan reports.
 var fakeVulns = []scan.Finding{
-	{ID: "CVE-2024-0001", Package: "openssl", InstalledVersion: "3.0.11-1", FixedVersion: "3.0.14-1", Severity: scan.High, Summary: "buffer overread"},
+	{ID: "CVE-2024-0001", Package: "openssl", InstalledVersion: "3.0.11-1", FixedVersion: "3.0.14-1", Severity: scan.High, Summary: "buffer overread", Locations: []string{"/var/lib/dpkg/status"}},
 	{ID: "CVE-2024-0002", Package: "zlib", InstalledVersion: "1.2.13", Severity: scan.Medium},
 	{ID: "CVE-2024-0003", Package: "bash", InstalledVersion: "5.2-1", FixedVersion: "5.2-3", Severity: scan.Low},
 	{ID: "CVE-2024-0004", Package: "curl", InstalledVersion: "7.88.1", FixedVersion: "7.88.2", Severity: scan.High},
@@ -161,7 +161,7 @@ func TestSellerBuildPage(t *testing.T) {
 
 	b.run(t, chromedp.Navigate(w.url+"/builds/"+appBuild), chromedp.WaitVisible(chromedp.ID("vulnerabilities")))
 	main = b.text(t, "main")
-	for _, want := range []string{goodImage, "Successful", "/opt/app (added)", "installed", "SSH password authentication is disabled", "3.0.14-1", "no fix yet", "CycloneDX JSON", "SPDX JSON"} {
+	for _, want := range []string{goodImage, "Successful", "/opt/app (added)", "installed", "SSH password authentication is disabled", "3.0.14-1", "no fix yet", "<code>/var/lib/dpkg/status</code>", "CycloneDX JSON", "SPDX JSON"} {
 		if !strings.Contains(main, want) {
 			t.Errorf("the build page lacks %q: %s", want, main)
 		}
