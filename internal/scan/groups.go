@@ -204,12 +204,17 @@ func countGroups(records int, gs []Group) Counts {
 }
 
 // upgrades lists, for every package in which several vulnerabilities
-// were found, the version fixing all of them (matched.fixAll).
+// were found, some of them fixed, the version fixing all of them
+// (matched.fixAll). A package none of whose vulnerabilities has a fix
+// has nothing to upgrade to.
 func upgrades(fs []Finding, gs []Group, fixAll map[pkgRef]string) []Upgrade {
 	groups := map[pkgRef]int{}
 	records := map[pkgRef]int{}
+	fixable := map[pkgRef]bool{}
 	for _, g := range gs {
-		groups[refOf(g.Package, g.InstalledVersion, g.SourcePackage, g.Locations)]++
+		r := refOf(g.Package, g.InstalledVersion, g.SourcePackage, g.Locations)
+		groups[r]++
+		fixable[r] = fixable[r] || g.FixedVersion != ""
 	}
 	for _, f := range fs {
 		records[refOf(f.Package, f.InstalledVersion, f.SourcePackage, f.Locations)]++
@@ -218,7 +223,7 @@ func upgrades(fs []Finding, gs []Group, fixAll map[pkgRef]string) []Upgrade {
 	seen := map[pkgRef]bool{}
 	for _, f := range fs {
 		r := refOf(f.Package, f.InstalledVersion, f.SourcePackage, f.Locations)
-		if seen[r] || groups[r] < 2 {
+		if seen[r] || groups[r] < 2 || !fixable[r] {
 			continue
 		}
 		seen[r] = true

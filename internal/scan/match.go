@@ -72,8 +72,8 @@ type Finding struct {
 }
 
 // Upgrade is the smallest version of one installed package that fixes
-// every vulnerability found in it, when there are several: "upgrade to
-// X to fix all N".
+// every vulnerability found in it, when there are several and some have
+// a fix: "upgrade to X to fix all N".
 type Upgrade struct {
 	Package          string   `json:"package"`
 	SourcePackage    string   `json:"source_package"`
