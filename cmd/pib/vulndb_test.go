@@ -1,7 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -30,5 +34,34 @@ func TestImageEcosystems(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"Alpine"}, got); diff != "" {
 		t.Errorf("ecosystems (-want +got):\n%s", diff)
+	}
+}
+
+// TestVulnDBImportSummary: records without a modified time are imported
+// and counted; each malformed record is named with its reason.
+func TestVulnDBImportSummary(t *testing.T) {
+	data, dir := t.TempDir(), t.TempDir()
+	for name, body := range map[string]string{
+		"GO-2022-1059.json": `{"id":"GO-2022-1059","modified":"0001-01-01T00:00:00Z","affected":[{"package":{"ecosystem":"Go","name":"golang.org/x/text"},"ranges":[{"type":"SEMVER","events":[{"introduced":"0"},{"fixed":"0.3.8"}]}]}]}`,
+		"PYSEC-1.json":      `{"id":"PYSEC-1"}`,
+		"BAD-1.json":        `{"id":"BAD-1","affected":[{"package":{"ecosystem":"PyPI","name":"x"},"ranges":[{"type":"ECOSYSTEM","events":[{}]}]}]}`,
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := newRootCommand()
+	var out, errOut bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	cmd.SetArgs([]string{"--data", data, "vulndb", "import", dir})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if want := "3 records read (2 with no modified time), 2 imported, 0 unchanged, 0 withdrawn, 1 skipped as malformed"; !strings.Contains(out.String(), want) {
+		t.Errorf("stdout %q, want it to say %q", out.String(), want)
+	}
+	if want := "skipped record BAD-1: affected[0]: a range event must set exactly one of"; !strings.Contains(errOut.String(), want) {
+		t.Errorf("stderr %q, want it to say %q", errOut.String(), want)
 	}
 }
