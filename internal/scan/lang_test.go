@@ -147,7 +147,8 @@ func TestScanLanguages(t *testing.T) {
 	root := langRootfs(t)
 	storetest.ForEach(t, func(t *testing.T, sdb *store.DB) {
 		ctx := context.Background()
-		s := scan.New(langDB(t, sdb), scan.Options{Now: func() time.Time { return fixedNow }, ToolVersion: "test"})
+		db := langDB(t, sdb)
+		s := scan.New(db, scan.Options{Now: func() time.Time { return fixedNow }, ToolVersion: "test"})
 		r, err := s.Scan(ctx, root, scan.Image{ID: "img-0123456789abcdef1"})
 		if err != nil {
 			t.Fatal(err)
@@ -216,6 +217,27 @@ func TestScanLanguages(t *testing.T) {
 			if p.Name == "golang.org/x/text" && !cmp.Equal(p.Locations, text) {
 				t.Errorf("golang.org/x/text found at %v, want %v", p.Locations, text)
 			}
+		}
+
+		// S5: the kept inventory, through its JSON, is matched again to
+		// the same findings, locations included.
+		kept, err := json.Marshal(r.Inventory())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var inv scan.Inventory
+		if err := json.Unmarshal(kept, &inv); err != nil {
+			t.Fatal(err)
+		}
+		err = scan.Rematch(ctx, db, func(fn func(string, *scan.Inventory) error) error { return fn("img-0123456789abcdef1", &inv) },
+			func(_ string, fs []scan.Finding, _ []string) error {
+				if diff := cmp.Diff(r.Vulnerabilities, fs); diff != "" {
+					t.Errorf("re-matched kept inventory (-scan +rematch):\n%s", diff)
+				}
+				return nil
+			})
+		if err != nil {
+			t.Fatal(err)
 		}
 
 		if sdb.Dialect != store.SQLite {
