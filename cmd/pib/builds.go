@@ -46,7 +46,7 @@ func newBuildsCommand(g *globals) *cobra.Command {
 	report.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	var format, out string
 	sbom := &cobra.Command{
-		Use:   "sbom BUILD [--format cyclonedx-json|spdx-json] [-o FILE]",
+		Use:   "sbom BUILD [--format cyclonedx-json|spdx-json|syft-json] [-o FILE]",
 		Short: "The SBOM of the image a build made (rule S1)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -71,7 +71,7 @@ func newBuildsCommand(g *globals) *cobra.Command {
 			return os.Rename(f.Name(), out)
 		},
 	}
-	sbom.Flags().StringVar(&format, "format", "cyclonedx-json", "cyclonedx-json or spdx-json")
+	sbom.Flags().StringVar(&format, "format", "cyclonedx-json", "cyclonedx-json, spdx-json or syft-json (syft's own JSON, which the others are made from)")
 	sbom.Flags().StringVarP(&out, "output", "o", "", "write to FILE instead of standard output")
 	cmd.AddCommand(log, report, sbom)
 	return cmd

@@ -149,10 +149,10 @@ func TestServeSurvivesKill9(t *testing.T) {
 	if !strings.Contains(fmt.Sprint(hist), "worker process died") {
 		t.Errorf("history does not say the worker died: %+v", hist)
 	}
-	// The scan kept the SBOM in both formats (S1).
+	// The scan kept the SBOM, and it downloads in every format (S1).
 	t.Setenv("PIB_SERVER", srv.url)
 	t.Setenv("PIB_TOKEN", seller.Token)
-	for format, want := range map[string]string{"cyclonedx-json": `"bomFormat":"CycloneDX"`, "spdx-json": `"spdxVersion"`} {
+	for format, want := range map[string]string{"cyclonedx-json": `"bomFormat":"CycloneDX"`, "spdx-json": `"spdxVersion"`, "syft-json": `"artifactRelationships"`} {
 		out, err := run(t, data, "builds", "sbom", st.Builds[0].ID, "--format", format)
 		if err != nil || !strings.Contains(out, want) || !strings.Contains(out, "openssh-server") {
 			t.Errorf("%s SBOM: %v, %.300s", format, err, out)

@@ -23,6 +23,7 @@ import (
 	"github.com/pib-dev/pib/internal/packages"
 	"github.com/pib-dev/pib/internal/pipeline"
 	"github.com/pib-dev/pib/internal/sandbox"
+	"github.com/pib-dev/pib/internal/sboms"
 	"github.com/pib-dev/pib/internal/scan"
 	"github.com/pib-dev/pib/internal/store"
 	"github.com/pib-dev/pib/internal/testbuild"
@@ -159,7 +160,7 @@ func (g *globals) openService(ctx context.Context, o serviceOptions) (*service, 
 	cat := catalog.New(db, catalog.Config{Groups: gs, Builds: p.Reader(), Decided: api.DecisionWebhook(p)})
 	svc := &service{db: db, pipeline: p, deps: api.Deps{
 		Accounts: accounts.NewStore(db), Packages: ps, Groups: gs, OSVersions: oses, Images: is, Pipeline: p, Builds: p.Reader(), Webhooks: hooks, Audit: audit.New(db),
-		Catalog: cat, Monitor: mon,
+		Catalog: cat, Monitor: mon, SBOMs: sboms.New(db, is.Blobs()),
 	}}
 	svc.deps.Subscriptions, svc.deps.PrivateBuilds = buyerServices(db, svc.deps, o.buyerBuildLimit)
 	return svc, nil

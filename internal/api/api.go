@@ -40,6 +40,7 @@ import (
 	"github.com/pib-dev/pib/internal/pipeline"
 	"github.com/pib-dev/pib/internal/privatebuilds"
 	"github.com/pib-dev/pib/internal/problem"
+	"github.com/pib-dev/pib/internal/sboms"
 	"github.com/pib-dev/pib/internal/subscriptions"
 	"github.com/pib-dev/pib/internal/webhook"
 )
@@ -76,6 +77,9 @@ type Deps struct {
 	// serving POST /v1/rescan and the status view's verdict dates; nil
 	// leaves them out.
 	Monitor *monitor.Monitor
+	// SBOMs makes the standard SBOM formats from the syft JSON a scan
+	// kept (GET /v1/builds/{id}/sbom); nil serves only what a scan kept.
+	SBOMs *sboms.Store
 	// Registry collects metrics served at /metrics; nil makes a new one.
 	Registry *prometheus.Registry
 }

@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -14,6 +17,7 @@ import (
 	"github.com/pib-dev/pib/internal/monitor"
 	"github.com/pib-dev/pib/internal/pipeline"
 	"github.com/pib-dev/pib/internal/problem"
+	"github.com/pib-dev/pib/internal/scan"
 	"github.com/pib-dev/pib/internal/testbuild"
 )
 
@@ -265,10 +269,12 @@ func (s *Server) buildReport(w http.ResponseWriter, r *http.Request, a *accounts
 	return nil
 }
 
-// sbomTypes are the SBOM formats a build keeps, with their media types.
+// sbomTypes are the SBOM formats a build's SBOM downloads in, with their
+// media types.
 var sbomTypes = map[string]string{
-	"cyclonedx-json": "application/vnd.cyclonedx+json",
-	"spdx-json":      "application/spdx+json",
+	scan.CycloneDXJSON: "application/vnd.cyclonedx+json",
+	scan.SPDXJSON:      "application/spdx+json",
+	scan.SyftJSON:      "application/json",
 }
 
 // buildSBOM streams the SBOM of a build's scan (rule S1).
@@ -288,30 +294,46 @@ func (s *Server) buildSBOM(w http.ResponseWriter, r *http.Request, a *accounts.A
 }
 
 // BuildSBOM opens the SBOM of owner's build id in format (cyclonedx-json,
-// the default when empty, or spdx-json) and returns its media type (rule
-// S1). The API's GET /v1/builds/{id}/sbom and the portal's downloads both
-// read it through here; another account's build is not found.
+// the default when empty, spdx-json or syft-json) and returns its media
+// type (rule S1). The API's GET /v1/builds/{id}/sbom and the portal's
+// downloads both read it through here; another account's build is not
+// found. A scan keeps syft's JSON, and the standard formats are made from
+// it on first download (package sboms); builds scanned before that kept
+// the standard formats themselves.
 func (d Deps) BuildSBOM(ctx context.Context, owner, id, format string) (io.ReadCloser, string, error) {
 	if format == "" {
-		format = "cyclonedx-json"
+		format = scan.CycloneDXJSON
 	}
 	ctype, ok := sbomTypes[format]
 	if !ok {
-		return nil, "", &problem.Error{Code: problem.Invalid, Field: "format", Message: "format must be cyclonedx-json or spdx-json"}
+		return nil, "", &problem.Error{Code: problem.Invalid, Field: "format", Message: "format must be cyclonedx-json, spdx-json or syft-json"}
 	}
 	rep, err := d.Builds.Report(ctx, owner, id)
 	if err != nil {
 		return nil, "", err
 	}
-	digest, ok := ScanReportOf(rep).SBOMs[format]
+	kept := ScanReportOf(rep).SBOMs
+	digest, ok := kept[format]
 	if !ok {
+		digest, ok = kept[scan.SyftJSON]
+	}
+	switch {
+	case len(kept) == 0:
 		return nil, "", &problem.Error{Code: problem.NotFound, Message: fmt.Sprintf("build %s has no SBOM: it was not scanned (state %s)", rep.BuildID, rep.State)}
+	case !ok || (kept[format] == "" && d.SBOMs == nil):
+		have := slices.Sorted(maps.Keys(kept))
+		return nil, "", &problem.Error{Code: problem.NotFound, Message: fmt.Sprintf("build %s kept no %s SBOM (it was scanned before pib kept that format); ask for %s", rep.BuildID, format, strings.Join(have, " or "))}
 	}
 	h, err := v1.NewHash(digest)
 	if err != nil {
 		return nil, "", err
 	}
-	rc, err := d.Images.Blobs().Open(h)
+	var rc io.ReadCloser
+	if kept[format] != "" {
+		rc, err = d.Images.Blobs().Open(h)
+	} else {
+		rc, err = d.SBOMs.Open(ctx, h, format)
+	}
 	if err != nil {
 		return nil, "", err
 	}

@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/anchore/syft/syft"
-	"github.com/anchore/syft/syft/format/cyclonedxjson"
-	"github.com/anchore/syft/syft/format/spdxjson"
 	"github.com/anchore/syft/syft/sbom"
 
 	"github.com/pib-dev/pib/internal/rootfs"
@@ -57,28 +55,21 @@ type Report struct {
 	state     *state
 }
 
-// SBOM formats EncodeSBOM writes.
+// SBOM formats EncodeSBOM writes: the two standards, and syft's own JSON,
+// the lossless form pib keeps (ConvertSBOM makes the others from it).
 const (
 	CycloneDXJSON = "cyclonedx-json"
 	SPDXJSON      = "spdx-json"
+	SyftJSON      = "syft-json"
 )
 
-// EncodeSBOM writes the image's inventory as CycloneDX JSON or SPDX JSON
-// (rule S1), with syft's encoders.
+// EncodeSBOM writes the image's inventory as CycloneDX JSON, SPDX JSON
+// (rule S1) or syft JSON, with syft's encoders.
 func (r *Report) EncodeSBOM(w io.Writer, format string) error {
 	if r.sbom == nil {
 		return fmt.Errorf("this report has no SBOM")
 	}
-	var enc sbom.FormatEncoder
-	var err error
-	switch format {
-	case CycloneDXJSON:
-		enc, err = cyclonedxjson.NewFormatEncoderWithConfig(cyclonedxjson.DefaultEncoderConfig())
-	case SPDXJSON:
-		enc, err = spdxjson.NewFormatEncoderWithConfig(spdxjson.DefaultEncoderConfig())
-	default:
-		return fmt.Errorf("SBOM format %q: want %s or %s", format, CycloneDXJSON, SPDXJSON)
-	}
+	enc, err := sbomEncoder(format)
 	if err != nil {
 		return err
 	}

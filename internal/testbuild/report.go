@@ -33,8 +33,10 @@ func NewBuildReport(res *sandbox.Result) *BuildReport {
 
 // ScanReport is the scan report a build keeps (the "scan" of GET
 // /v1/builds/{id}/report): the scanner's report plus the digests of its
-// SBOMs in the blob store, by format (scan.CycloneDXJSON, scan.SPDXJSON),
-// which GET /v1/builds/{id}/sbom serves.
+// SBOMs in the blob store, by format, which GET /v1/builds/{id}/sbom
+// serves. Scans keep scan.SyftJSON only (package sboms makes the others
+// from it); builds scanned before that kept scan.CycloneDXJSON and
+// scan.SPDXJSON.
 type ScanReport struct {
 	*scan.Report
 	SBOMs map[string]string `json:"sboms"`

@@ -181,39 +181,20 @@ func (s *Scanner) stateOf(ctx context.Context, im *images.Image) ([]byte, error)
 	return rep.State()
 }
 
-// keepSBOMs encodes rep's SBOM in every format and stores each as a blob
-// the returned report names (S1: the SBOM is kept with the scan). The
-// formats are encoded side by side: SPDX's file list makes it the
-// slowest step after an incremental scan.
+// keepSBOMs stores rep's SBOM as a blob the returned report names (S1:
+// the SBOM is kept with the scan): in syft's JSON only, the cheapest to
+// write; the standard formats are made from it when first downloaded
+// (package sboms).
 func (s *Scanner) keepSBOMs(ctx context.Context, rep *scan.Report) (*ScanReport, error) {
-	formats := []string{scan.CycloneDXJSON, scan.SPDXJSON}
-	digests := make([]string, len(formats))
-	errs := make([]error, len(formats))
-	var wg sync.WaitGroup
-	for i, format := range formats {
-		wg.Go(func() {
-			var buf bytes.Buffer
-			if err := rep.EncodeSBOM(&buf, format); err != nil {
-				errs[i] = fmt.Errorf("encode the %s SBOM: %w", format, err)
-				return
-			}
-			h, _, err := s.images.Blobs().Put(ctx, &buf, v1.Hash{})
-			if err != nil {
-				errs[i] = fmt.Errorf("store the %s SBOM: %w", format, err)
-				return
-			}
-			digests[i] = h.String()
-		})
+	var buf bytes.Buffer
+	if err := rep.EncodeSBOM(&buf, scan.SyftJSON); err != nil {
+		return nil, fmt.Errorf("encode the SBOM: %w", err)
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
+	h, _, err := s.images.Blobs().Put(ctx, &buf, v1.Hash{})
+	if err != nil {
+		return nil, fmt.Errorf("store the SBOM: %w", err)
 	}
-	stored := &ScanReport{Report: rep, SBOMs: map[string]string{}}
-	for i, format := range formats {
-		stored.SBOMs[format] = digests[i]
-	}
-	return stored, nil
+	return &ScanReport{Report: rep, SBOMs: map[string]string{scan.SyftJSON: h.String()}}, nil
 }
 
 // violationIDs names the first ten violations for the summary.

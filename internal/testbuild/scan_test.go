@@ -22,6 +22,7 @@ import (
 	"github.com/pib-dev/pib/internal/inventories"
 	"github.com/pib-dev/pib/internal/pipeline"
 	"github.com/pib-dev/pib/internal/sandbox"
+	"github.com/pib-dev/pib/internal/sboms"
 	"github.com/pib-dev/pib/internal/scan"
 	"github.com/pib-dev/pib/internal/store"
 	"github.com/pib-dev/pib/internal/testbuild"
@@ -36,6 +37,7 @@ type scanEnv struct {
 	data    string
 	images  *images.Store
 	inv     *inventories.Store
+	sboms   *sboms.Store
 	scanner *scan.Scanner
 	builder *testbuild.Builder
 	server  *testbuild.Scanner
@@ -58,6 +60,7 @@ func newScanEnv(t testing.TB) *scanEnv {
 	}
 	e.images = images.NewStore(db, bs, filepath.Join(e.data, "cache"))
 	e.inv = inventories.New(db, bs)
+	e.sboms = sboms.New(db, bs)
 	vdb := vulndb.New(db)
 	if _, err := vdb.Import(ctx, vulndbtest.DebianZip(t)); err != nil {
 		t.Fatal(err)
@@ -188,13 +191,23 @@ func TestServerScanIsFullScan(t *testing.T) {
 			if (full.Status == scan.Successful) != out.Passed {
 				t.Errorf("outcome passed = %v, full scan's status %s", out.Passed, full.Status)
 			}
-			for format, digest := range got.SBOMs {
+			// The scan keeps syft's JSON; the standard formats are made
+			// from it, and each is the full scan's own encoding.
+			kept, err := v1.NewHash(got.SBOMs[scan.SyftJSON])
+			if err != nil || len(got.SBOMs) != 1 {
+				t.Fatalf("kept SBOMs %v: want syft-json only (%v)", got.SBOMs, err)
+			}
+			for _, format := range scan.SBOMFormats {
 				var want bytes.Buffer
 				if err := full.EncodeSBOM(&want, format); err != nil {
 					t.Fatal(err)
 				}
-				if diff := cmp.Diff(normalize(t, want.Bytes()), normalize(t, blob(t, e, digest))); diff != "" {
+				made := e.sbom(t, kept, format)
+				if diff := cmp.Diff(normalize(t, want.Bytes()), normalize(t, made)); diff != "" {
 					t.Errorf("%s SBOM (-full +server):\n%s", format, diff)
+				}
+				if again := e.sbom(t, kept, format); !bytes.Equal(made, again) {
+					t.Errorf("%s SBOM: a second download differs from the first", format)
 				}
 			}
 			inv, err := e.inv.Inventory(ctx, tc.image)
@@ -248,13 +261,10 @@ func reportJSON(t *testing.T, r *scan.Report) map[string]any {
 	return m
 }
 
-func blob(t *testing.T, e *scanEnv, digest string) []byte {
+// sbom reads the SBOM made from the kept syft JSON in format.
+func (e *scanEnv) sbom(t *testing.T, kept v1.Hash, format string) []byte {
 	t.Helper()
-	h, err := v1.NewHash(digest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, err := e.images.Blobs().Open(h)
+	rc, err := e.sboms.Open(context.Background(), kept, format)
 	if err != nil {
 		t.Fatal(err)
 	}
