@@ -249,14 +249,22 @@ func TestScanLanguages(t *testing.T) {
 		}
 		golden(t, "report-lang.json", append(js, '\n'))
 		// The SBOMs name the paths too: CycloneDX as syft's location
-		// properties, SPDX in each package's sourceInfo.
-		for _, format := range []string{scan.CycloneDXJSON, scan.SPDXJSON} {
-			var buf bytes.Buffer
+		// properties, SPDX in each package's sourceInfo, also when made
+		// later from the syft JSON a server keeps.
+		var syftJSON bytes.Buffer
+		if err := r.EncodeSBOM(&syftJSON, scan.SyftJSON); err != nil {
+			t.Fatal(err)
+		}
+		for _, format := range []string{scan.CycloneDXJSON, scan.SPDXJSON, scan.SyftJSON} {
+			var buf, converted bytes.Buffer
 			if err := r.EncodeSBOM(&buf, format); err != nil {
 				t.Fatal(err)
 			}
+			if err := scan.ConvertSBOM(&converted, bytes.NewReader(syftJSON.Bytes()), format); err != nil {
+				t.Fatal(err)
+			}
 			for _, p := range append(append(text, npm...), py...) {
-				if !strings.Contains(buf.String(), p) {
+				if !strings.Contains(buf.String(), p) || !strings.Contains(converted.String(), p) {
 					t.Errorf("the %s SBOM does not name %s", format, p)
 				}
 			}
