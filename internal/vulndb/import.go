@@ -224,7 +224,10 @@ type storedRecord struct {
 	format   int
 }
 
-// newer reports whether a record read (modified, digest) replaces s.
+// replacedBy reports whether a record read (modified, digest) replaces
+// s: any record replaces one of an older format; one without a modified
+// time replaces another without one when its content differs; else the
+// newer modified time wins.
 func (s storedRecord) replacedBy(modified time.Time, digest string) bool {
 	if s.format < recordFormat {
 		return true
