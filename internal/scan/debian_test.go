@@ -27,11 +27,15 @@ var realDB struct {
 	err  error
 }
 
-// TestMain removes the shared database after all tests and benchmarks.
+// TestMain removes the shared database and the fixture's Go binaries
+// after all tests and benchmarks.
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if realDB.dir != "" {
 		os.RemoveAll(realDB.dir)
+	}
+	if goBinaries.dir != "" {
+		os.RemoveAll(goBinaries.dir)
 	}
 	os.Exit(code)
 }
