@@ -136,10 +136,11 @@ func (g *globals) openService(ctx context.Context, o serviceOptions) (*service, 
 	invs := inventories.New(db, bs)
 	mon := monitor.New(db, monitor.Config{Inventories: invs, VulnDB: vdb, Policy: policy,
 		Refresh: g.vulndbRefresh(vdb, is, o.vulndbBaseURL), RefreshInterval: o.vulndbRefresh})
+	scanner := testbuild.NewScanner(is, scan.New(vdb, scan.Options{Policy: policy, ToolVersion: version}), invs, filepath.Join(g.dataDir, "cache", "scan"))
 	p, err := pipeline.New(ctx, db, pipeline.Config{
 		Builder:      testbuild.NewBuilder(is, g.dataDir, o.limits, o.ids),
-		Scanner:      testbuild.NewScanner(is, scan.New(vdb, scan.Options{Policy: policy, ToolVersion: version}), invs, filepath.Join(g.dataDir, "cache", "scan")),
-		Jobs:         []pipeline.Jobs{mon},
+		Scanner:      scanner,
+		Jobs:         []pipeline.Jobs{mon, &testbuild.BaseScans{Scanner: scanner, OSVersions: oses}},
 		Groups:       gs,
 		Packages:     ps,
 		OSVersions:   oses,

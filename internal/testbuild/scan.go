@@ -149,6 +149,18 @@ func (s *Scanner) base(ctx context.Context, im *images.Image) (scan.Base, bool, 
 	return scan.Base{ID: parent.ID, State: state, Layers: layers, WorkDir: s.workDir}, true, nil
 }
 
+// PrepareBase keeps the inventory of image id, scanning it in full,
+// unless it is kept already: what the scans of builds on it start from
+// (BaseScans).
+func (s *Scanner) PrepareBase(ctx context.Context, id string) error {
+	im, err := s.images.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	_, err = s.stateOf(ctx, im)
+	return err
+}
+
 // stateOf returns the kept scan state of im, scanning it in full and
 // keeping its inventory first when it has none. Concurrent scans of builds
 // on one base wait for one full scan of it, which a cancelled build does

@@ -20,6 +20,7 @@ import (
 	"github.com/pib-dev/pib/internal/blobs"
 	"github.com/pib-dev/pib/internal/images"
 	"github.com/pib-dev/pib/internal/inventories"
+	"github.com/pib-dev/pib/internal/osversions"
 	"github.com/pib-dev/pib/internal/pipeline"
 	"github.com/pib-dev/pib/internal/sandbox"
 	"github.com/pib-dev/pib/internal/sboms"
@@ -345,4 +346,46 @@ func BenchmarkServerScan(b *testing.B) {
 			return err
 		})
 	})
+}
+
+// osVersionList is a fixed OS version registry.
+type osVersionList []*osversions.OSVersion
+
+func (l osVersionList) List(context.Context) ([]*osversions.OSVersion, error) { return l, nil }
+
+// TestBaseScans: the base-scans job keeps the inventory of every
+// registered OS version's base image before any build on it, and names
+// an OS version whose image it cannot scan without giving up on the
+// others.
+func TestBaseScans(t *testing.T) {
+	e := newScanEnv(t)
+	ctx := context.Background()
+	if _, err := e.inv.Inventory(ctx, e.base.ID); err == nil {
+		t.Fatal("the base image has an inventory before any scan")
+	}
+	jobs := &testbuild.BaseScans{Scanner: e.server, OSVersions: osVersionList{
+		{Name: "gone-1", ImageID: "img-00000000000000000"},
+		{Name: "debian-12", ImageID: e.base.ID},
+	}}
+	err := jobs.Run(ctx)
+	if err == nil || !strings.Contains(err.Error(), "OS version gone-1") {
+		t.Errorf("Run: %v, want an error naming OS version gone-1", err)
+	}
+	inv, err := e.inv.Inventory(ctx, e.base.ID)
+	if err != nil || len(inv.Packages) < 100 {
+		t.Fatalf("the base image's inventory after the job: %v", err)
+	}
+	// A build's scan then starts from it.
+	deb := makeDeb(t, "pib-basescan-tool", map[string]string{"usr/bin/pib-basescan-tool": "#!/bin/sh\n"})
+	out, err := e.server.Scan(ctx, e.build(t, e.base.ID, "b-base", "tool.deb", deb))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got testbuild.ScanReport
+	if err := json.Unmarshal(out.Report, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Scope.Scan != "incremental" || got.Scope.From != e.base.ID {
+		t.Errorf("the build's scan says %+v, want incremental from %s", got.Scope, e.base.ID)
+	}
 }
