@@ -452,7 +452,10 @@ menuentry "Debian GNU/Linux" {
 		// NoCloud first: a seed (an ISO labelled cidata, or
 		// /var/lib/cloud/seed/nocloud) carries the SSH key and hostname;
 		// without one cloud-init falls back to doing nothing.
-		{"etc/cloud/cloud.cfg.d/90-pib-datasource.cfg", "# pib: instances are configured by a NoCloud seed.\ndatasource_list: [ NoCloud, None ]\n"},
+		// locale: false because minbase has no locales package, so
+		// cloud-init's locale module (update-locale) would fail every
+		// boot and cloud-init would finish with an error (rule V3).
+		{"etc/cloud/cloud.cfg.d/90-pib-datasource.cfg", "# pib: instances are configured by a NoCloud seed.\ndatasource_list: [ NoCloud, None ]\n# minbase has no locales package (update-locale): keep the C.UTF-8 default.\nlocale: false\n"},
 	}
 	for _, f := range files {
 		if strings.HasPrefix(f.rel, "etc/cloud/") && !exists(p("usr/bin/cloud-init")) {

@@ -30,6 +30,8 @@ type Builder struct {
 	dataDir string
 	limits  sandbox.Limits
 	ids     sandbox.IDs
+	// bootTests says which OS versions boot-test their builds (V1–V3).
+	bootTests BootTests
 }
 
 // NewBuilder returns a Builder that stores images in is and runs builds
@@ -85,6 +87,25 @@ func (b *Builder) Build(ctx context.Context, req pipeline.BuildRequest) (*pipeli
 		out.ImageID = im.ID
 	}
 	rep := NewBuildReport(res)
+	if im != nil {
+		// V1–V3 run after I1–I8 passed, before the scan.
+		boot, err := b.bootTest(ctx, req.OSName, base, im, dir)
+		if err != nil {
+			return nil, fmt.Errorf("boot test: %w", err)
+		}
+		if boot != nil {
+			rep.BootTest = boot
+			out.BootTest = bootHistory(boot)
+			if !boot.Passed {
+				out.Findings = append(out.Findings, boot.Findings...)
+				// A build with findings keeps no image.
+				if _, err := b.images.Remove(ctx, im.ID); err != nil {
+					return nil, fmt.Errorf("remove the image that failed its boot test: %w", err)
+				}
+				im, out.ImageID = nil, ""
+			}
+		}
+	}
 	if im != nil {
 		if rep.Reproducible, err = b.reproducibility(ctx, req, base, im); err != nil {
 			return nil, err
