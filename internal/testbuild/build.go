@@ -125,6 +125,12 @@ func (b *Builder) Build(ctx context.Context, req pipeline.BuildRequest) (*pipeli
 
 // Cleanup removes what a build whose process died left on this machine.
 func (b *Builder) Cleanup(ctx context.Context, buildID string) error {
+	// A boot test's throw-away disk (its QEMU died with the process:
+	// machine sets a parent-death signal).
+	disks, _ := filepath.Glob(filepath.Join(Dir(b.dataDir, buildID), "boot-*"))
+	for _, d := range disks {
+		os.RemoveAll(d)
+	}
 	return sandbox.Sweep(Dir(b.dataDir, buildID))
 }
 
