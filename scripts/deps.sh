@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what pib needs on a fresh Debian machine (run as root).
 #   scripts/deps.sh          what `make demo` needs: Go (from bookworm-backports on Debian 12 when no Go
-#                            1.21 or newer is found), debootstrap, skopeo, zstd, nftables
+#                            1.21 or newer is found), debootstrap, skopeo, zstd, nftables, and for disk
+#                            exports and boot tests fdisk, dosfstools, mtools, GRUB (BIOS, UEFI) and QEMU
 #   scripts/deps.sh test     plus what the tests need: LibreOffice Calc, Chromium, a PostgreSQL answering on
 #                            127.0.0.1:5432 with trust auth and a database "test"
 set -euo pipefail
@@ -18,6 +19,14 @@ have git || need_pkgs+=(git)
 have make || need_pkgs+=(make)
 have curl || need_pkgs+=(curl)
 have bc || need_pkgs+=(bc)
+# bootable disk exports (pib image export --format raw|qcow2) and boot tests (V1–V3)
+have sfdisk || need_pkgs+=(fdisk)
+have mkfs.vfat || need_pkgs+=(dosfstools)
+have mcopy || need_pkgs+=(mtools)
+have qemu-img || need_pkgs+=(qemu-utils)
+have qemu-system-x86_64 || need_pkgs+=(qemu-system-x86)
+[ -f /usr/lib/grub/i386-pc/kernel.img ] || need_pkgs+=(grub-pc-bin)
+[ -f /usr/lib/grub/x86_64-efi/kernel.img ] || need_pkgs+=(grub-efi-amd64-bin)
 if [ "${1:-}" = test ]; then
 	have gcc || need_pkgs+=(gcc)
 	have pg_isready || need_pkgs+=(postgresql-client)
@@ -26,6 +35,8 @@ if [ "${1:-}" = test ]; then
 	have soffice || need_pkgs+=(libreoffice-calc-nogui)
 	# the portal's tests (internal/web) drive Debian's chromium with chromedp
 	have chromium || need_pkgs+=(chromium)
+	# the disk export test boots with UEFI too (internal/disk)
+	[ -f /usr/share/OVMF/OVMF_CODE_4M.fd ] || need_pkgs+=(ovmf)
 fi
 
 apt_install() {

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -45,6 +47,10 @@ type imageService interface {
 	// Export writes image ref in format to the file out, complete or not
 	// at all.
 	Export(ctx context.Context, ref string, format images.Format, out string) error
+	// ExportDisk writes image ref as a bootable disk (raw or qcow2) of
+	// size bytes (0: big enough) to out: only on the data directory's
+	// machine.
+	ExportDisk(ctx context.Context, ref string, format images.Format, size int64, out string) error
 	// Remove removes image ref and returns what it was.
 	Remove(ctx context.Context, ref string) (*images.Image, error)
 	// Bootstrap builds a Debian base image with debootstrap: only on the
@@ -72,10 +78,12 @@ func newImageBootstrapCommand(g *globals) *cobra.Command {
 	var opts images.BootstrapOptions
 	cmd := &cobra.Command{
 		Use:   "bootstrap NAME",
-		Short: "Build a minimal Debian server base image with debootstrap (" + strings.Join(images.BootstrapNames(), ", ") + ")",
-		Long: `Build a minimal Debian server base image from Debian's archive with debootstrap:
-the minbase variant plus ` + strings.Join(images.ServerPackages, ", ") + ` and cloud-init when the
-archive has it. Like a cloud provider's image it has no SSH host keys (they are made
+		Short: "Build a bootable Debian server base image with debootstrap (" + strings.Join(images.BootstrapNames(), ", ") + ")",
+		Long: `Build a bootable Debian server base image from Debian's archive with debootstrap:
+the minbase variant plus ` + strings.Join(images.ServerPackages, ", ") + `, ` + strings.Join(images.MachinePackages, ", ") + `
+and cloud-init (NoCloud datasource) when the archive has it, a GRUB configuration,
+an fstab mounting the root by its label (` + images.RootLabel + `) and DHCP with
+systemd-networkd; --minimal leaves out the kernel and boot configuration. Like a cloud provider's image it has no SSH host keys (they are made
 at first boot), a locked root account and SSH password logins off, so it passes
 pib's image policy. The image is stored as one layer under the alias NAME (or
 --alias). The image ID is the last line printed.`,
@@ -100,6 +108,7 @@ pib's image policy. The image is stored as one layer under the alias NAME (or
 	}
 	cmd.Flags().StringVar(&opts.Mirror, "mirror", "", "Debian archive URL (default: the one this machine's apt sources use)")
 	cmd.Flags().StringVar(&opts.Alias, "alias", "", "alias for the new image (default: NAME)")
+	cmd.Flags().BoolVar(&opts.Minimal, "minimal", false, "leave out the kernel, initramfs and boot configuration: a smaller image that builds and scans but cannot boot or be exported as a disk")
 	return cmd
 }
 
@@ -133,26 +142,81 @@ nothing is stored. Prints the new image ID.`,
 }
 
 func newImageExportCommand(g *globals) *cobra.Command {
-	var format, out string
+	var format, out, size string
 	cmd := &cobra.Command{
-		Use:   "export ID|ALIAS --format docker-archive|oci-archive|rootfs-tar -o FILE",
-		Short: "Export an image as a docker-archive (docker/podman load), oci-archive or flattened root file system tar",
-		Args:  cobra.ExactArgs(1),
+		Use:   "export ID|ALIAS --format docker-archive|oci-archive|rootfs-tar|raw|qcow2 [--size 4G] -o FILE",
+		Short: "Export an image as a docker-archive (docker/podman load), oci-archive, flattened root file system tar, or a bootable raw or qcow2 disk",
+		Long: `Export an image. docker-archive, oci-archive and rootfs-tar are archives of its
+layers. raw and qcow2 are bootable disks for an ordinary hypervisor: a GPT disk
+with GRUB for BIOS and UEFI and an ext4 root (label pib-root) holding the image;
+the image needs a kernel (images bootstrapped without --minimal, and images built
+on them, have one). A disk is made once per image and size and kept in the cache;
+the same image gives the same bytes. --size (e.g. 4G, 2048M) sets the disk size;
+by default it is big enough for the image, at least 2 GiB.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
 				return fmt.Errorf("say where to write the export with -o FILE")
+			}
+			f := images.Format(format)
+			disk := slices.Contains(images.DiskFormats, f)
+			if size != "" && !disk {
+				return fmt.Errorf("--size applies to the disk formats raw and qcow2 only")
+			}
+			var bytes int64
+			if size != "" {
+				var err error
+				if bytes, err = parseDiskSize(size); err != nil {
+					return err
+				}
 			}
 			s, err := g.openImageService(cmd)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			return s.Export(cmd.Context(), args[0], images.Format(format), out)
+			if disk {
+				start := time.Now()
+				if err := s.ExportDisk(cmd.Context(), args[0], f, bytes, out); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "pib: wrote %s disk %s in %s\n", f, out, time.Since(start).Round(100*time.Millisecond))
+				return nil
+			}
+			return s.Export(cmd.Context(), args[0], f, out)
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", string(images.DockerArchive), "docker-archive, oci-archive or rootfs-tar")
+	cmd.Flags().StringVar(&format, "format", string(images.DockerArchive), "docker-archive, oci-archive, rootfs-tar, raw or qcow2")
+	cmd.Flags().StringVar(&size, "size", "", "disk size for raw and qcow2, e.g. 4G (binary units: K, M, G, T)")
 	cmd.Flags().StringVarP(&out, "output", "o", "", "file to write")
 	return cmd
+}
+
+// parseDiskSize reads 4G, 512M, 4GiB or a byte count, in binary units
+// as qemu-img does.
+func parseDiskSize(s string) (int64, error) {
+	t := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(strings.TrimSpace(s)), "B"), "I")
+	shift := 0
+	if t != "" {
+		switch t[len(t)-1] {
+		case 'K':
+			shift = 10
+		case 'M':
+			shift = 20
+		case 'G':
+			shift = 30
+		case 'T':
+			shift = 40
+		}
+		if shift > 0 {
+			t = t[:len(t)-1]
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n <= 0 || n > 1<<(62-shift) {
+		return 0, fmt.Errorf("--size %q: give a size like 4G or 2048M", s)
+	}
+	return n << shift, nil
 }
 
 func newImageListCommand(g *globals) *cobra.Command {

@@ -45,6 +45,10 @@ func (l *localImages) Import(ctx context.Context, file, alias string) (*images.I
 	return l.s.Import(ctx, file, images.ImportOptions{Alias: alias})
 }
 
+func (l *localImages) ExportDisk(ctx context.Context, ref string, format images.Format, size int64, out string) error {
+	return l.s.ExportDisk(ctx, ref, format, size, out)
+}
+
 func (l *localImages) Export(ctx context.Context, ref string, format images.Format, out string) error {
 	return l.s.Export(ctx, ref, format, out)
 }

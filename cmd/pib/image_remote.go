@@ -74,6 +74,13 @@ func (r *remoteImages) Export(ctx context.Context, ref string, format images.For
 	return os.Rename(tmp.Name(), out)
 }
 
+// ExportDisk is local only: a disk is made with host tools (mkfs.ext4,
+// GRUB, qemu-img) next to the layer cache, and the API has no route for it
+// yet.
+func (r *remoteImages) ExportDisk(context.Context, string, images.Format, int64, string) error {
+	return errors.New("disk exports (raw, qcow2) run on the server's own machine: run pib image export there without --server/PIB_SERVER")
+}
+
 func (r *remoteImages) Remove(ctx context.Context, ref string) (*images.Image, error) {
 	return r.c.RemoveImage(ctx, ref)
 }

@@ -32,3 +32,28 @@ func TestLayerDetailsCorruptConfig(t *testing.T) {
 		})
 	}
 }
+
+func TestParseDiskSize(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"4G", 4 << 30, true},
+		{"4GiB", 4 << 30, true},
+		{"2048M", 2 << 30, true},
+		{"512k", 512 << 10, true},
+		{"1T", 1 << 40, true},
+		{"1073741824", 1 << 30, true},
+		{"", 0, false},
+		{"-1G", 0, false},
+		{"0", 0, false},
+		{"4X", 0, false},
+		{"99999999999T", 0, false},
+	} {
+		got, err := parseDiskSize(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("parseDiskSize(%q) = %d, %v; want %d (ok %v)", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+}

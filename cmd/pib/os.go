@@ -5,18 +5,30 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/pib-dev/pib/internal/osversions"
 )
 
 func newOSCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "os", Short: "Supported OS versions: the base images builds run on"}
 	var image string
 	var addJSON, lsJSON bool
+	var bootTest string
 	add := &cobra.Command{
 		Use:   "add NAME --image ID|ALIAS",
 		Short: "Register a base image as a supported OS version (operator); the platform is the image's",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			v, err := g.client().AddOSVersion(cmd.Context(), args[0], image)
+			var v *osversions.OSVersion
+			var err error
+			switch bootTest {
+			case "":
+				v, err = g.client().AddOSVersion(cmd.Context(), args[0], image)
+			case "on", "off":
+				v, err = g.client().AddOSVersionBootTest(cmd.Context(), args[0], image, bootTest == "on")
+			default:
+				return fmt.Errorf("--boot-test %q: use on or off", bootTest)
+			}
 			if err != nil {
 				return err
 			}
@@ -24,12 +36,16 @@ func newOSCommand(g *globals) *cobra.Command {
 				return writeJSON(cmd.OutOrStdout(), v)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s (%s) builds on %s\n", v.Name, v.Platform, v.ImageID)
+			if v.BootTest {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s builds are boot-tested (V1–V3)\n", v.Name)
+			}
 			return nil
 		},
 	}
 	add.Flags().StringVar(&image, "image", "", "base image ID or alias")
 	add.MarkFlagRequired("image")
 	add.Flags().BoolVar(&addJSON, "json", false, "print JSON")
+	add.Flags().StringVar(&bootTest, "boot-test", "", "on: boot every build's image and check rules V1–V3 before the scan (a QEMU boot, ~15–40 s without KVM); off: don't; default: keep as it is (off for a new OS version)")
 	ls := &cobra.Command{
 		Use:   "ls",
 		Short: "List supported OS versions",

@@ -136,9 +136,11 @@ func (g *globals) openService(ctx context.Context, o serviceOptions) (*service, 
 	invs := inventories.New(db, bs)
 	mon := monitor.New(db, monitor.Config{Inventories: invs, VulnDB: vdb, Policy: policy,
 		Refresh: g.vulndbRefresh(vdb, is, o.vulndbBaseURL), RefreshInterval: o.vulndbRefresh})
+	builder := testbuild.NewBuilder(is, g.dataDir, o.limits, o.ids)
+	builder.SetBootTests(oses) // V1–V3, for the OS versions an operator turned it on for
 	scanner := testbuild.NewScanner(is, scan.New(vdb, scan.Options{Policy: policy, ToolVersion: version}), invs, filepath.Join(g.dataDir, "cache", "scan"))
 	p, err := pipeline.New(ctx, db, pipeline.Config{
-		Builder:      testbuild.NewBuilder(is, g.dataDir, o.limits, o.ids),
+		Builder:      builder,
 		Scanner:      scanner,
 		Jobs:         []pipeline.Jobs{mon, &testbuild.BaseScans{Scanner: scanner, OSVersions: oses}},
 		Groups:       gs,

@@ -82,6 +82,9 @@ func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request, _ *account
 type AddOSVersionRequest struct {
 	Name  string `json:"name"`
 	Image string `json:"image"` // ID or alias
+	// BootTest, when set, turns the OS version's boot test (V1–V3) on or
+	// off; absent keeps it as it is (off for a new one).
+	BootTest *bool `json:"boot_test,omitempty"`
 }
 
 func (s *Server) addOSVersion(w http.ResponseWriter, r *http.Request, _ *accounts.Account) error {
@@ -92,6 +95,11 @@ func (s *Server) addOSVersion(w http.ResponseWriter, r *http.Request, _ *account
 	v, err := s.AddOSVersion(r.Context(), req.Name, req.Image)
 	if err != nil {
 		return err
+	}
+	if req.BootTest != nil {
+		if v, err = s.OSVersions.SetBootTest(r.Context(), v.Name, *req.BootTest); err != nil {
+			return err
+		}
 	}
 	noteObject(r, v.Name, "")
 	writeJSON(w, http.StatusCreated, v)

@@ -39,6 +39,16 @@ func (c *Client) AddOSVersion(ctx context.Context, name, image string) (*osversi
 	return &out, nil
 }
 
+// AddOSVersionBootTest is AddOSVersion that also turns the OS version's
+// boot test (V1–V3) on or off.
+func (c *Client) AddOSVersionBootTest(ctx context.Context, name, image string, bootTest bool) (*osversions.OSVersion, error) {
+	var out osversions.OSVersion
+	if err := c.call(ctx, "POST", "/v1/os-versions", api.AddOSVersionRequest{Name: name, Image: image, BootTest: &bootTest}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // ListOSVersions lists the supported OS versions (GET /v1/os-versions).
 func (c *Client) ListOSVersions(ctx context.Context) ([]*osversions.OSVersion, error) {
 	return get[[]*osversions.OSVersion](ctx, c, "/v1/os-versions")

@@ -44,12 +44,31 @@ var ServerPackages = []string{"openssh-server", "ca-certificates", "systemd-sysv
 // be named.
 var cloudInitPackages = []string{"cloud-init", "python3-cffi-backend"}
 
+// MachinePackages make a server image bootable, as a cloud provider's is:
+// Debian's cloud kernel (virtio, no firmware for real hardware) and the
+// initramfs tools it needs. debootstrap takes the first alternative of a
+// dependency, so initramfs-tools is named rather than left to chance.
+// The bootloader itself is not installed in the image: a disk export puts
+// the host's GRUB on the disk (internal/disk), so an image carries only
+// its configuration (/boot/grub/grub.cfg).
+var MachinePackages = []string{"linux-image-cloud-amd64", "initramfs-tools"}
+
+// RootLabel is the file system label of a bootable image's root: its
+// fstab, its GRUB configuration and the disks pib makes agree on it, so
+// no UUID (which would differ per disk) is baked into the image.
+const RootLabel = "pib-root"
+
 // BootstrapOptions configure Bootstrap and Debootstrap.
 type BootstrapOptions struct {
 	Name   string    // debian-11, debian-12 or debian-13
 	Mirror string    // Debian archive URL; empty: the one this machine's apt uses
 	Alias  string    // defaults to Name
 	Log    io.Writer // debootstrap's progress; nil discards it
+	// Minimal leaves out what makes the image a machine (MachinePackages,
+	// fstab, GRUB configuration, network and cloud-init datasource
+	// settings): a container-style root file system, ~190 MB smaller and
+	// faster to bootstrap. The test suite's shared image is minimal.
+	Minimal bool
 }
 
 // Bootstrap builds a minimal Debian server image with debootstrap, makes it
@@ -74,7 +93,11 @@ func (s *Store) Bootstrap(ctx context.Context, opts BootstrapOptions) (*Image, e
 	if err := Debootstrap(ctx, root, filepath.Join(s.cache, "debootstrap"), opts); err != nil {
 		return nil, err
 	}
-	im, l, err := s.packDir(ctx, root, Image{Alias: opts.Alias}, "debootstrap --variant=minbase "+debianSuites[opts.Name]+" + "+strings.Join(ServerPackages, ","))
+	createdBy := "debootstrap --variant=minbase " + debianSuites[opts.Name] + " + " + strings.Join(ServerPackages, ",")
+	if !opts.Minimal {
+		createdBy += "," + strings.Join(MachinePackages, ",")
+	}
+	im, l, err := s.packDir(ctx, root, Image{Alias: opts.Alias}, createdBy)
 	if err != nil {
 		return nil, fmt.Errorf("store %s image: %w", opts.Name, err)
 	}
@@ -126,12 +149,15 @@ func Debootstrap(ctx context.Context, dir, debs string, opts BootstrapOptions) e
 	if log == nil {
 		log = io.Discard
 	}
-	pkgs := append(slices.Clone(ServerPackages), cloudInitPackages...)
-	err := debootstrap(ctx, suite, dir, mirror, debs, pkgs, log)
+	base := slices.Clone(ServerPackages)
+	if !opts.Minimal {
+		base = append(base, MachinePackages...)
+	}
+	err := debootstrap(ctx, suite, dir, mirror, debs, append(slices.Clone(base), cloudInitPackages...), log)
 	if err != nil && errors.Is(err, errMissingDebs) {
 		fmt.Fprintf(log, "pib: the archive has no cloud-init for %s; bootstrapping without it\n", suite)
 		os.RemoveAll(dir)
-		err = debootstrap(ctx, suite, dir, mirror, debs, ServerPackages, log)
+		err = debootstrap(ctx, suite, dir, mirror, debs, base, log)
 	}
 	if err != nil {
 		os.RemoveAll(dir)
@@ -140,6 +166,12 @@ func Debootstrap(ctx context.Context, dir, debs string, opts BootstrapOptions) e
 	if err := cleanRootfs(dir); err != nil {
 		os.RemoveAll(dir)
 		return fmt.Errorf("prepare %s root file system: %w", opts.Name, err)
+	}
+	if !opts.Minimal {
+		if err := machineRootfs(dir); err != nil {
+			os.RemoveAll(dir)
+			return fmt.Errorf("make the %s root file system bootable: %w", opts.Name, err)
+		}
 	}
 	return nil
 }
@@ -363,4 +395,94 @@ func lockPasswords(shadow string) error {
 		}
 	}
 	return os.WriteFile(shadow, []byte(strings.Join(lines, "\n")), 0o640)
+}
+
+// machineRootfs adds what a bootable server image needs beyond its
+// packages. Each file says why; none of it is a network configuration
+// file rule I6 watches for change by a build, it is the base image's own.
+func machineRootfs(root string) error {
+	p := func(rel string) string { return filepath.Join(root, rel) }
+	// A kernel without its initramfs cannot mount a root by label.
+	kernels, _ := filepath.Glob(p("boot/vmlinuz-*"))
+	initrds, _ := filepath.Glob(p("boot/initrd.img-*"))
+	if len(kernels) == 0 || len(initrds) == 0 {
+		return fmt.Errorf("no kernel or initramfs in /boot after installing %s; see debootstrap's log", strings.Join(MachinePackages, ", "))
+	}
+	slices.Sort(kernels)
+	slices.Sort(initrds)
+	// /vmlinuz and /initrd.img, as Debian's kernel packages make them on
+	// a real install, so the GRUB configuration names no kernel version
+	// and survives a kernel upgrade inside the image.
+	for link, target := range map[string]string{"vmlinuz": kernels[len(kernels)-1], "initrd.img": initrds[len(initrds)-1]} {
+		rel, err := filepath.Rel(root, target)
+		if err != nil {
+			return err
+		}
+		os.Remove(p(link))
+		if err := os.Symlink(rel, p(link)); err != nil {
+			return err
+		}
+	}
+	files := []struct {
+		rel, text string
+	}{
+		// Mounted by label: a disk made from the image (internal/disk)
+		// labels its root so; no per-disk UUID is baked in.
+		{"etc/fstab", "# <file system>\t<mount point>\t<type>\t<options>\t<dump>\t<pass>\nLABEL=" + RootLabel + "\t/\text4\terrors=remount-ro\t0\t1\n"},
+		// Read by the GRUB that internal/disk puts on a disk: the serial
+		// console is where a hypervisor's log, and pib's boot test, read.
+		{"boot/grub/grub.cfg", `# pib: boots /vmlinuz with its initramfs from the root labelled ` + RootLabel + `.
+serial --unit=0 --speed=115200
+terminal_input serial console
+terminal_output serial console
+set timeout=1
+set default=0
+menuentry "Debian GNU/Linux" {
+	search --no-floppy --label --set=root ` + RootLabel + `
+	linux /vmlinuz root=LABEL=` + RootLabel + ` ro console=tty0 console=ttyS0,115200n8
+	initrd /initrd.img
+}
+`},
+		// DHCP on any Ethernet interface with systemd-networkd, which the
+		// image already has (no ifupdown or DHCP client package needed).
+		// systemd-networkd-wait-online is deliberately not enabled: a
+		// machine without a network device (pib's boot test) would wait
+		// for it and fail it.
+		{"etc/systemd/network/80-pib-dhcp.network", "[Match]\nType=ether\n\n[Network]\nDHCP=yes\n"},
+		// NoCloud first: a seed (an ISO labelled cidata, or
+		// /var/lib/cloud/seed/nocloud) carries the SSH key and hostname;
+		// without one cloud-init falls back to doing nothing.
+		// locale: false because minbase has no locales package, so
+		// cloud-init's locale module (update-locale) would fail every
+		// boot and cloud-init would finish with an error (rule V3).
+		{"etc/cloud/cloud.cfg.d/90-pib-datasource.cfg", "# pib: instances are configured by a NoCloud seed.\ndatasource_list: [ NoCloud, None ]\n# minbase has no locales package (update-locale): keep the C.UTF-8 default.\nlocale: false\n"},
+	}
+	for _, f := range files {
+		if strings.HasPrefix(f.rel, "etc/cloud/") && !exists(p("usr/bin/cloud-init")) {
+			continue // an archive without cloud-init (see Debootstrap)
+		}
+		if err := os.MkdirAll(filepath.Dir(p(f.rel)), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p(f.rel), []byte(f.text), 0o644); err != nil {
+			return err
+		}
+	}
+	for link, target := range map[string]string{
+		"etc/systemd/system/multi-user.target.wants/systemd-networkd.service": "/lib/systemd/system/systemd-networkd.service",
+		"etc/systemd/system/sockets.target.wants/systemd-networkd.socket":     "/lib/systemd/system/systemd-networkd.socket",
+	} {
+		if err := os.MkdirAll(filepath.Dir(p(link)), 0o755); err != nil {
+			return err
+		}
+		if err := os.Symlink(target, p(link)); err != nil && !errors.Is(err, os.ErrExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
 }

@@ -6,13 +6,18 @@ import (
 	"crypto/sha256"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pib-dev/pib/internal/images"
 	"github.com/pib-dev/pib/internal/layer"
+	"github.com/pib-dev/pib/internal/scan"
+	"github.com/pib-dev/pib/internal/store"
 	"github.com/pib-dev/pib/internal/testenv"
+	"github.com/pib-dev/pib/internal/vulndb"
 )
 
 // TestBootstrapDebian12 checks the real debian-12 base image that
@@ -155,3 +160,73 @@ type countWriter int64
 func (c *countWriter) Write(p []byte) (int, error) { *c += countWriter(len(p)); return len(p), nil }
 
 var _ io.Writer = (*countWriter)(nil)
+
+// TestBootstrapDebian12Machine checks the bootable debian-12 image
+// (bootstrap's default) that testenv keeps beside the minimal one: a
+// kernel and initramfs reachable as /vmlinuz and /initrd.img, root mounted
+// by label, a GRUB configuration, DHCP and the NoCloud datasource — and
+// still every S3 policy check passing.
+func TestBootstrapDebian12Machine(t *testing.T) {
+	start := time.Now()
+	deb := testenv.Debian12Machine(t)
+	t.Logf("bootable debian-12 ready in %v (bootstraps only when not cached)", time.Since(start).Round(time.Second))
+	root := deb.Rootfs
+	read := func(rel string) string {
+		data, err := os.ReadFile(filepath.Join(root, rel))
+		if err != nil {
+			t.Errorf("%s: %v", rel, err)
+		}
+		return string(data)
+	}
+	for _, link := range []string{"vmlinuz", "initrd.img"} {
+		target, err := os.Readlink(filepath.Join(root, link))
+		if err != nil {
+			t.Errorf("/%s: %v", link, err)
+			continue
+		}
+		if fi, err := os.Stat(filepath.Join(root, target)); err != nil || !fi.Mode().IsRegular() || fi.Size() < 1<<20 {
+			t.Errorf("/%s → %s is not a kernel-sized regular file (%v)", link, target, err)
+		}
+	}
+	status := read("var/lib/dpkg/status")
+	for _, p := range append(append([]string{}, images.ServerPackages...), images.MachinePackages...) {
+		if !strings.Contains(status, "Package: "+p+"\n") {
+			t.Errorf("package %s is not installed", p)
+		}
+	}
+	for rel, want := range map[string]string{
+		"etc/fstab":          "LABEL=" + images.RootLabel + "\t/\text4",
+		"boot/grub/grub.cfg": "root=LABEL=" + images.RootLabel,
+		"etc/cloud/cloud.cfg.d/90-pib-datasource.cfg": "NoCloud",
+		"etc/systemd/network/80-pib-dhcp.network":     "DHCP=yes",
+	} {
+		if got := read(rel); !strings.Contains(got, want) {
+			t.Errorf("%s does not contain %q:\n%s", rel, want, got)
+		}
+	}
+	ctx := context.Background()
+	sdb, err := store.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "vulndb.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sdb.Close()
+	r, err := scan.New(vulndb.New(sdb), scan.Options{}).Scan(ctx, root, scan.Image{ID: deb.ImageID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range r.Policy {
+		if !c.Passed {
+			t.Errorf("%s fails on the bootable image: %s %v", c.Rule, c.Message, c.Evidence)
+		}
+	}
+	minimal := testenv.Debian12(t)
+	t.Logf("bootable image: %d packages, %s unpacked; minimal: %s", r.Packages, duSize(t, root), duSize(t, minimal.Rootfs))
+}
+
+func duSize(t *testing.T, dir string) string {
+	out, err := exec.Command("du", "-sh", "--apparent-size", dir).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Fields(string(out))[0]
+}

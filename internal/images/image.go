@@ -382,6 +382,9 @@ func (s *Store) Remove(ctx context.Context, ref string) (*Image, error) {
 				slog.Warn("layer cache directory left behind", "dir", dir, "err", err)
 			}
 		}
+		if h == im.Manifest {
+			s.removeDisks(im)
+		}
 	}
 	return im, nil
 }

@@ -21,6 +21,9 @@ type OSVersion struct {
 	Platform string    `json:"platform"` // linux or windows
 	ImageID  string    `json:"image_id"`
 	Created  time.Time `json:"created"`
+	// BootTest: builds for this OS version boot their image and check
+	// rules V1–V3 before the scan. Off by default (see SetBootTest).
+	BootTest bool `json:"boot_test,omitempty"`
 }
 
 // ErrNotFound is returned for an unregistered name.
@@ -65,8 +68,8 @@ func (s *Store) Add(ctx context.Context, name, platform, imageID string) (*OSVer
 // Get returns one registered OS version.
 func (s *Store) Get(ctx context.Context, name string) (*OSVersion, error) {
 	var v OSVersion
-	err := s.db.QueryRowContext(ctx, `SELECT name, platform, image_id, created_at FROM os_versions WHERE name = $1`, name).
-		Scan(&v.Name, &v.Platform, &v.ImageID, &v.Created)
+	err := s.db.QueryRowContext(ctx, `SELECT name, platform, image_id, created_at, boot_test FROM os_versions WHERE name = $1`, name).
+		Scan(&v.Name, &v.Platform, &v.ImageID, &v.Created, &v.BootTest)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound.Errorf("OS version not registered: %q", name)
 	}
@@ -75,7 +78,7 @@ func (s *Store) Get(ctx context.Context, name string) (*OSVersion, error) {
 
 // List returns every registered OS version by name.
 func (s *Store) List(ctx context.Context) ([]*OSVersion, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT name, platform, image_id, created_at FROM os_versions ORDER BY name`)
+	rows, err := s.db.QueryContext(ctx, `SELECT name, platform, image_id, created_at, boot_test FROM os_versions ORDER BY name`)
 	if err != nil {
 		return nil, err
 	}
@@ -83,10 +86,35 @@ func (s *Store) List(ctx context.Context) ([]*OSVersion, error) {
 	out := []*OSVersion{}
 	for rows.Next() {
 		var v OSVersion
-		if err := rows.Scan(&v.Name, &v.Platform, &v.ImageID, &v.Created); err != nil {
+		if err := rows.Scan(&v.Name, &v.Platform, &v.ImageID, &v.Created, &v.BootTest); err != nil {
 			return nil, err
 		}
 		out = append(out, &v)
 	}
 	return out, rows.Err()
+}
+
+// SetBootTest turns the boot test (V1–V3) of an OS version's builds on or
+// off. It is off by default because, where only software emulation is
+// available (no working KVM), booting an image adds tens of seconds to a
+// build that otherwise takes about one.
+func (s *Store) SetBootTest(ctx context.Context, name string, on bool) (*OSVersion, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE os_versions SET boot_test = $2 WHERE name = $1`, name, on)
+	if err != nil {
+		return nil, err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil, ErrNotFound.Errorf("OS version not registered: %q", name)
+	}
+	return s.Get(ctx, name)
+}
+
+// BootTestOn says whether builds for OS version name are boot-tested
+// (testbuild.BootTests).
+func (s *Store) BootTestOn(ctx context.Context, name string) (bool, error) {
+	v, err := s.Get(ctx, name)
+	if err != nil {
+		return false, err
+	}
+	return v.BootTest, nil
 }

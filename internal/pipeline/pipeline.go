@@ -90,6 +90,9 @@ type BuildOutcome struct {
 	Log          []byte    // installer stdout/stderr (I8)
 	ChangedFiles []string  // summary of the files the install changed (I8)
 	Report       json.RawMessage
+	// BootTest is one line for the build's history when the image was
+	// boot-tested (V1–V3), e.g. "boot test passed (V1–V3, 31s)".
+	BootTest string
 }
 
 // ScanOutcome is a scan's verdict (S4).

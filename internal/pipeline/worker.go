@@ -281,8 +281,12 @@ func (p *Pipeline) buildStep(ctx, work context.Context, r *run, dir string) (ima
 	if len(out.Findings) > 0 {
 		result = "issues"
 		set.troubleshooting = val(troubleshooting(b, "test build", out.Findings))
+		reason := fmt.Sprintf("the test build broke %s", rulesOf(out.Findings))
+		if out.BootTest != "" {
+			reason += "; " + out.BootTest
+		}
 		_, err := p.apply(work, b.ID, change{to: IssuesFound, runID: r.id, from: []State{Building},
-			reason: fmt.Sprintf("the test build broke %s", rulesOf(out.Findings)),
+			reason: reason,
 			set:    set})
 		return "", true, err
 	}
@@ -292,8 +296,12 @@ func (p *Pipeline) buildStep(ctx, work context.Context, r *run, dir string) (ima
 	result = "ok"
 	scanStarted := p.now()
 	set.imageID, set.scanStartedAt = val(out.ImageID), val(&scanStarted)
+	reason := "test build passed (image " + out.ImageID + "); scanning"
+	if out.BootTest != "" {
+		reason = "test build passed (image " + out.ImageID + "); " + out.BootTest + "; scanning"
+	}
 	ok, err := p.apply(work, b.ID, change{to: Scanning, runID: r.id, from: []State{Building},
-		reason: "test build passed (image " + out.ImageID + "); scanning",
+		reason: reason,
 		set:    set})
 	if err != nil || !ok {
 		return "", true, err

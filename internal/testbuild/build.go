@@ -30,6 +30,8 @@ type Builder struct {
 	dataDir string
 	limits  sandbox.Limits
 	ids     sandbox.IDs
+	// bootTests says which OS versions boot-test their builds (V1–V3).
+	bootTests BootTests
 }
 
 // NewBuilder returns a Builder that stores images in is and runs builds
@@ -86,6 +88,25 @@ func (b *Builder) Build(ctx context.Context, req pipeline.BuildRequest) (*pipeli
 	}
 	rep := NewBuildReport(res)
 	if im != nil {
+		// V1–V3 run after I1–I8 passed, before the scan.
+		boot, err := b.bootTest(ctx, req.OSName, base, im, dir)
+		if err != nil {
+			return nil, fmt.Errorf("boot test: %w", err)
+		}
+		if boot != nil {
+			rep.BootTest = boot
+			out.BootTest = bootHistory(boot)
+			if !boot.Passed {
+				out.Findings = append(out.Findings, boot.Findings...)
+				// A build with findings keeps no image.
+				if _, err := b.images.Remove(ctx, im.ID); err != nil {
+					return nil, fmt.Errorf("remove the image that failed its boot test: %w", err)
+				}
+				im, out.ImageID = nil, ""
+			}
+		}
+	}
+	if im != nil {
 		if rep.Reproducible, err = b.reproducibility(ctx, req, base, im); err != nil {
 			return nil, err
 		}
@@ -104,6 +125,12 @@ func (b *Builder) Build(ctx context.Context, req pipeline.BuildRequest) (*pipeli
 
 // Cleanup removes what a build whose process died left on this machine.
 func (b *Builder) Cleanup(ctx context.Context, buildID string) error {
+	// A boot test's throw-away disk (its QEMU died with the process:
+	// machine sets a parent-death signal).
+	disks, _ := filepath.Glob(filepath.Join(Dir(b.dataDir, buildID), "boot-*"))
+	for _, d := range disks {
+		os.RemoveAll(d)
+	}
 	return sandbox.Sweep(Dir(b.dataDir, buildID))
 }
 

@@ -17,6 +17,14 @@
 // previous build of the same inputs made (Reproducibility): the same, or
 // which files the installer itself made different.
 //
+// When the OS version has its boot test on (SetBootTests; an operator
+// setting, osversions), a build whose install passed I1–I8 boots its new
+// image (package boottest) before the scan: a failure of V1–V3 is a
+// finding like any other, the image is removed, and the build report keeps
+// the probe's facts and the console log (BootReport). The base image is
+// booted once, per image ID, for the failed units V1 forgives; the result
+// is kept in <dataDir>/boot-tests.
+//
 // A build runs in Dir(dataDir, buildID). A server build hands its log over
 // in the outcome, which the pipeline stores with the build, and removes
 // that directory; only a build that fails with an error (a platform fault,

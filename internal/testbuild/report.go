@@ -20,6 +20,9 @@ type BuildReport struct {
 	// build's of the same inputs; absent when the build made no image
 	// (and in pib build's local reports, which have no earlier builds).
 	Reproducible *Reproducibility `json:"reproducible,omitempty"`
+	// BootTest is the boot test's result (V1–V3), when the OS version has
+	// it on and the install passed.
+	BootTest *BootReport `json:"boot_test,omitempty"`
 }
 
 // NewBuildReport is the report of a sandbox run.

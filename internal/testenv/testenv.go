@@ -50,13 +50,28 @@ type Debian struct {
 	Rootfs  string // the image's single layer, unpacked: read-only, never write into it
 }
 
-// Debian12 returns the shared debian-12 base image, bootstrapping it with
+// Debian12 returns the shared debian-12 base image, bootstrapped minimal
+// (images.BootstrapOptions.Minimal: no kernel, as it always was for the
+// tests, so scan goldens and package counts do not move) with
 // images.Store.Bootstrap the first time in a run (about a minute; other
 // test processes wait on a file lock meanwhile).
 func Debian12(t testing.TB) Debian {
 	t.Helper()
+	return bootstrapped(t, "debian-12", images.BootstrapOptions{Name: "debian-12", Minimal: true})
+}
+
+// Debian12Machine returns a bootable debian-12 image (bootstrap's default:
+// kernel, initramfs, GRUB configuration), in a cache directory of its own
+// beside Debian12's. Only the tests that boot machines use it.
+func Debian12Machine(t testing.TB) Debian {
+	t.Helper()
+	return bootstrapped(t, "debian-12-machine", images.BootstrapOptions{Name: "debian-12"})
+}
+
+func bootstrapped(t testing.TB, cacheName string, opts images.BootstrapOptions) Debian {
+	t.Helper()
 	RequireRoot(t)
-	dir := filepath.Join(CacheDir(), "debian-12")
+	dir := filepath.Join(CacheDir(), cacheName)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -86,9 +101,10 @@ func Debian12(t testing.TB) Debian {
 	}
 	defer closeFn()
 	var log bytes.Buffer
-	im, err := s.Bootstrap(ctx, images.BootstrapOptions{Name: "debian-12", Log: &log})
+	opts.Log = &log
+	im, err := s.Bootstrap(ctx, opts)
 	if err != nil {
-		t.Fatalf("bootstrap debian-12 for the tests: %v\n%s", err, log.String())
+		t.Fatalf("bootstrap %s for the tests: %v\n%s", opts.Name, err, log.String())
 	}
 	dirs, err := s.LayerDirs(ctx, im)
 	if err != nil {
@@ -127,10 +143,21 @@ func OpenStore(dataDir string) (*images.Store, func(), error) {
 // debian-12, importing a docker archive exported once per test run.
 func ImportDebian12(t testing.TB, s *images.Store) *images.Image {
 	t.Helper()
-	deb := Debian12(t)
-	archive := filepath.Join(CacheDir(), "debian-12", "debian-12.docker.tar")
+	return importCached(t, s, "debian-12", Debian12(t))
+}
+
+// ImportDebian12Machine stores the bootable debian-12 image
+// (Debian12Machine) in s under the alias debian-12, as ImportDebian12.
+func ImportDebian12Machine(t testing.TB, s *images.Store) *images.Image {
+	t.Helper()
+	return importCached(t, s, "debian-12-machine", Debian12Machine(t))
+}
+
+func importCached(t testing.TB, s *images.Store, cacheName string, deb Debian) *images.Image {
+	t.Helper()
+	archive := filepath.Join(CacheDir(), cacheName, "debian-12.docker.tar")
 	if _, err := os.Stat(archive); err != nil {
-		lock, err := os.OpenFile(filepath.Join(CacheDir(), "debian-12", "lock"), os.O_RDWR, 0)
+		lock, err := os.OpenFile(filepath.Join(CacheDir(), cacheName, "lock"), os.O_RDWR, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
