@@ -20,6 +20,7 @@ import (
 type globals struct {
 	dataDir     string
 	databaseURL string
+	blobsURL    string // "" for <data>/blobs, or s3://…
 	logLevel    string
 	server      string // API server for client commands
 }
@@ -38,6 +39,7 @@ func newRootCommand() *cobra.Command {
 	f := root.PersistentFlags()
 	f.StringVar(&g.dataDir, "data", envOr("PIB_DATA", "./pib-data"), "data directory: database, blobs, layer cache (env PIB_DATA)")
 	f.StringVar(&g.databaseURL, "database-url", os.Getenv("PIB_DATABASE_URL"), "postgres://… URL; empty means SQLite at <data>/pib.db (env PIB_DATABASE_URL)")
+	f.StringVar(&g.blobsURL, "blobs", os.Getenv("PIB_BLOBS"), "blob store: empty for <data>/blobs, or s3://BUCKET/PREFIX?endpoint=URL&region=R shared by every node, credentials from the AWS environment variables or files; <data>/blobs is then this node's cache (env PIB_BLOBS)")
 	f.StringVar(&g.logLevel, "log-level", envOr("PIB_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env PIB_LOG_LEVEL)")
 	f.StringVar(&g.server, "server", os.Getenv("PIB_SERVER"), "pib server URL for client commands, e.g. http://127.0.0.1:8080 (env PIB_SERVER; default: from pib login)")
 
@@ -52,6 +54,7 @@ func newRootCommand() *cobra.Command {
 		newBuildCommand(g),
 		newScanCommand(g),
 		newVulnDBCommand(g),
+		newBlobsCommand(g),
 		// Clients of a server.
 		newLoginCommand(g),
 		newAccountCommand(g),
@@ -83,9 +86,10 @@ func (g *globals) setupLogging(cmd *cobra.Command) error {
 	return nil
 }
 
-// openStores opens the metadata database and blob folder of the local
-// data directory.
-func (g *globals) openStores(ctx context.Context) (*store.DB, *blobs.Dir, error) {
+// openStores opens the metadata database and the blob store: the blob
+// folder of the local data directory, or the S3 bucket of --blobs with
+// that folder as this node's cache.
+func (g *globals) openStores(ctx context.Context) (*store.DB, blobs.Store, error) {
 	if err := secureDataDir(g.dataDir); err != nil {
 		return nil, nil, err
 	}
@@ -97,7 +101,15 @@ func (g *globals) openStores(ctx context.Context) (*store.DB, *blobs.Dir, error)
 	if err != nil {
 		return nil, nil, err
 	}
-	bs, err := blobs.NewDir(filepath.Join(g.dataDir, "blobs"))
+	var bs blobs.Store
+	switch dir := filepath.Join(g.dataDir, "blobs"); {
+	case g.blobsURL == "":
+		bs, err = blobs.NewDir(dir)
+	case strings.HasPrefix(g.blobsURL, "s3://"):
+		bs, err = blobs.OpenS3(ctx, g.blobsURL, dir, blobs.S3Options{Leases: blobs.NewLeases(db)})
+	default:
+		err = fmt.Errorf("--blobs %q: want s3://BUCKET/PREFIX?endpoint=URL&region=R, or nothing for %s", g.blobsURL, dir)
+	}
 	if err != nil {
 		db.Close()
 		return nil, nil, err

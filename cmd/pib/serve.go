@@ -54,11 +54,15 @@ func newServeCommand(g *globals) *cobra.Command {
 		Long: `Run the pib service: the REST API (/v1/, /v1/openapi.json, /healthz, /metrics
 for operators, or for anyone reaching --metrics-listen), the web portal at /
 (sign in with an account token) and the build workers. On first start it creates the operator account and writes
-its token to <data>/operator.token (mode 0600). SIGINT or SIGTERM stop it
+its token to <data>/operator.token (mode 0600). --workers 0 serves the API
+only, for API nodes beside pib worker machines. SIGINT or SIGTERM stop it
 gracefully: running builds are cancelled cleanly and queued again.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			tuneGC()
+			if o.workers == 0 {
+				o.workers = -1 // the pipeline's "submit only"
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			svc, err := g.openService(ctx, o)

@@ -338,7 +338,7 @@ func builderReport(buildID string, exit int, findings []sandbox.Finding, files .
 // package's own golden report; it keeps a CycloneDX SBOM the way pib's
 // scanner does (a testbuild.ScanReport: format → blob digest).
 type goldenScanner struct {
-	blobs  *blobs.Dir
+	blobs  blobs.Store
 	report []byte // testdata/scan-report.json, a copy of internal/scan's golden report
 }
 

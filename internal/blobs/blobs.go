@@ -1,11 +1,16 @@
 // Package blobs keeps content-addressed blobs (image layers, manifests,
-// configs, uploaded packages): each is stored once, under its sha256
-// digest, and never changes after it is written.
+// configs, uploaded packages, SBOMs, inventories): each is stored once,
+// under its sha256 digest, and never changes after it is written.
 //
-// Dir is the local-folder store. A blob is first written to a temporary
-// file in the same file system, synced, checked and only then renamed into
-// place, so a crash or a full disk never leaves a partial blob under a
-// digest name.
+// Store is what the rest of pib uses; two back ends implement it. Dir is
+// the local-folder store: a blob is first written to a temporary file in
+// the same file system, synced, checked and only then renamed into place,
+// so a crash or a full disk never leaves a partial blob under a digest
+// name. S3 keeps blobs in an S3-compatible bucket, shared by every node,
+// with a Dir on the node's own disk as its cache (see s3.go for why).
+//
+// Limits: the S3 back end's local cache is never trimmed except when a
+// blob is deleted; a worker's cache grows with the images it has built on.
 package blobs
 
 import (
@@ -28,6 +33,46 @@ import (
 
 // ErrNotFound is returned for a digest the store does not hold.
 var ErrNotFound = problem.New(problem.NotFound, "blob not found")
+
+// DigestError is content that does not hash to the digest it was stored
+// or asked for under.
+type DigestError struct{ Want, Got v1.Hash }
+
+func (e *DigestError) Error() string {
+	return fmt.Sprintf("content has digest %s, expected %s (corrupt or truncated input)", e.Got, e.Want)
+}
+
+// Store is a content-addressed blob store.
+type Store interface {
+	// Put stores what r yields and returns its digest and size. If want
+	// is not the zero Hash, the content must hash to it or nothing is
+	// stored.
+	Put(ctx context.Context, r io.Reader, want v1.Hash) (v1.Hash, int64, error)
+	// Open returns blob h, whose content is known to hash to h; a missing
+	// blob is ErrNotFound.
+	Open(h v1.Hash) (Reader, error)
+	// Size returns the size of blob h; a missing blob is ErrNotFound.
+	Size(h v1.Hash) (int64, error)
+	// Delete removes blob h; deleting a missing blob is not an error. A
+	// shared store may keep a blob another node is writing at that very
+	// moment (see Leases).
+	Delete(h v1.Hash) error
+}
+
+// Reader is an open blob: streamed, or read at offsets (zip archives).
+type Reader interface {
+	io.ReadCloser
+	io.ReaderAt
+}
+
+// Info describes a stored blob for garbage collection.
+type Info struct {
+	Digest   v1.Hash
+	Size     int64
+	Modified time.Time
+}
+
+var _ Store = (*Dir)(nil)
 
 // Dir stores blobs as files <root>/sha256/<hex>.
 type Dir struct{ root string }
@@ -69,7 +114,7 @@ func (d *Dir) Put(ctx context.Context, r io.Reader, want v1.Hash) (v1.Hash, int6
 	}
 	h := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(hash.Sum(nil))}
 	if want != (v1.Hash{}) && want != h {
-		return v1.Hash{}, 0, fmt.Errorf("store blob: content has digest %s, expected %s (corrupt or truncated input)", h, want)
+		return v1.Hash{}, 0, fmt.Errorf("store blob: %w", &DigestError{Want: want, Got: h})
 	}
 	// Read-only (a blob never changes) and the owner's only.
 	if err := os.Chmod(tmp, 0o400); err != nil {
@@ -82,12 +127,15 @@ func (d *Dir) Put(ctx context.Context, r io.Reader, want v1.Hash) (v1.Hash, int6
 }
 
 // Open returns a reader for blob h.
-func (d *Dir) Open(h v1.Hash) (io.ReadCloser, error) {
+func (d *Dir) Open(h v1.Hash) (Reader, error) {
 	f, err := os.Open(d.Path(h))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, ErrNotFound.Errorf("blob not found: %s", h)
 	}
-	return f, err
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
 }
 
 // Size returns the size of blob h.
@@ -110,19 +158,24 @@ func (d *Dir) Delete(h v1.Hash) error {
 	return nil
 }
 
-// List returns every stored digest.
-func (d *Dir) List() ([]v1.Hash, error) {
+// List returns every stored blob.
+func (d *Dir) List(ctx context.Context) ([]Info, error) {
 	ents, err := os.ReadDir(filepath.Join(d.root, "sha256"))
 	if err != nil {
 		return nil, err
 	}
-	out := make([]v1.Hash, 0, len(ents))
+	out := make([]Info, 0, len(ents))
 	for _, e := range ents {
-		if len(e.Name()) == 64 && !strings.ContainsAny(e.Name(), "./") {
-			out = append(out, v1.Hash{Algorithm: "sha256", Hex: e.Name()})
+		if len(e.Name()) != 64 || strings.ContainsAny(e.Name(), "./") {
+			continue
 		}
+		fi, err := e.Info()
+		if err != nil {
+			continue // deleted meanwhile
+		}
+		out = append(out, Info{Digest: v1.Hash{Algorithm: "sha256", Hex: e.Name()}, Size: fi.Size(), Modified: fi.ModTime()})
 	}
-	return out, nil
+	return out, ctx.Err()
 }
 
 // CleanTemp removes temporary files older than age: what a killed writer

@@ -61,7 +61,7 @@ const Operator = "operator"
 // Store keeps images in a blob folder and a metadata database.
 type Store struct {
 	db    *store.DB
-	blobs *blobs.Dir
+	blobs blobs.Store
 	cache string // layer cache and scratch space
 	now   func() time.Time
 }
@@ -69,12 +69,12 @@ type Store struct {
 // NewStore returns an image store. cacheDir holds unpacked layers and
 // temporary files; it must be on a file system that supports overlayfs
 // lower directories (not overlayfs itself).
-func NewStore(db *store.DB, bs *blobs.Dir, cacheDir string) *Store {
+func NewStore(db *store.DB, bs blobs.Store, cacheDir string) *Store {
 	return &Store{db: db, blobs: bs, cache: cacheDir, now: func() time.Time { return time.Now().UTC() }}
 }
 
-// Blobs exposes the blob folder (for callers that export or copy blobs).
-func (s *Store) Blobs() *blobs.Dir { return s.blobs }
+// Blobs exposes the blob store (for callers that export or copy blobs).
+func (s *Store) Blobs() blobs.Store { return s.blobs }
 
 var (
 	idPattern    = regexp.MustCompile(`^img-[0-9a-f]{17}$`)

@@ -44,12 +44,12 @@ const maxInflated = 1 << 30
 // Store keeps inventories in db, their blobs in bs.
 type Store struct {
 	db    *store.DB
-	blobs *blobs.Dir
+	blobs blobs.Store
 	now   func() time.Time
 }
 
 // New returns the inventories of db, with blobs in bs.
-func New(db *store.DB, bs *blobs.Dir) *Store {
+func New(db *store.DB, bs blobs.Store) *Store {
 	return &Store{db: db, blobs: bs, now: func() time.Time { return time.Now().UTC() }}
 }
 

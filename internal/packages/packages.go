@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 	"unicode"
@@ -52,7 +51,7 @@ var ErrNotFound = problem.New(problem.NotFound, "package not found")
 // Store keeps packages: content in the blob store, metadata in the database.
 type Store struct {
 	db      *store.DB
-	blobs   *blobs.Dir
+	blobs   blobs.Store
 	MaxSize int64
 	// Limits bound the archive checks of one upload (P5).
 	Limits Limits
@@ -60,7 +59,7 @@ type Store struct {
 }
 
 // NewStore returns a package store with the default size limit.
-func NewStore(db *store.DB, bs *blobs.Dir) *Store {
+func NewStore(db *store.DB, bs blobs.Store) *Store {
 	return &Store{db: db, blobs: bs, MaxSize: DefaultMaxSize, Limits: DefaultLimits, now: func() time.Time { return time.Now().UTC() }}
 }
 
@@ -144,7 +143,7 @@ func (s *Store) Upload(ctx context.Context, owner, name string, r io.Reader) (*P
 // file whose name says archive when its content is none: the installer
 // that unpacks it would fail on it later, less clearly.
 func (s *Store) checkArchive(ctx context.Context, name string, h v1.Hash, size int64) error {
-	f, err := os.Open(s.blobs.Path(h))
+	f, err := s.blobs.Open(h)
 	if err != nil {
 		return fmt.Errorf("open the stored upload: %w", err)
 	}

@@ -32,12 +32,12 @@ import (
 // ones from the syft JSON a scan kept.
 type Store struct {
 	db    *store.DB
-	blobs *blobs.Dir
+	blobs blobs.Store
 	now   func() time.Time
 }
 
 // New returns the SBOMs of db, with blobs in bs.
-func New(db *store.DB, bs *blobs.Dir) *Store {
+func New(db *store.DB, bs blobs.Store) *Store {
 	return &Store{db: db, blobs: bs, now: func() time.Time { return time.Now().UTC() }}
 }
 

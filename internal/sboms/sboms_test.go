@@ -16,6 +16,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/pib-dev/pib/internal/blobs"
+	"github.com/pib-dev/pib/internal/images"
 	"github.com/pib-dev/pib/internal/sboms"
 	"github.com/pib-dev/pib/internal/scan"
 	"github.com/pib-dev/pib/internal/store"
@@ -115,12 +116,28 @@ func TestOpen(t *testing.T) {
 	}
 	// Every blob is the kept SBOM or one recorded document: the losers of
 	// the race removed theirs.
-	list, err := e.blobs.List()
+	list, err := e.blobs.List(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(list) != 3 {
 		t.Errorf("%d blobs, want 3 (syft JSON, CycloneDX, SPDX): %v", len(list), list)
+	}
+	// Blob garbage collection keeps the documents made (the kept syft
+	// JSON is a build's, named in its report, which this test has none of).
+	is := images.NewStore(e.db, e.blobs, t.TempDir())
+	for _, format := range []string{scan.CycloneDXJSON, scan.SPDXJSON} {
+		var d string
+		if err := e.db.QueryRow(`SELECT digest FROM sbom_formats WHERE format = $1`, format).Scan(&d); err != nil {
+			t.Fatal(err)
+		}
+		h, err := v1.NewHash(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ref, err := is.BlobReferenced(context.Background(), h); err != nil || !ref {
+			t.Errorf("the %s document made is not referenced for garbage collection: %v %v", format, ref, err)
+		}
 	}
 }
 
