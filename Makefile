@@ -9,7 +9,7 @@ export GOTOOLCHAIN ?= auto
 PIB_DATA ?= $(CURDIR)/pib-data
 GO_TEST_FLAGS ?= -timeout 40m
 
-.PHONY: demo test fuzz lint build deps test-deps bench clean
+.PHONY: demo test fuzz lint build deps test-deps bench soak clean
 
 pib: $(shell find cmd internal -name '*.go' -o -name '*.sql') go.mod go.sum
 	go build -o pib ./cmd/pib
@@ -69,6 +69,14 @@ lint:
 # committed): see bench/run.sh. RUNS=3 for a quicker, rougher table.
 bench: test-deps
 	@bench/run.sh
+
+# The full load and fault suites (make test runs short versions): 50 API
+# clients for 60 s on SQLite and PostgreSQL, and 20 kill -9s of pib serve
+# and pib worker during builds on PostgreSQL and S3 (SeaweedFS).
+soak: test-deps
+	@cache=$$(mktemp -d /var/tmp/pib-test-cache.XXXXXX); \
+	trap 'umount -R -l $$cache 2>/dev/null; rm -rf $$cache' EXIT; \
+	PIB_SOAK=1 PIB_TEST_CACHE=$$cache go test -timeout 60m -count=1 -v -run '^(TestLoad|TestFaults)$$' ./cmd/pib
 
 clean:
 	rm -f pib

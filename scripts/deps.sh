@@ -102,4 +102,8 @@ if [ "${1:-}" = test ]; then
 	fi
 	psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='test'" | grep -q 1 ||
 		psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE test" >/dev/null
+	# The fault suite (cmd/pib TestFaults) restarts a PostgreSQL of its own,
+	# made with initdb: Debian's server package, even when the server on
+	# 5432 is another one.
+	compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || apt_install postgresql
 fi
