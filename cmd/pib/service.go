@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -118,6 +119,10 @@ func (g *globals) openService(ctx context.Context, o serviceOptions) (*service, 
 		return nil, err
 	}
 	is := images.NewStore(db, bs, filepath.Join(g.dataDir, "cache"))
+	// What a killed pib left mounted while it read an image.
+	if err := is.UnmountStale(); err != nil {
+		slog.Warn("could not unmount what a killed pib left mounted; unmount it by hand (see the error)", "err", err)
+	}
 	ps := packages.NewStore(db, bs)
 	if o.maxUpload > 0 {
 		ps.MaxSize = o.maxUpload

@@ -128,7 +128,7 @@ func (s *Store) Rootfs(ctx context.Context, im *Image) (dir string, release func
 	if len(dirs) == 1 {
 		return dirs[0], func() error { return nil }, nil
 	}
-	mnt, err := s.tempDir("rootfs-*")
+	mnt, err := s.tempDir(fmt.Sprintf("rootfs-%d-*", os.Getpid())) // UnmountStale reads the PID
 	if err != nil {
 		return "", nil, err
 	}

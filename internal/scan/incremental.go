@@ -101,7 +101,7 @@ func (s *Scanner) catalogView(ctx context.Context, name string, b Base, base *st
 // withOverlay mounts lower (top first) read-only as one tree under
 // workDir for fn.
 func withOverlay(workDir string, lower []string, fn func(dir string) error) error {
-	mnt, err := os.MkdirTemp(workDir, "scan-view-*")
+	mnt, err := os.MkdirTemp(workDir, fmt.Sprintf("scan-view-%d-*", os.Getpid())) // images.Store.UnmountStale reads the PID
 	if err != nil {
 		return fmt.Errorf("make the scan's view: %w", err)
 	}
