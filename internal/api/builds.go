@@ -313,14 +313,17 @@ func (d Deps) BuildSBOM(ctx context.Context, owner, id, format string) (io.ReadC
 		return nil, "", err
 	}
 	kept := ScanReportOf(rep).SBOMs
-	digest, ok := kept[format]
-	if !ok {
-		digest, ok = kept[scan.SyftJSON]
-	}
-	switch {
-	case len(kept) == 0:
+	if len(kept) == 0 {
 		return nil, "", &problem.Error{Code: problem.NotFound, Message: fmt.Sprintf("build %s has no SBOM: it was not scanned (state %s)", rep.BuildID, rep.State)}
-	case !ok || (kept[format] == "" && d.SBOMs == nil):
+	}
+	// The format as kept, else made from the kept syft JSON.
+	open := func(h v1.Hash) (io.ReadCloser, error) { return d.Images.Blobs().Open(h) }
+	digest, ok := kept[format]
+	if !ok && d.SBOMs != nil {
+		digest, ok = kept[scan.SyftJSON]
+		open = func(h v1.Hash) (io.ReadCloser, error) { return d.SBOMs.Open(ctx, h, format) }
+	}
+	if !ok {
 		have := slices.Sorted(maps.Keys(kept))
 		return nil, "", &problem.Error{Code: problem.NotFound, Message: fmt.Sprintf("build %s kept no %s SBOM (it was scanned before pib kept that format); ask for %s", rep.BuildID, format, strings.Join(have, " or "))}
 	}
@@ -328,12 +331,7 @@ func (d Deps) BuildSBOM(ctx context.Context, owner, id, format string) (io.ReadC
 	if err != nil {
 		return nil, "", err
 	}
-	var rc io.ReadCloser
-	if kept[format] != "" {
-		rc, err = d.Images.Blobs().Open(h)
-	} else {
-		rc, err = d.SBOMs.Open(ctx, h, format)
-	}
+	rc, err := open(h)
 	if err != nil {
 		return nil, "", err
 	}
