@@ -56,29 +56,18 @@ func (r *remoteImages) Import(ctx context.Context, file, alias string) (*images.
 
 // Export downloads an export to out, complete or not at all.
 func (r *remoteImages) Export(ctx context.Context, ref string, format images.Format, out string) error {
-	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	err = r.c.ExportImage(ctx, ref, format, tmp)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp.Name(), 0o644)
-	}
-	if err != nil {
+	if err := download(out, func(w io.Writer) error { return r.c.ExportImage(ctx, ref, format, w) }); err != nil {
 		return fmt.Errorf("export %s: %w", ref, err)
 	}
-	return os.Rename(tmp.Name(), out)
+	return nil
 }
 
-// ExportDisk is local only: a disk is made with host tools (mkfs.ext4,
-// GRUB, qemu-img) next to the layer cache, and the API has no route for it
-// yet.
-func (r *remoteImages) ExportDisk(context.Context, string, images.Format, int64, string) error {
-	return errors.New("disk exports (raw, qcow2) run on the server's own machine: run pib image export there without --server/PIB_SERVER")
+// ExportDisk downloads the disk the server makes (and keeps in its cache).
+func (r *remoteImages) ExportDisk(ctx context.Context, ref string, format images.Format, size int64, out string) error {
+	if err := download(out, func(w io.Writer) error { return r.c.ExportImageDisk(ctx, ref, format, size, w) }); err != nil {
+		return fmt.Errorf("export %s as a %s disk: %w", ref, format, err)
+	}
+	return nil
 }
 
 func (r *remoteImages) Remove(ctx context.Context, ref string) (*images.Image, error) {

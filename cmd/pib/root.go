@@ -67,6 +67,7 @@ func newRootCommand() *cobra.Command {
 		newRescanCommand(g),
 		newSubscriptionsCommand(g),
 		newPrivateImagesCommand(g),
+		newInstanceCommand(g),
 		newWebhookCommand(g),
 		newAuditCommand(g),
 		newProductsCommand(g),

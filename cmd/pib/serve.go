@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/pib-dev/pib/internal/api"
+	"github.com/pib-dev/pib/internal/instance"
 	"github.com/pib-dev/pib/internal/packages"
 	"github.com/pib-dev/pib/internal/privatebuilds"
 	"github.com/pib-dev/pib/internal/sandbox"
@@ -47,6 +48,7 @@ func addServiceFlags(f *pflag.FlagSet, o *serviceOptions) {
 
 func newServeCommand(g *globals) *cobra.Command {
 	var listen, metricsListen, pprofListen string
+	var instanceLimit int
 	var o serviceOptions
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -73,6 +75,21 @@ gracefully: running builds are cancelled cleanly and queued again.`,
 			if err := svc.deps.Accounts.EnsureOperator(ctx, filepath.Join(g.dataDir, "operator.token")); err != nil {
 				return err
 			}
+			if instanceLimit < 1 {
+				return fmt.Errorf("--instance-limit %d: give 1 or more", instanceLimit)
+			}
+			// Instances run under this process and end with it: what a
+			// killed one left in the directory is removed here.
+			im, err := instance.New(instance.Config{Images: svc.deps.Images, Dir: filepath.Join(g.dataDir, "instances"), Limit: instanceLimit})
+			if err != nil {
+				return fmt.Errorf("prepare the instances' directory: %w", err)
+			}
+			defer func() {
+				if err := im.Close(); err != nil {
+					slog.Warn("removing the instances' files", "err", err)
+				}
+			}()
+			svc.deps.Instances = im
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {
 				return fmt.Errorf("listen on %s: %w (another pib serve running? choose --listen)", listen, err)
@@ -111,7 +128,7 @@ gracefully: running builds are cancelled cleanly and queued again.`,
 			case err = <-errc:
 			case <-ctx.Done():
 			}
-			slog.Info("shutting down: finishing requests, queueing running builds again")
+			slog.Info("shutting down: finishing requests, queueing running builds again, stopping instances")
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 			defer cancel()
 			if serr := hs.Shutdown(sctx); serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
@@ -130,6 +147,7 @@ gracefully: running builds are cancelled cleanly and queued again.`,
 	cmd.Flags().StringVar(&metricsListen, "metrics-listen", "", "also serve /metrics without a token on this address (a private interface for a Prometheus scraper); on --listen /metrics needs an operator token")
 	cmd.Flags().StringVar(&pprofListen, "pprof-listen", "", "serve Go's profiler (/debug/pprof/) without a token on this address (a private interface: profiles show the service's internals); for finding where builds spend their time")
 	cmd.Flags().Int64Var(&o.maxUpload, "max-upload", packages.DefaultMaxSize, "largest package upload in bytes")
+	cmd.Flags().IntVar(&instanceLimit, "instance-limit", instance.DefaultLimit, "instances (pib instance launch) one account may have at once; they run on this machine and stop with pib serve")
 	addServiceFlags(cmd.Flags(), &o)
 	return cmd
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/pib-dev/pib/internal/catalog"
 	"github.com/pib-dev/pib/internal/groups"
 	"github.com/pib-dev/pib/internal/images"
+	"github.com/pib-dev/pib/internal/instance"
 	"github.com/pib-dev/pib/internal/loadform"
 	"github.com/pib-dev/pib/internal/monitor"
 	"github.com/pib-dev/pib/internal/osversions"
@@ -80,6 +81,9 @@ type Deps struct {
 	// SBOMs makes the standard SBOM formats from the syft JSON a scan
 	// kept (GET /v1/builds/{id}/sbom); nil serves only what a scan kept.
 	SBOMs *sboms.Store
+	// Instances launches and supervises images as machines; nil leaves
+	// out the instance routes.
+	Instances *instance.Manager
 	// Registry collects metrics served at /metrics; nil makes a new one.
 	Registry *prometheus.Registry
 }
@@ -148,7 +152,7 @@ func New(d Deps) *Server {
 	if d.Pipeline != nil {
 		d.Registry.MustRegister(d.Pipeline.Collectors()...)
 	}
-	for _, rt := range slices.Concat(s.allRoutes(), s.imageRoutes(), s.buildRoutes(), s.auditRoutes(), s.catalogRoutes(), s.buyerRoutes(), s.monitorRoutes()) {
+	for _, rt := range slices.Concat(s.allRoutes(), s.imageRoutes(), s.buildRoutes(), s.auditRoutes(), s.catalogRoutes(), s.buyerRoutes(), s.monitorRoutes(), s.instanceRoutes()) {
 		s.handle(rt)
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -20,6 +20,7 @@ import (
 	"github.com/pib-dev/pib/internal/catalog"
 	"github.com/pib-dev/pib/internal/groups"
 	"github.com/pib-dev/pib/internal/images"
+	"github.com/pib-dev/pib/internal/instance"
 	"github.com/pib-dev/pib/internal/osversions"
 	"github.com/pib-dev/pib/internal/packages"
 	"github.com/pib-dev/pib/internal/pipeline"
@@ -255,6 +256,12 @@ func TestOpenAPIListsEveryRoute(t *testing.T) {
 		}
 		d.Pipeline, d.Builds, d.Webhooks = p, p.Reader(), hooks
 		d.Catalog = catalog.New(db, catalog.Config{Groups: d.Groups, Builds: p.Reader()})
+		im, err := instance.New(instance.Config{Images: d.Images, Dir: filepath.Join(t.TempDir(), "instances")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { im.Close() })
+		d.Instances = im
 	})
 	if len(e.srv.Routes()) < 25 {
 		t.Fatalf("only %d routes registered", len(e.srv.Routes()))

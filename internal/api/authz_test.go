@@ -88,6 +88,10 @@ const (
 	limitedProd   objKind = "product limited to its buyer, subscribed"
 	privateBuild  objKind = "private image build (Successful)"
 	clientToken   objKind = "private image build's client token"
+	// instanceID: no account has one in the fixture (launching needs a
+	// bootable image and a QEMU boot); cmd/pib's TestInstances checks
+	// one account's instance against another's with real machines.
+	instanceID objKind = "instance"
 )
 
 // missing is a well-formed reference to nothing, per kind.
@@ -107,6 +111,7 @@ var missing = map[objKind]string{
 	limitedProd:   "prod-0000000000000000",
 	privateBuild:  "b-0000000000000000",
 	clientToken:   "tok-nobody",
+	instanceID:    "i-00000000000000000",
 }
 
 // authzRow is one route (or one way of naming its object) and what each
@@ -199,6 +204,9 @@ var authzTable = []authzRow{
 	{route: "GET /v1/images/{ref}", how: "by ID", obj: imageID, want: "401 | 200 404 404 | 200 404 404 | 200 404 404 | 200 404 404 | 200 200 404"},
 	{route: "GET /v1/images/{ref}", how: "by alias", obj: imageAlias, want: "401 | 200 404 404 | 200 404 404 | 200 404 404 | 200 404 404 | 200 404 404"},
 	{route: "GET /v1/images/{ref}/export", how: "by ID", obj: imageID, want: "401 | 200 404 404 | 200 404 404 | 200 404 404 | 200 404 404 | 200 403 404"},
+	// A disk: the fixture's images have no kernel, so an own one is
+	// refused as not bootable, after the ownership checks.
+	{route: "GET /v1/images/{ref}/export", how: "as a disk", obj: imageID, path: "/v1/images/{obj}/export?format=qcow2", want: "401 | 400 404 404 | 400 404 404 | 400 404 404 | 400 404 404 | 400 403 404"},
 	{route: "GET /v1/images/{ref}/export", how: "by alias", obj: imageAlias, want: "401 | 200 404 404 | 200 404 404 | 200 404 404 | 200 404 404 | 200 404 404"},
 	{route: "DELETE /v1/images/{ref}", obj: spareImageID, want: "401 | 200 404 404 | 200 404 404 | 200 404 404 | 200 404 404 | 200 403 404"},
 
@@ -252,6 +260,18 @@ var authzTable = []authzRow{
 	{route: "GET /v1/builds/{id}/log", how: "a private image build", obj: privateBuild, want: "401 | 200 404 404 | 200 404 404 | 403 | 403 | - 200 404"},
 	{route: "GET /v1/builds/{id}/report", how: "a private image build", obj: privateBuild, want: "401 | 200 404 404 | 200 404 404 | 403 | 403 | - 200 404"},
 	{route: "GET /v1/builds/{id}/sbom", how: "a private image build", obj: privateBuild, want: "401 | 200 404 404 | 200 404 404 | 403 | 403 | - 200 404"},
+	// Instances: each account launches only an image it owns (another's
+	// answers like a missing one); the fixture's images have no kernel,
+	// so the caller's own is refused as not bootable. Nobody owns an
+	// instance here: every cell is a missing one's.
+	{route: "POST /v1/instances", how: "image in the body", obj: imageID, body: launchBody,
+		want: "401 | 400 404 404 | 400 404 404 | 400 404 404 | 400 404 404 | 400 404 404"},
+	{route: "GET /v1/instances", want: "401 | 200 | 200 | 200 | 200 | 200"},
+	{route: "GET /v1/instances/{id}", obj: instanceID, want: "401 | 404 | 404 | 404 | 404 | 404"},
+	{route: "GET /v1/instances/{id}/console", obj: instanceID, want: "401 | 404 | 404 | 404 | 404 | 404"},
+	{route: "POST /v1/instances/{id}/stop", obj: instanceID, want: "401 | 404 | 404 | 404 | 404 | 404"},
+	{route: "DELETE /v1/instances/{id}", obj: instanceID, want: "401 | 404 | 404 | 404 | 404 | 404"},
+
 	// Last: the private builds above need the subscriptions.
 	{route: "DELETE /v1/subscriptions/{product}", obj: limitedProd, want: "401 | 403 | 403 | 204 404 404 | 204 404 404 | 403"},
 }
@@ -291,6 +311,10 @@ func privateBuildBody(k objKind) func(*authzFixture, caller, string) (string, st
 		}
 		return js, string(data)
 	}
+}
+
+func launchBody(_ *authzFixture, _ caller, obj string) (string, string) {
+	return js, `{"image":"` + obj + `","ssh_key":"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMatrixMatrixMatrixMatrixMatrixMatrixMatrixMatrix matrix"}`
 }
 
 func tarBody(f *authzFixture, _ caller, _ string) (string, string) { return octets, f.rootfs }

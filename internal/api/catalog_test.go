@@ -16,6 +16,7 @@ import (
 	"github.com/pib-dev/pib/internal/accounts"
 	"github.com/pib-dev/pib/internal/api"
 	"github.com/pib-dev/pib/internal/catalog"
+	"github.com/pib-dev/pib/internal/instance"
 	"github.com/pib-dev/pib/internal/loadform"
 	"github.com/pib-dev/pib/internal/pipeline"
 	"github.com/pib-dev/pib/internal/store"
@@ -121,6 +122,13 @@ func newCatalogEnv(t testing.TB, db *store.DB, limits loadform.Limits) *catalogE
 		// to back: the limit (C4, TestPrivateImageBuilds') is out of reach.
 		wireBuyers(db, d, d.Catalog, 100)
 		withMonitor(db, d, p)
+		// Instances, as pib serve has them: every route in the matrix.
+		im, err := instance.New(instance.Config{Images: d.Images, Dir: filepath.Join(t.TempDir(), "instances")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { im.Close() })
+		d.Instances = im
 		c.p = p
 		// A Windows OS version for F1's second platform: goldenBuilder
 		// never reads its base image.

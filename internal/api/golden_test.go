@@ -27,6 +27,7 @@ import (
 	"github.com/pib-dev/pib/internal/api"
 	"github.com/pib-dev/pib/internal/blobs"
 	"github.com/pib-dev/pib/internal/catalog"
+	"github.com/pib-dev/pib/internal/instance"
 	"github.com/pib-dev/pib/internal/loadform"
 	"github.com/pib-dev/pib/internal/pipeline"
 	"github.com/pib-dev/pib/internal/sandbox"
@@ -452,6 +453,12 @@ func TestGoldenRoutes(t *testing.T) {
 		d.LoadForm = loadform.Limits{MaxBytes: 256 << 10}
 		withMonitor(db, d, p)
 		buyers = newBuyerGolden(db, d)
+		im, err := instance.New(instance.Config{Images: d.Images, Dir: filepath.Join(t.TempDir(), "instances")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { im.Close() })
+		d.Instances = im
 	})
 	tr := newTranscript(e)
 	const js, octets = "application/json", "application/octet-stream"
@@ -649,7 +656,22 @@ func TestGoldenRoutes(t *testing.T) {
 	tr.do("another seller's image", "GET", "/v1/images/tiny", other, "", "")
 	tr.do("a rootfs tar", "GET", "/v1/images/tiny/export?format=rootfs-tar", seller, "", "")
 	tr.do("an unknown format", "GET", "/v1/images/tiny/export?format=zip", seller, "", "")
+	tr.do("a disk of an image without a kernel", "GET", "/v1/images/tiny/export?format=qcow2", seller, "", "")
+	tr.do("a disk size that is not a byte count", "GET", "/v1/images/tiny/export?format=raw&size=4G", seller, "", "")
 	tr.do("another seller's image", "GET", "/v1/images/tiny/export", other, "", "")
+	// Instances: what is refused before anything boots (cmd/pib's
+	// TestInstances launches real ones).
+	const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGoldenGoldenGoldenGoldenGoldenGoldenGolden seller@example"
+	tr.do("the seller has none", "GET", "/v1/instances", seller, "", "")
+	tr.do("an image without a kernel", "POST", "/v1/instances", seller, js, `{"image":"tiny","ssh_key":"`+key+`"}`)
+	tr.do("another seller's image", "POST", "/v1/instances", other, js, `{"image":"tiny","ssh_key":"`+key+`"}`)
+	tr.do("no SSH key", "POST", "/v1/instances", seller, js, `{"image":"tiny"}`)
+	tr.do("a key with a second line", "POST", "/v1/instances", seller, js, `{"image":"tiny","ssh_key":"`+key+`\nruncmd: [reboot]"}`)
+	tr.do("too much memory", "POST", "/v1/instances", seller, js, `{"image":"tiny","ssh_key":"`+key+`","memory_mb":65536}`)
+	tr.do("no such instance", "GET", "/v1/instances/i-00000000000000000", seller, "", "")
+	tr.do("no such instance", "GET", "/v1/instances/i-00000000000000000/console", seller, "", "")
+	tr.do("no such instance", "POST", "/v1/instances/i-00000000000000000/stop", seller, "", "")
+	tr.do("no such instance", "DELETE", "/v1/instances/i-00000000000000000", seller, "", "")
 	tr.do("a base image an OS version builds on", "DELETE", "/v1/images/debian-12", op, "", "")
 	tr.do("a seller removes its image", "DELETE", "/v1/images/tiny", seller, "", "")
 	tr.do("removed already", "DELETE", "/v1/images/tiny", seller, "", "")

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 
 	"github.com/pib-dev/pib/internal/accounts"
 	"github.com/pib-dev/pib/internal/images"
@@ -203,8 +204,11 @@ func (s *Server) exportImage(w http.ResponseWriter, r *http.Request, a *accounts
 	if format == "" {
 		format = images.DockerArchive
 	}
+	if slices.Contains(images.DiskFormats, format) {
+		return s.exportDisk(w, r, a, format)
+	}
 	if !slices.Contains(images.ExportFormats, format) {
-		return &problem.Error{Code: problem.Invalid, Field: "format", Message: "format must be docker-archive, oci-archive or rootfs-tar"}
+		return &problem.Error{Code: problem.Invalid, Field: "format", Message: "format must be docker-archive, oci-archive, rootfs-tar, raw or qcow2"}
 	}
 	im, err := s.ownImage(r, a)
 	if err != nil {
@@ -215,4 +219,45 @@ func (s *Server) exportImage(w http.ResponseWriter, r *http.Request, a *accounts
 	// Errors after the first byte can only cut the stream short; the
 	// client sees a truncated archive, which every reader refuses.
 	return s.Images.WriteArchive(im, format, w)
+}
+
+// maxDiskSize bounds ?size= of a disk export (16 TiB).
+const maxDiskSize = 16 << 40
+
+// exportDisk serves the image as a bootable disk (raw or qcow2), made
+// once per image and size in the server's cache (images.Store.Disk): the
+// first export of an image takes as long as making its file system,
+// ~15 s for Debian 12. The answer has a Content-Length, so a client sees
+// a cut download as an error (a truncated raw disk is not recognisable by
+// itself), and takes Range requests to resume one.
+func (s *Server) exportDisk(w http.ResponseWriter, r *http.Request, a *accounts.Account, format images.Format) error {
+	var size int64
+	if v := r.URL.Query().Get("size"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 || n > maxDiskSize {
+			return &problem.Error{Code: problem.Invalid, Field: "size", Message: "size must be the disk's size in bytes (e.g. 4294967296 for 4 GiB), or absent for one just big enough"}
+		}
+		size = n
+	}
+	im, err := s.ownImage(r, a)
+	if err != nil {
+		return err
+	}
+	path, err := s.Images.Disk(r.Context(), im, size, format)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", im.ID+"."+string(format)))
+	http.ServeContent(w, r, "", st.ModTime(), f)
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/url"
+	"strconv"
 
 	"github.com/pib-dev/pib/internal/images"
 )
@@ -34,6 +35,18 @@ func (c *Client) ImportImage(ctx context.Context, r io.Reader, size int64, alias
 // default, docker-archive) to w (GET /v1/images/{ref}/export).
 func (c *Client) ExportImage(ctx context.Context, ref string, format images.Format, w io.Writer) error {
 	return c.call(ctx, "GET", withQuery(path("/v1/images/", ref, "/export"), url.Values{"format": {string(format)}}), nil, w)
+}
+
+// ExportImageDisk copies image ref as a bootable disk in format (raw or
+// qcow2) of size bytes (0: big enough) to w
+// (GET /v1/images/{ref}/export?format=raw|qcow2&size=N). A download cut
+// short is an error: the server sends the disk's length.
+func (c *Client) ExportImageDisk(ctx context.Context, ref string, format images.Format, size int64, w io.Writer) error {
+	q := url.Values{"format": {string(format)}}
+	if size > 0 {
+		q.Set("size", strconv.FormatInt(size, 10))
+	}
+	return c.call(ctx, "GET", withQuery(path("/v1/images/", ref, "/export"), q), nil, w)
 }
 
 // RemoveImage removes image ref and returns what it was

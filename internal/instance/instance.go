@@ -22,12 +22,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -39,14 +41,17 @@ import (
 
 // Instance is one launched machine as its owner sees it.
 type Instance struct {
-	ID       string    `json:"id"`
-	Owner    string    `json:"owner"`
-	ImageID  string    `json:"image_id"`
-	Hostname string    `json:"hostname"`
-	SSHPort  int       `json:"ssh_port"` // on 127.0.0.1
-	MemoryMB int       `json:"memory_mb"`
-	CPUs     int       `json:"cpus"`
-	State    string    `json:"state"` // running or stopped
+	ID       string `json:"id"`
+	Owner    string `json:"owner"`
+	ImageID  string `json:"image_id"`
+	Hostname string `json:"hostname"`
+	SSHPort  int    `json:"ssh_port"` // on 127.0.0.1
+	MemoryMB int    `json:"memory_mb"`
+	CPUs     int    `json:"cpus"`
+	State    string `json:"state"` // starting, running or stopped
+	// SSHReady: the guest's SSH server answered on SSHPort (checked by
+	// the supervisor, on its own loopback).
+	SSHReady bool      `json:"ssh_ready"`
 	Created  time.Time `json:"created"`
 }
 
@@ -63,11 +68,17 @@ type Config struct {
 	// Dir holds each instance's disk layer, seed and firmware variables;
 	// it is emptied at New and Close.
 	Dir string
-	// Limit is how many instances one account may have (default 2).
+	// Limit is how many instances one account may have (default
+	// DefaultLimit).
 	Limit int
 	// Accel is machine.Config.Accel.
 	Accel string
 }
+
+// DefaultLimit is how many instances one account may have by default:
+// each takes its memory (1 GiB by default) and, under software
+// emulation, CPU time while it boots.
+const DefaultLimit = 2
 
 // Manager launches and supervises instances.
 type Manager struct {
@@ -85,7 +96,7 @@ type entry struct {
 // New returns a Manager; what an earlier one left in cfg.Dir is removed.
 func New(cfg Config) (*Manager, error) {
 	if cfg.Limit == 0 {
-		cfg.Limit = 2
+		cfg.Limit = DefaultLimit
 	}
 	if err := os.RemoveAll(cfg.Dir); err != nil {
 		return nil, err
@@ -187,7 +198,45 @@ func (m *Manager) start(ctx context.Context, e *entry, im *images.Image, key str
 	e.m, e.inst.State = mc, "running"
 	inst := e.inst
 	m.mu.Unlock()
+	go m.watchSSH(e, mc)
 	return &inst, nil
+}
+
+// watchSSH marks the instance SSHReady once its forwarded port answers
+// with an SSH banner. QEMU's user-mode network accepts a connection on
+// the forwarded port before the guest listens (and then closes it), so a
+// connection alone proves nothing; the banner comes from the guest.
+func (m *Manager) watchSSH(e *entry, mc *machine.Machine) {
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(e.inst.SSHPort))
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-mc.Done():
+			return
+		case <-tick.C:
+		}
+		if sshBanner(addr) {
+			m.mu.Lock()
+			e.inst.SSHReady = true
+			m.mu.Unlock()
+			return
+		}
+	}
+}
+
+// sshBanner reports whether addr answers with an SSH identification
+// string (RFC 4253, 4.2) within a few seconds.
+func sshBanner(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	buf := make([]byte, 4)
+	_, err = io.ReadFull(c, buf)
+	return err == nil && string(buf) == "SSH-"
 }
 
 // writeSeed makes a NoCloud seed: a FAT disk labelled CIDATA holding
@@ -250,6 +299,9 @@ func (e *entry) snapshot() Instance {
 			inst.State = "stopped"
 		default:
 		}
+	}
+	if inst.State != "running" {
+		inst.SSHReady = false
 	}
 	return inst
 }
