@@ -7,8 +7,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -171,6 +173,63 @@ func TestInstances(t *testing.T) {
 	if ents, _ := os.ReadDir(filepath.Join(data, "instances")); len(ents) > 0 {
 		t.Errorf("instance files left after pib serve stopped: %v", ents)
 	}
+
+	// Without a server: the instance runs in the foreground from the data
+	// directory until Ctrl-C, then nothing of it is left.
+	local := exec.Command(os.Args[0], "--data", data, "instance", "launch", b.ImageID, "--ssh-key", keyFile+".pub")
+	local.Env = append(os.Environ(), "PIB_TEST_RUN_PIB=1", "PIB_SERVER=")
+	var localOut syncBuffer
+	local.Stdout, local.Stderr = &localOut, &localOut
+	if err := local.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- local.Wait() }()
+	t.Cleanup(func() { local.Process.Kill() })
+	waitFor(t, 10*time.Minute, "the local instance's SSH", func() bool {
+		select {
+		case err := <-exited:
+			t.Fatalf("the local launch ended early: %v\n%s", err, localOut.String())
+		default:
+		}
+		return strings.Contains(localOut.String(), "SSH answers")
+	})
+	port := regexp.MustCompile(`ssh -i \S+ -p (\d+) debian@127\.0\.0\.1`).FindStringSubmatch(localOut.String())
+	if port == nil {
+		t.Fatalf("the local launch printed no ssh command:\n%s", localOut.String())
+	}
+	if out, err := exec.Command("ssh", "-i", keyFile, "-p", port[1], "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+		"-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=20", "-o", "LogLevel=ERROR", "debian@127.0.0.1", "cat /etc/hello-pib").CombinedOutput(); err != nil || string(out) != "hello from pib\n" {
+		t.Errorf("ssh to the local instance: %v: %q", err, out)
+	}
+	local.Process.Signal(syscall.SIGINT)
+	if err := <-exited; err != nil {
+		t.Errorf("the local launch after Ctrl-C: %v\n%s", err, localOut.String())
+	}
+	if pids := qemuOf(data); len(pids) > 0 {
+		t.Errorf("QEMU left running after the local launch ended: %v", pids)
+	}
+	if left, _ := filepath.Glob(filepath.Join(data, "cache", "instances-local-*")); len(left) > 0 {
+		t.Errorf("the local launch left %v", left)
+	}
+}
+
+// syncBuffer is a bytes.Buffer a process writes while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // qemuOf lists the QEMU processes whose command line names data.
