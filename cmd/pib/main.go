@@ -11,13 +11,10 @@ import (
 	"os"
 
 	"github.com/pib-dev/pib/internal/problem"
-	"github.com/pib-dev/pib/internal/sandbox"
 )
 
 func main() {
-	// The sandbox re-executes this binary as its init; that returns here
-	// only in the ordinary case.
-	sandbox.Main()
+	platformInit()
 	if err := newRootCommand().Execute(); err != nil {
 		msg := err.Error()
 		if errors.Is(err, problem.Unauthenticated) {
