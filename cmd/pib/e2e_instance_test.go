@@ -180,6 +180,7 @@ func TestInstances(t *testing.T) {
 	local.Env = append(os.Environ(), "PIB_TEST_RUN_PIB=1", "PIB_SERVER=")
 	var localOut syncBuffer
 	local.Stdout, local.Stderr = &localOut, &localOut
+	localStart := time.Now()
 	if err := local.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -194,6 +195,7 @@ func TestInstances(t *testing.T) {
 		}
 		return strings.Contains(localOut.String(), "SSH answers")
 	})
+	t.Logf("local launch → SSH answered in %v (the disk cached)", time.Since(localStart).Round(time.Second))
 	port := regexp.MustCompile(`ssh -i \S+ -p (\d+) debian@127\.0\.0\.1`).FindStringSubmatch(localOut.String())
 	if port == nil {
 		t.Fatalf("the local launch printed no ssh command:\n%s", localOut.String())
