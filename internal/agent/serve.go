@@ -39,10 +39,6 @@ type Events struct {
 	Power  func(PowerEvent)
 }
 
-// serveTimeout bounds how long the guest waits for the host to take one
-// frame: a host that went away must not keep the agent forever.
-const serveTimeout = 5 * time.Minute
-
 type server struct {
 	conn io.ReadWriter
 	r    Runner
