@@ -317,6 +317,6 @@ func (s *server) run(ctx context.Context, req RunRequest) error {
 // the "pib" stream, so the log says which I3 path ran.
 func note(ev Events, format string, args ...any) {
 	if ev.Output != nil {
-		ev.Output(Output{Time: time.Now().UTC(), Stream: "pib", Data: []byte(fmt.Sprintf(format, args...) + "\n")})
+		ev.Output(Output{Time: time.Now().UTC(), Stream: "pib", Data: []byte(fmt.Sprintf(format, args...))})
 	}
 }
