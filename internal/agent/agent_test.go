@@ -268,7 +268,7 @@ func TestStoppedMidRun(t *testing.T) {
 	go func() { <-started; stop() }()
 	_, err := NewClient(host).Run(context.Background(), RunRequest{Installer: "x.sh", Timeout: time.Minute}, nil)
 	var gone *GuestGoneError
-	if !errors.As(err, &gone) || gone.Power == nil || !strings.Contains(gone.Power.Command, "init stopped the agent") {
+	if !errors.As(err, &gone) || gone.Power == nil || !gone.Power.Inferred || !strings.Contains(gone.Power.Command, "init stopped the agent") {
 		t.Fatalf("Run = %v, want ErrGuestGone with the agent's power event", err)
 	}
 	if err := <-served; err == nil {

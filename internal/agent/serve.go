@@ -301,7 +301,7 @@ func (s *server) run(ctx context.Context, req RunRequest) error {
 		// reboot, e.g. by absolute path). Tell the host, and end the
 		// session as the guest will: the host reports it as I5, not as
 		// an agent failure.
-		p := PowerEvent{Time: time.Now().UTC(), Verb: "reboot",
+		p := PowerEvent{Time: time.Now().UTC(), Verb: "reboot", Inferred: true,
 			Command: "(not seen: the guest's init stopped the agent while the installer ran; the system is going down)"}
 		if sd, ok := s.r.(interface{ ShutdownVerb() string }); ok {
 			if v := sd.ShutdownVerb(); v != "" {
