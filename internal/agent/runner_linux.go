@@ -165,7 +165,10 @@ func (r *linuxRunner) newGroup() (*group, string) {
 	if root == "" {
 		root = cgroup2Root()
 	}
-	if root == "" || root == "-" {
+	if root == "-" {
+		return &group{}, "cgroups are not used by this runner's configuration"
+	}
+	if root == "" {
 		return &group{}, "no cgroup v2 hierarchy is mounted"
 	}
 	own, err := ownCgroup2()
