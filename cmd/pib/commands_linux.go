@@ -35,5 +35,7 @@ func commands(g *globals) []*cobra.Command {
 		newLoadFormCommand(g),
 		newChangesCommand(g),
 		newVersionCommand(g),
+		// The guest agent of vm builds (issue 18).
+		newAgentCommand(),
 	}
 }

@@ -10,5 +10,7 @@ import "github.com/spf13/cobra"
 func commands(g *globals) []*cobra.Command {
 	return []*cobra.Command{
 		newVersionCommand(g),
+		// The guest agent of vm builds (issue 18).
+		newAgentCommand(),
 	}
 }
