@@ -73,6 +73,8 @@ func newRootCommand() *cobra.Command {
 		newLoadFormCommand(g),
 		newChangesCommand(g),
 		newVersionCommand(g),
+		// Inside a vm build's guest.
+		newAgentCommand(g),
 	)
 	return root
 }

@@ -1,0 +1,58 @@
+// Package agent is pib's guest agent and its protocol: the host side
+// (Client) drives a `pib agent` (Serve) inside a vm build's guest over a
+// virtio-serial port, with no network.
+//
+// # Protocol (version 1)
+//
+// A stream of frames in both directions. A frame is a 4-byte big-endian
+// length, then that many bytes of UTF-8 JSON: {"type": T, "body": {...}}.
+// A length of 0 or over MaxFrame (1 MiB) ends the session before a byte of
+// the body is allocated; bodies are decoded strictly (unknown fields,
+// trailing data and invalid UTF-8 are refused) and validated per type.
+//
+//	host → guest          guest → host
+//	hello {version}       hello {version, os, arch}    (or error)
+//	put {name,mode,size}  ok | error
+//	data {data} …         (none: size bytes in chunks ≤ ChunkSize)
+//	put_end {sha256}      ok | error (size or SHA-256 mismatch)
+//	run {installer,timeout}
+//	                      output {time,stream,data} …, power {…}?, then
+//	                      result {exit_code,signal,findings} | error
+//	shutdown              ok, then the guest powers off
+//
+// The host is request-driven and accepts only the replies its request
+// allows, in order: anything else (unknown types, an output outside a
+// run, a result after an ok) is a protocol error that ends the session.
+// Every Client method honours its context; since a read or write on the
+// port cannot be abandoned, a context that ends closes the connection (if
+// it is an io.Closer) and the Client is unusable afterwards.
+//
+// # Hostile guest (T2)
+//
+// The guest runs the installer as root, so everything it sends is hostile
+// data. The host keeps at most two frames in memory, at most
+// MaxOutputKept (16 MiB) of output per run (the rest is counted in
+// RunResult.OutputDropped, with one note on the "pib" stream), at most
+// MaxFindings findings with bounded texts, and refuses unknown rule IDs,
+// streams and power verbs. FuzzClientFrames feeds arbitrary bytes as the
+// guest's side of a run.
+//
+// # Rules in the guest
+//
+// The installer runs in the staging directory with stdin on /dev/null, in
+// a session of its own (no terminal), with a fixed environment. The Linux
+// runner words every finding through internal/procs, as the sandbox does,
+// so one installer gives the same findings on both backends:
+//   - I1/I7: at the time limit, the processes of the installer blocked in
+//     read(2) are named ("may be waiting for input"), then killed.
+//   - I3: the installer starts in a cgroup v2 child of the agent's cgroup
+//     (CLONE_INTO_CGROUP); what is left in it at exit is named by command
+//     line, then killed with cgroup.kill. Where no cgroup v2 child can be
+//     had (a hybrid host, an old kernel) the agent, a child subreaper,
+//     walks the process tree below itself instead; the build log's "pib"
+//     lines say which path ran.
+//   - I4: the exit status or killing signal.
+//
+// A Windows guest could not be run where this was written; see
+// runner_windows.go for what was tested and how.
+package agent
