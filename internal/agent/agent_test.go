@@ -185,3 +185,65 @@ func TestPutRefusesBadNames(t *testing.T) {
 		}
 	}
 }
+
+// TestServeRefuses: requests the guest cannot honour are refused and the
+// session goes on; frames that break the protocol end it.
+func TestServeRefuses(t *testing.T) {
+	c := session(t, &powerOffRecorder{Runner: &fakeRunner{dir: t.TempDir()}})
+	ctx := context.Background()
+	if _, err := c.Run(ctx, RunRequest{Installer: "missing.sh", Timeout: time.Minute}, nil); err == nil || !strings.Contains(err.Error(), "send it with Put first") {
+		t.Errorf("Run of a file never sent: %v", err)
+	}
+	if _, err := c.Hello(ctx); err != nil {
+		t.Errorf("the session broke after a refusal: %v", err)
+	}
+
+	for name, raw := range map[string][]byte{
+		"unknown type":          frame("exec", nil),
+		"data outside a put":    frame(tData, dataChunk{Data: []byte("x")}),
+		"put_end outside a put": frame(tPutEnd, putEnd{SHA256: "00"}),
+		"oversized":             {0x10, 0, 0, 0},
+	} {
+		t.Run(name, func(t *testing.T) {
+			host, guest := net.Pipe()
+			defer host.Close()
+			done := make(chan error, 1)
+			go func() { done <- Serve(ctx, guest, &fakeRunner{dir: t.TempDir()}) }()
+			go host.Write(raw)
+			select {
+			case err := <-done:
+				if !errors.Is(err, ErrProtocol) {
+					t.Errorf("Serve = %v, want ErrProtocol", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("Serve did not end")
+			}
+		})
+	}
+}
+
+// TestPutChecksum: a file whose bytes do not match the SHA-256 the host
+// sends is refused and not staged.
+func TestPutChecksum(t *testing.T) {
+	dir := t.TempDir()
+	host, guest := net.Pipe()
+	defer host.Close()
+	go Serve(context.Background(), guest, &fakeRunner{dir: dir})
+	// Serve reads without waiting for us, so plain sequential writes do.
+	writeFrame(host, tPut, putHeader{Name: "f", Mode: 0o644, Size: 3})
+	if env, err := readFrame(host); err != nil || env.Type != tOK {
+		t.Fatalf("put: %+v %v", env, err)
+	}
+	writeFrame(host, tData, dataChunk{Data: []byte("abc")})
+	writeFrame(host, tPutEnd, putEnd{SHA256: strings.Repeat("0", 64)})
+	env, err := readFrame(host)
+	if err != nil || env.Type != tError || !strings.Contains(string(env.Body), "SHA-256 mismatch") {
+		t.Fatalf("reply %+v %v, want a SHA-256 refusal", env, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "f")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the bad file was staged: %v", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("temporary files left: %v", ents)
+	}
+}

@@ -52,7 +52,48 @@
 //     walks the process tree below itself instead; the build log's "pib"
 //     lines say which path ran.
 //   - I4: the exit status or killing signal.
+//   - I5: wrappers for reboot, halt, poweroff, shutdown, init, telinit and
+//     systemctl (internal/power, the sandbox's) come first in PATH; one
+//     that runs sends a "power" message to the host at once, stops the
+//     installer there, and the result has the sandbox's I5 finding. A
+//     reboot(2) call, or a real reboot command by absolute path, takes the
+//     guest down: the host's Run returns ErrGuestGone (with the last power
+//     event, if any) and the VM backend words the I5 finding.
+//   - I2: internal/netwatch's DNS responder and connection recorder (the
+//     sandbox's) run in the guest's root network namespace for the
+//     installer's duration, with /etc/resolv.conf bind-mounted to point at
+//     it; the guest has no NIC (QEMU -nic none), so loopback is all there
+//     is. Routes, the nftables table and the bind mount are removed again
+//     before the result is sent.
+//   - I6: netwatch.Snapshot before and after (links, addresses, routes,
+//     rules, nftables), and resolv.conf's content. Network configuration
+//     files on disk are the host's to check, in the disk's difference.
 //
-// A Windows guest could not be run where this was written; see
-// runner_windows.go for what was tested and how.
+// The installer's cgroup is a child of the agent's: the agent's unit
+// should say Delegate=yes so systemd leaves that subtree to it.
+//
+// # Windows
+//
+// The Windows runner (windows.go: the logic; runner_windows.go: the calls
+// into Windows through golang.org/x/sys/windows) runs .msi through
+// msiexec /i FILE /qn /norestart /l*v LOG (the log is sent on the "pib"
+// stream), .ps1 through powershell -NoProfile -NonInteractive
+// -ExecutionPolicy Bypass -File, .bat through cmd /c and .exe directly,
+// in a job object (I3: left processes named by command line from
+// Win32_Process, then TerminateJobObject). I5 from exit codes 3010 and
+// 1641 and from the pending-reboot registry entries appearing; I6 from
+// Get-NetRoute, Get-NetFirewallRule and Get-NetIPInterface as JSON before
+// and after, diffed by netwatch.Diff. At the time limit Windows shows no
+// "blocked reading stdin", so the I7 finding only says input may be
+// awaited; no separate I1 finding. No I2 recorder runs on Windows (the
+// guest has no NIC: connections fail and are not named).
+//
+// No Windows guest could be run where this was written. What ran: the
+// runner's logic on Linux against a fake of the winOS interface, with
+// ConvertTo-Json output written by hand after its documented shape
+// (testdata/windows); GOOS=windows go build and vet (TestBuildsForWindows).
+// What did not: runner_windows.go itself (job objects, registry,
+// PowerShell, the virtio-serial port \\.\Global\org.pib.agent.0). The
+// installer is put into its job object just after it starts: a child it
+// spawns in that instant escapes the job.
 package agent

@@ -240,7 +240,7 @@ func validName(name string) error {
 
 func validRule(rule string) bool {
 	switch rule {
-	case "I1", "I2", "I3", "I4", "I5", "I6", "I7", "I8", "limits", "agent":
+	case "I1", "I2", "I3", "I4", "I5", "I6", "I7", "I8", "limits":
 		return true
 	}
 	return false

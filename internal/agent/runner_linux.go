@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/pib-dev/pib/internal/power"
 	"github.com/pib-dev/pib/internal/procs"
 )
 
@@ -30,6 +31,10 @@ type linuxRunner struct {
 	cgroupRoot string
 	// powerOff is what Shutdown ends with; tests replace it.
 	powerOff func() error
+	// watchNet runs the I2 recorder and the I6 snapshot, and binds
+	// resolv.conf: only where the agent owns the network namespace (a
+	// guest; a test's own namespaces), never on a shared host.
+	watchNet bool
 }
 
 // NewRunner returns the runner of this OS, staging files in stagingDir.
@@ -37,7 +42,7 @@ func NewRunner(stagingDir string) (Runner, error) {
 	if !filepath.IsAbs(stagingDir) {
 		return nil, fmt.Errorf("staging directory %q must be an absolute path", stagingDir)
 	}
-	return &linuxRunner{dir: stagingDir, powerOff: linuxPowerOff}, nil
+	return &linuxRunner{dir: stagingDir, powerOff: linuxPowerOff, watchNet: true}, nil
 }
 
 func linuxPowerOff() error {
@@ -52,14 +57,6 @@ func linuxPowerOff() error {
 
 func (r *linuxRunner) Dir() string     { return r.dir }
 func (r *linuxRunner) PowerOff() error { return r.powerOff() }
-
-// note writes one of the agent's own lines into the build log (I8), on
-// the "pib" stream, so the log says which I3 path ran.
-func note(ev Events, format string, args ...any) {
-	if ev.Output != nil {
-		ev.Output(Output{Time: time.Now().UTC(), Stream: "pib", Data: []byte(fmt.Sprintf(format, args...) + "\n")})
-	}
-}
 
 // installerEnv is the installer's whole environment: nothing of the
 // agent's leaks in, and package managers are told there is no one to ask.
@@ -259,6 +256,16 @@ func (r *linuxRunner) Run(ctx context.Context, req RunRequest, ev Events) (*RunR
 	subreaperOnce.Do(func() { unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) })
 	self := os.Getpid()
 
+	w, err := startWatch(ev, r.watchNet)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err := w.stop(); err != nil {
+			note(ev, "restoring the guest after the install: %v", err)
+		}
+	}()
+
 	g, why := r.newGroup()
 	defer g.close()
 	if g.dir == "" {
@@ -269,7 +276,7 @@ func (r *linuxRunner) Run(ctx context.Context, req RunRequest, ev Events) (*RunR
 
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = r.dir
-	cmd.Env = installerEnv("")
+	cmd.Env = installerEnv(w.path())
 	// stdin is /dev/null (os/exec's default for a nil Stdin) and the
 	// installer leads a new session: no terminal at all (I1).
 	cmd.Stdin = nil
@@ -319,8 +326,10 @@ func (r *linuxRunner) Run(ctx context.Context, req RunRequest, ev Events) (*RunR
 	defer limit.Stop()
 
 	res := &RunResult{}
+	reaped := false
 	select {
 	case err := <-exited:
+		reaped = true
 		// Output of processes left behind would keep the pipes open.
 		waitTimeout(&streams, 200*time.Millisecond)
 		res.ExitCode, res.Signal = exitStatus(cmd, err)
@@ -343,6 +352,10 @@ func (r *linuxRunner) Run(ctx context.Context, req RunRequest, ev Events) (*RunR
 		for _, f := range procs.TimedOut(req.Timeout, tree) {
 			res.Findings = append(res.Findings, Finding(f))
 		}
+	case what := <-w.powerc:
+		// The wrapper stopped the installer there, as a reboot would (I5).
+		res.ExitCode = -1
+		res.Findings = append(res.Findings, Finding{Rule: "I5", Message: power.Message(what)})
 	case <-ctx.Done():
 		g.kill(self)
 		cmd.Process.Kill()
@@ -350,14 +363,17 @@ func (r *linuxRunner) Run(ctx context.Context, req RunRequest, ev Events) (*RunR
 		return nil, fmt.Errorf("run cancelled: %w", ctx.Err())
 	}
 	g.kill(self)
-	cmd.Process.Kill()
-	select {
-	case <-exited:
-	case <-time.After(5 * time.Second):
+	if !reaped {
+		cmd.Process.Kill()
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+		}
 	}
 	waitTimeout(&streams, time.Second)
 	outR.Close()
 	errR.Close()
+	res.Findings = append(res.Findings, w.findings()...)
 	return res, nil
 }
 

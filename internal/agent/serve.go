@@ -222,23 +222,34 @@ func (s *server) endPut(e putEnd) error {
 		return protoErr("put_end message outside a put")
 	}
 	p := s.put
-	defer s.abortPut()
-	if p.n != p.hdr.Size {
-		return s.refuse("put %s: got %d bytes, %d were announced", p.hdr.Name, p.n, p.hdr.Size)
-	}
-	if got := hex.EncodeToString(p.hash.Sum(nil)); got != e.SHA256 {
-		return s.refuse("put %s: SHA-256 mismatch (got %s, want %s): send it again", p.hdr.Name, got, truncate(e.SHA256, 64))
-	}
-	if err := p.f.Chmod(fs.FileMode(p.hdr.Mode) & 0o777); err != nil {
-		return s.refuse("put %s: %v", p.hdr.Name, err)
-	}
-	if err := p.f.Close(); err != nil {
-		return s.refuse("put %s: %v", p.hdr.Name, err)
-	}
-	if err := os.Rename(p.tmp, filepath.Join(s.r.Dir(), p.hdr.Name)); err != nil {
-		return s.refuse("put %s: %v", p.hdr.Name, err)
+	refusal := s.finishPut(p, e)
+	// The temporary file is gone before the host hears the answer.
+	s.abortPut()
+	if refusal != "" {
+		return s.refuse("put %s: %s", p.hdr.Name, refusal)
 	}
 	return s.send(tOK, nil)
+}
+
+// finishPut checks the received file and moves it into place; it returns
+// why not, for the host.
+func (s *server) finishPut(p *incoming, e putEnd) string {
+	if p.n != p.hdr.Size {
+		return fmt.Sprintf("got %d bytes, %d were announced", p.n, p.hdr.Size)
+	}
+	if got := hex.EncodeToString(p.hash.Sum(nil)); got != e.SHA256 {
+		return fmt.Sprintf("SHA-256 mismatch (got %s, want %s): send it again", got, truncate(e.SHA256, 64))
+	}
+	if err := p.f.Chmod(fs.FileMode(p.hdr.Mode) & 0o777); err != nil {
+		return err.Error()
+	}
+	if err := p.f.Close(); err != nil {
+		return err.Error()
+	}
+	if err := os.Rename(p.tmp, filepath.Join(s.r.Dir(), p.hdr.Name)); err != nil {
+		return err.Error()
+	}
+	return ""
 }
 
 // run runs one installer, sending output as it comes (up to MaxOutputKept)
@@ -304,4 +315,12 @@ func (s *server) run(ctx context.Context, req RunRequest) error {
 		return s.send(tResult, res)
 	}
 	return nil
+}
+
+// note writes one of the agent's own lines into the build log (I8), on
+// the "pib" stream, so the log says which I3 path ran.
+func note(ev Events, format string, args ...any) {
+	if ev.Output != nil {
+		ev.Output(Output{Time: time.Now().UTC(), Stream: "pib", Data: []byte(fmt.Sprintf(format, args...) + "\n")})
+	}
 }

@@ -18,6 +18,10 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pib-dev/pib/internal/netwatch"
+	"github.com/pib-dev/pib/internal/power"
+	"github.com/pib-dev/pib/internal/procs"
 )
 
 // Main runs the sandbox's own processes when the running binary was
@@ -54,7 +58,7 @@ type sandboxInit struct {
 	log         *logWriter
 	events      *json.Encoder
 	evMu        sync.Mutex
-	net         *netRecorder
+	net         *netwatch.Recorder
 	attempts    *attempts
 	cgroupProcs *os.File
 	// devices are the host devices the build gets (mount fds, until bound).
@@ -125,12 +129,12 @@ func (s *sandboxInit) run(layers []int) error {
 	if err := s.setupRoot(layers); err != nil {
 		return err
 	}
-	nr, err := startNetRecorder(s)
+	nr, err := netwatch.StartRecorder(s.log.note)
 	if err != nil {
 		return fmt.Errorf("network recorder: %w", err)
 	}
 	s.net = nr
-	before, err := snapshotNetwork()
+	before, err := netwatch.Snapshot()
 	if err != nil {
 		return fmt.Errorf("record network state: %w", err)
 	}
@@ -149,10 +153,8 @@ func (s *sandboxInit) run(layers []int) error {
 
 	switch ended {
 	case endExit:
-		if sig != "" {
-			s.finding("I4", fmt.Sprintf("the installer was killed by signal %s; installers must exit with status 0", sig), "")
-		} else if exitCode != 0 {
-			s.finding("I4", fmt.Sprintf("the installer exited with status %d; status 0 means success, anything else fails the build", exitCode), "")
+		if f := procs.Exited(exitCode, sig); f != nil {
+			s.finding(f.Rule, f.Message, f.Detail)
 		}
 		// I3: whatever is still running was started by the installer and
 		// not waited for.
@@ -163,40 +165,24 @@ func (s *sandboxInit) run(layers []int) error {
 			time.Sleep(100 * time.Millisecond)
 			left = listProcesses()
 		}
-		if len(left) > 0 {
-			var lines []string
-			for _, p := range left {
-				lines = append(lines, p.String())
-			}
-			s.finding("I3", fmt.Sprintf("%d process(es) the installer started were still running when it exited; installers must wait for what they start", len(left)),
-				strings.Join(lines, "\n"))
+		if f := procs.LeftRunning(left); f != nil {
+			s.finding(f.Rule, f.Message, f.Detail)
 		}
 	case endTimeout:
-		tree := listProcesses()
-		var lines, blocked []string
-		for _, p := range tree {
-			lines = append(lines, p.String())
-			if p.ReadingInput != "" {
-				blocked = append(blocked, fmt.Sprintf("%d (%s) reading %s", p.PID, p.Name, p.ReadingInput))
-			}
+		for _, f := range procs.TimedOut(time.Duration(s.cfg.TimeoutMS)*time.Millisecond, listProcesses()) {
+			s.finding(f.Rule, f.Message, f.Detail)
 		}
-		msg := fmt.Sprintf("the installer did not finish within the time limit (%s)", time.Duration(s.cfg.TimeoutMS)*time.Millisecond)
-		if len(blocked) > 0 {
-			msg += "; it may be waiting for input (I1): " + strings.Join(blocked, ", ")
-			s.finding("I1", "the installer may be waiting for input: "+strings.Join(blocked, ", ")+"; installers must run unattended (stdin is empty, there is no terminal)", strings.Join(lines, "\n"))
-		}
-		s.finding("I7", msg, "process tree at the time limit:\n"+strings.Join(lines, "\n"))
 	case endPower:
 		// The finding was emitted by the power watcher.
 	}
 	killAll()
 	s.emit(event{Kind: "exit", ExitCode: exitCode, Signal: sig})
 
-	after, err := snapshotNetwork()
+	after, err := netwatch.Snapshot()
 	if err != nil {
 		s.log.note("record network state after the install: %v", err)
 	} else {
-		for _, d := range diffNetwork(before, after) {
+		for _, d := range netwatch.Diff(before, after) {
 			s.finding("I6", d, "")
 		}
 	}
@@ -209,8 +195,8 @@ func (s *sandboxInit) run(layers []int) error {
 			s.finding(f.Rule, f.Message, f.Detail)
 		}
 	}
-	s.net.stop()
-	for _, f := range s.net.findings() {
+	s.net.Stop()
+	for _, f := range s.net.Findings() {
 		s.finding("I2", f.Message, f.Detail)
 	}
 	os.RemoveAll(packagesDir)
@@ -229,7 +215,7 @@ const (
 
 // runInstaller runs argv through the exec stage and waits for it, the time
 // limit or a power event, reaping orphans meanwhile.
-func (s *sandboxInit) runInstaller(argv []string, power <-chan string) (code int, sig string, how ending) {
+func (s *sandboxInit) runInstaller(argv []string, powerc <-chan string) (code int, sig string, how ending) {
 	cmd := exec.Command("/proc/self/exe", argv...)
 	cmd.Args[0] = "pib-sandbox-exec"
 	cmd.Dir = packagesDir
@@ -300,8 +286,8 @@ func (s *sandboxInit) runInstaller(argv []string, power <-chan string) (code int
 		case <-limit.C:
 			s.log.note("time limit reached")
 			return -1, "", endTimeout
-		case what := <-power:
-			s.finding("I5", fmt.Sprintf("the installer tried to %s; installers must never reboot, halt or power off", what), "")
+		case what := <-powerc:
+			s.finding("I5", power.Message(what), "")
 			return -1, "", endPower
 		case <-reap.C:
 			reapOrphans(pid)

@@ -3,12 +3,13 @@ package sandbox
 import (
 	"bufio"
 	"encoding/binary"
-	"fmt"
 	"io"
 	"os"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pib-dev/pib/internal/power"
 )
 
 // I5: the usual reboot commands are shadowed by wrappers first in PATH that
@@ -18,43 +19,12 @@ import (
 
 const powerFIFO = pibRunDir + "/power"
 
-const reportAndStop = `echo "${0##*/} $*" > ` + powerFIFO + `
-exec sleep 2147483647
-`
-
-const execReal = `for d in /usr/sbin /usr/bin /sbin /bin; do
-	[ -x "$d/$name" ] && exec "$d/$name" "$@"
-done
-echo "$name: not found" >&2
-exit 127
-`
-
-var powerWrappers = map[string]string{
-	"reboot":   reportAndStop,
-	"halt":     reportAndStop,
-	"poweroff": reportAndStop,
-	"shutdown": `case " $* " in *" -c "*|*" -k "*) exit 0;; esac
-` + reportAndStop,
-	"telinit": `case "$1" in 0|6) ;; *) name=telinit; ` + "\n" + execReal + `;; esac
-` + reportAndStop,
-	"init": `case "$1" in 0|6) ;; *) name=init; ` + "\n" + execReal + `;; esac
-` + reportAndStop,
-	"systemctl": `for a in "$@"; do
-	case "$a" in reboot|halt|poweroff|kexec|soft-reboot|reboot.target|halt.target|poweroff.target|kexec.target)
-		echo "systemctl $*" > ` + powerFIFO + `
-		exec sleep 2147483647;;
-	esac
-done
-name=systemctl
-` + execReal,
-}
-
 func writePowerWrappers() error {
 	if err := unix.Mkfifo(powerFIFO, 0o622); err != nil {
 		return err
 	}
-	for name, body := range powerWrappers {
-		if err := os.WriteFile(pibRunDir+"/bin/"+name, []byte("#!/bin/sh\n# pib: reboot attempts are recorded (I5)\n"+body), 0o755); err != nil {
+	for name, body := range power.Wrappers(powerFIFO) {
+		if err := os.WriteFile(pibRunDir+"/bin/"+name, []byte(body), 0o755); err != nil {
 			return err
 		}
 	}
@@ -71,7 +41,7 @@ func startPowerWatch(s *sandboxInit) <-chan string {
 			sc := bufio.NewScanner(f)
 			for sc.Scan() {
 				line := strings.TrimSpace(sc.Text())
-				c <- fmt.Sprintf("%s the system (it ran `%s`)", powerVerb(line), line)
+				c <- power.Ran(line)
 			}
 		}()
 	} else {
@@ -98,25 +68,4 @@ func startPowerWatch(s *sandboxInit) <-chan string {
 		}()
 	}
 	return c
-}
-
-func powerVerb(cmdline string) string {
-	f := strings.Fields(cmdline)
-	if len(f) == 0 {
-		return "reboot"
-	}
-	name := f[0]
-	if i := strings.LastIndexByte(name, '/'); i >= 0 {
-		name = name[i+1:]
-	}
-	args := " " + strings.Join(f[1:], " ") + " "
-	switch {
-	case name == "halt", strings.Contains(args, " halt"), strings.Contains(args, " -H "):
-		return "halt"
-	case name == "poweroff", strings.Contains(args, " poweroff"), strings.Contains(args, " -P "),
-		(name == "init" || name == "telinit") && strings.TrimSpace(args) == "0",
-		name == "shutdown" && !strings.Contains(args, " -r"):
-		return "power off"
-	}
-	return "reboot"
 }

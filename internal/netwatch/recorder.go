@@ -1,8 +1,11 @@
-package sandbox
+//go:build linux
+
+package netwatch
 
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -21,6 +24,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// Finding is one broken rule (the fields of sandbox.Finding).
+type Finding struct {
+	Rule    string `json:"rule"`
+	Message string `json:"message"`
+	Detail  string `json:"detail,omitempty"`
+}
+
 // I2: the build's network namespace has loopback only. A DNS responder on
 // 127.0.0.1:53 answers every name with a loopback address of its own, and
 // an nftables rule in the namespace's nat output hook redirects TCP to those
@@ -28,8 +38,11 @@ import (
 
 const recorderPort = 1 // below any port an installer's own daemon would use
 
-type netRecorder struct {
-	s       *sandboxInit
+// Recorder is the I2 DNS responder and connection recorder.
+type Recorder struct {
+	logf    func(format string, args ...any)
+	added   []*netlink.Route // routes StartRecorder added, for Restore
+	tables  []*nftables.Table
 	mu      sync.Mutex
 	next    uint32                // next address to hand out, host order
 	byName  map[string]netip.Addr // lower-case name without the final dot
@@ -44,7 +57,13 @@ type connRecord struct {
 	Port      int
 }
 
-func startNetRecorder(s *sandboxInit) (*netRecorder, error) {
+// StartRecorder brings up loopback, routes every address through it,
+// redirects DNS and TCP to the recorder with an nftables table "pib" in
+// the current network namespace, and starts answering. logf gets the
+// build log's lines (lookups, connection attempts). The namespace must
+// have no other interface up: a guest without a NIC, or the sandbox.
+func StartRecorder(logf func(format string, args ...any)) (*Recorder, error) {
+	r := &Recorder{logf: logf, next: 0x7f010001, byName: map[string]netip.Addr{}, byAddr: map[netip.Addr]string{}}
 	lo, err := netlink.LinkByName("lo")
 	if err != nil {
 		return nil, err
@@ -56,32 +75,43 @@ func startNetRecorder(s *sandboxInit) (*netRecorder, error) {
 	// address reach the nat hook (and so the recorder) instead of failing
 	// at once with "network unreachable". No packet can leave: lo is the
 	// only interface.
-	if err := netlink.RouteAdd(&netlink.Route{LinkIndex: lo.Attrs().Index, Scope: netlink.SCOPE_LINK,
-		Dst: &net.IPNet{IP: net.IPv4zero, Mask: net.CIDRMask(0, 32)}}); err != nil {
+	v4 := &netlink.Route{LinkIndex: lo.Attrs().Index, Scope: netlink.SCOPE_LINK,
+		Dst: &net.IPNet{IP: net.IPv4zero, Mask: net.CIDRMask(0, 32)}}
+	if err := netlink.RouteAdd(v4); err != nil {
 		return nil, fmt.Errorf("default route through loopback: %w", err)
 	}
-	if err := addRedirect(nftables.TableFamilyIPv4); err != nil {
+	r.added = append(r.added, v4)
+	t, err := addRedirect(nftables.TableFamilyIPv4)
+	if err != nil {
+		r.Restore()
 		return nil, fmt.Errorf("nftables redirect: %w", err)
 	}
-	r := &netRecorder{s: s, next: 0x7f010001, byName: map[string]netip.Addr{}, byAddr: map[netip.Addr]string{}}
+	r.tables = append(r.tables, t)
 	if err := r.listen("4", "127.0.0.1"); err != nil {
-		r.stop()
+		r.Stop()
+		r.Restore()
 		return nil, err
 	}
 	// The same for IPv6 where the kernel has it (::1 on lo).
-	if err := netlink.RouteAdd(&netlink.Route{LinkIndex: lo.Attrs().Index, Scope: netlink.SCOPE_UNIVERSE,
-		Dst: &net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}}); err == nil {
-		if err := addRedirect(nftables.TableFamilyIPv6); err != nil {
-			s.log.note("IPv6 connections are not recorded: nftables: %v", err)
-		} else if err := r.listen("6", "::1"); err != nil {
-			s.log.note("IPv6 connections are not recorded: %v", err)
+	v6 := &netlink.Route{LinkIndex: lo.Attrs().Index, Scope: netlink.SCOPE_UNIVERSE,
+		Dst: &net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}}
+	if err := netlink.RouteAdd(v6); err == nil {
+		r.added = append(r.added, v6)
+		t, err := addRedirect(nftables.TableFamilyIPv6)
+		if err != nil {
+			logf("IPv6 connections are not recorded: nftables: %v", err)
+		} else {
+			r.tables = append(r.tables, t)
+			if err := r.listen("6", "::1"); err != nil {
+				logf("IPv6 connections are not recorded: %v", err)
+			}
 		}
 	}
 	return r, nil
 }
 
 // listen starts the DNS responder and the recorder on one loopback address.
-func (r *netRecorder) listen(v, addr string) error {
+func (r *Recorder) listen(v, addr string) error {
 	udp, err := net.ListenPacket("udp"+v, net.JoinHostPort(addr, "53"))
 	if err != nil {
 		return err
@@ -105,10 +135,10 @@ func (r *netRecorder) listen(v, addr string) error {
 
 // addRedirect sends TCP to anywhere but the loopback address to the
 // recorder, and DNS queries to any other server to our responder.
-func addRedirect(family nftables.TableFamily) error {
+func addRedirect(family nftables.TableFamily) (*nftables.Table, error) {
 	c, err := nftables.New()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	self := []byte{127, 0, 0, 1}
 	daddr := &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4}
@@ -139,22 +169,49 @@ func addRedirect(family nftables.TableFamily) error {
 	redirect(unix.IPPROTO_TCP, 53, 53)
 	redirect(unix.IPPROTO_TCP, 0, recorderPort)
 	redirect(unix.IPPROTO_UDP, 53, 53)
-	return c.Flush()
+	return t, c.Flush()
 }
 
-func (r *netRecorder) stop() {
+// Stop closes the responder and the recorder.
+func (r *Recorder) Stop() {
 	for _, c := range r.closers {
 		c.Close()
 	}
 }
 
-func (r *netRecorder) addrFor(name string) netip.Addr {
+// Restore removes the nftables table and the routes StartRecorder added:
+// in a guest's root namespace they must not outlive the install (the
+// sandbox's namespace dies with the build and needs no Restore).
+func (r *Recorder) Restore() error {
+	var errs []error
+	if len(r.tables) > 0 {
+		c, err := nftables.New()
+		if err != nil {
+			errs = append(errs, err)
+		} else {
+			for _, t := range r.tables {
+				c.DelTable(t)
+			}
+			errs = append(errs, c.Flush())
+		}
+		r.tables = nil
+	}
+	for _, rt := range r.added {
+		if err := netlink.RouteDel(rt); err != nil {
+			errs = append(errs, fmt.Errorf("remove route %s: %w", rt.Dst, err))
+		}
+	}
+	r.added = nil
+	return errors.Join(errs...)
+}
+
+func (r *Recorder) addrFor(name string) netip.Addr {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	name = strings.ToLower(strings.TrimSuffix(name, "."))
 	if !slices.Contains(r.lookups, name) {
 		r.lookups = append(r.lookups, name)
-		r.s.log.note("DNS lookup: %s", name)
+		r.logf("DNS lookup: %s", name)
 	}
 	if a, ok := r.byName[name]; ok {
 		return a
@@ -176,7 +233,7 @@ func (r *netRecorder) addrFor(name string) netip.Addr {
 
 // answer builds the response to one DNS query: A → our loopback address,
 // anything else → no records (so resolvers fall back to A).
-func (r *netRecorder) answer(q []byte) ([]byte, bool) {
+func (r *Recorder) answer(q []byte) ([]byte, bool) {
 	var p dnsmessage.Parser
 	h, err := p.Start(q)
 	if err != nil {
@@ -213,7 +270,7 @@ func (r *netRecorder) answer(q []byte) ([]byte, bool) {
 	return out, err == nil
 }
 
-func (r *netRecorder) serveUDP(c net.PacketConn) {
+func (r *Recorder) serveUDP(c net.PacketConn) {
 	buf := make([]byte, 4096)
 	for {
 		n, from, err := c.ReadFrom(buf)
@@ -226,7 +283,7 @@ func (r *netRecorder) serveUDP(c net.PacketConn) {
 	}
 }
 
-func (r *netRecorder) serveTCPDNS(l net.Listener) {
+func (r *Recorder) serveTCPDNS(l net.Listener) {
 	for {
 		c, err := l.Accept()
 		if err != nil {
@@ -252,7 +309,7 @@ func (r *netRecorder) serveTCPDNS(l net.Listener) {
 	}
 }
 
-func (r *netRecorder) serveRecorder(l *net.TCPListener) {
+func (r *Recorder) serveRecorder(l *net.TCPListener) {
 	for {
 		c, err := l.AcceptTCP()
 		if err != nil {
@@ -262,11 +319,11 @@ func (r *netRecorder) serveRecorder(l *net.TCPListener) {
 	}
 }
 
-func (r *netRecorder) record(c *net.TCPConn) {
+func (r *Recorder) record(c *net.TCPConn) {
 	defer c.Close()
 	dst, err := originalDst(c)
 	if err != nil {
-		r.s.log.note("connection recorder: %v", err)
+		r.logf("connection recorder: %v", err)
 		return
 	}
 	r.mu.Lock()
@@ -298,7 +355,7 @@ func (r *netRecorder) record(c *net.TCPConn) {
 			io.WriteString(c, "HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\npib: test builds have no network; packages must be complete (I2)\n")
 		}
 	}
-	r.s.log.note("connection attempt: %s", strings.TrimSpace(net.JoinHostPort(rec.Host, fmt.Sprint(rec.Port))+" "+rec.Via))
+	r.logf("connection attempt: %s", strings.TrimSpace(net.JoinHostPort(rec.Host, fmt.Sprint(rec.Port))+" "+rec.Via))
 	r.mu.Lock()
 	r.conns = append(r.conns, rec)
 	r.mu.Unlock()
@@ -390,9 +447,9 @@ func tlsSNI(b []byte) string {
 	return ""
 }
 
-// findings returns one I2 finding per (host, port) reached and one per
+// Findings returns one I2 finding per (host, port) reached and one per
 // name looked up but never connected to.
-func (r *netRecorder) findings() []Finding {
+func (r *Recorder) Findings() []Finding {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []Finding

@@ -1,4 +1,6 @@
-package sandbox
+//go:build linux
+
+package netwatch
 
 import (
 	"fmt"
@@ -11,12 +13,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// netState is the I6-relevant state of the build's network namespace, as
-// sorted human-readable lines per kind.
-type netState map[string][]string
-
-func snapshotNetwork() (netState, error) {
-	st := netState{}
+// Snapshot reads the current network namespace's State.
+func Snapshot() (State, error) {
+	st := State{}
 	links, err := netlink.LinkList()
 	if err != nil {
 		return nil, fmt.Errorf("links: %w", err)
@@ -119,58 +118,4 @@ func familyName(f nftables.TableFamily) string {
 		return "netdev"
 	}
 	return fmt.Sprint(f)
-}
-
-// diffNetwork returns one line per difference, e.g. "route added: …".
-func diffNetwork(before, after netState) []string {
-	kinds := map[string]bool{}
-	for k := range before {
-		kinds[k] = true
-	}
-	for k := range after {
-		kinds[k] = true
-	}
-	var sorted []string
-	for k := range kinds {
-		sorted = append(sorted, k)
-	}
-	slices.Sort(sorted)
-	var out []string
-	for _, k := range sorted {
-		if k == "link" {
-			// Links are known by name: report a change as one line.
-			name := func(l string) string { return strings.Fields(l)[0] }
-			was := map[string]string{}
-			for _, l := range before[k] {
-				was[name(l)] = l
-			}
-			now := map[string]string{}
-			for _, l := range after[k] {
-				now[name(l)] = l
-				switch prev, ok := was[name(l)]; {
-				case !ok:
-					out = append(out, fmt.Sprintf("the installer changed the network: link added: %s", l))
-				case prev != l:
-					out = append(out, fmt.Sprintf("the installer changed the network: link changed: %s (was: %s)", l, prev))
-				}
-			}
-			for _, l := range before[k] {
-				if _, ok := now[name(l)]; !ok {
-					out = append(out, fmt.Sprintf("the installer changed the network: link removed: %s", l))
-				}
-			}
-			continue
-		}
-		for _, l := range after[k] {
-			if !slices.Contains(before[k], l) {
-				out = append(out, fmt.Sprintf("the installer changed the network: %s added: %s", k, l))
-			}
-		}
-		for _, l := range before[k] {
-			if !slices.Contains(after[k], l) {
-				out = append(out, fmt.Sprintf("the installer changed the network: %s removed: %s", k, l))
-			}
-		}
-	}
-	return out
 }
