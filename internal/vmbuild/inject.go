@@ -27,7 +27,8 @@ const (
 // runs on a settled system, as it would on a launched instance. udev
 // makes the port's /dev/virtio-ports link a moment after the device
 // appears, and virtio ports have no device unit to order after: the unit
-// waits for the link itself. No Restart=: an agent that dies ends the
+// waits for the link itself. Delegate=yes: the agent makes the
+// installer's cgroup below its own. No Restart=: an agent that dies ends the
 // session, and the host reports that.
 const agentUnit = `[Unit]
 Description=pib build agent (virtio-serial ` + machine.AgentPort + `)
@@ -35,6 +36,9 @@ After=multi-user.target systemd-udev-trigger.service
 
 [Service]
 Type=simple
+# The agent runs each installer in a cgroup of its own below the agent's
+# (I3: what is left in it at exit is named, then killed).
+Delegate=yes
 ExecStartPre=/bin/sh -c 'for i in $(seq 600); do [ -e ` + guestPort + ` ] && exit 0; sleep 0.1; done; echo "no ` + guestPort + `" >&2; exit 1'
 ExecStart=` + GuestBinary + ` agent --port ` + guestPort + `
 StandardOutput=journal+console

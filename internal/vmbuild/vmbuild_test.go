@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/pib-dev/pib/internal/images"
 	"github.com/pib-dev/pib/internal/sandbox"
 	"github.com/pib-dev/pib/internal/testenv"
@@ -178,5 +180,45 @@ func TestBootNoise(t *testing.T) {
 		if vmbuild.BootNoise(p) {
 			t.Errorf("%s is boot noise, but an installer's change to it must reach the layer", p)
 		}
+	}
+}
+
+// TestSweep: a dead vm build's directory (its lock free: the process that
+// held it is gone) is removed with its disk copy and its mount point; a
+// live one's (lock held) is left alone.
+func TestSweep(t *testing.T) {
+	testenv.RequireRoot(t)
+	work := t.TempDir()
+	mk := func(name string) string {
+		d := filepath.Join(work, name)
+		if err := os.MkdirAll(filepath.Join(d, "root-1"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(d, "disk.raw"), []byte("disk"), 0o600)
+		os.WriteFile(filepath.Join(d, "lock"), nil, 0o600)
+		return d
+	}
+	dead, live := mk("pib-vm-dead"), mk("pib-vm-live")
+	lock, err := os.OpenFile(filepath.Join(live, "lock"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(work, "build.log")
+	os.WriteFile(other, []byte("log"), 0o600)
+	if err := vmbuild.Sweep(work); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dead); !os.IsNotExist(err) {
+		t.Errorf("the dead build's directory is still there: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(live, "disk.raw")); err != nil {
+		t.Errorf("the live build's disk was removed: %v", err)
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("Sweep removed what is not a vm build's: %v", err)
 	}
 }
