@@ -57,9 +57,11 @@ type RunRequest struct {
 
 // Output is one chunk of installer output, timestamped by the guest.
 type Output struct {
-	Time   time.Time `json:"time"`
-	Stream string    `json:"stream"` // "stdout" or "stderr"; "pib" for the agent's own notes
-	Data   []byte    `json:"data"`
+	Time time.Time `json:"time"`
+	// Stream is "stdout" or "stderr", or "pib" for a line of the agent's
+	// own (no trailing newline: one chunk, one line or message).
+	Stream string `json:"stream"`
+	Data   []byte `json:"data"`
 }
 
 // PowerEvent is sent by the guest as soon as it sees the installer ask for

@@ -256,7 +256,10 @@ func (r *linuxRunner) Run(ctx context.Context, req RunRequest, ev Events) (*RunR
 	subreaperOnce.Do(func() { unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) })
 	self := os.Getpid()
 
-	w, err := startWatch(ev, r.watchNet)
+	if err := os.MkdirAll(r.dir, 0o755); err != nil {
+		return nil, err
+	}
+	w, err := startWatch(ev, filepath.Dir(r.dir), r.watchNet)
 	if err != nil {
 		return nil, err
 	}

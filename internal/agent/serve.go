@@ -39,10 +39,6 @@ type Events struct {
 	Power  func(PowerEvent)
 }
 
-// serveTimeout bounds how long the guest waits for the host to take one
-// frame: a host that went away must not keep the agent forever.
-const serveTimeout = 5 * time.Minute
-
 type server struct {
 	conn io.ReadWriter
 	r    Runner
@@ -321,6 +317,6 @@ func (s *server) run(ctx context.Context, req RunRequest) error {
 // the "pib" stream, so the log says which I3 path ran.
 func note(ev Events, format string, args ...any) {
 	if ev.Output != nil {
-		ev.Output(Output{Time: time.Now().UTC(), Stream: "pib", Data: []byte(fmt.Sprintf(format, args...) + "\n")})
+		ev.Output(Output{Time: time.Now().UTC(), Stream: "pib", Data: []byte(fmt.Sprintf(format, args...))})
 	}
 }

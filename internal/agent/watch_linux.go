@@ -36,12 +36,15 @@ type watch struct {
 
 const recorderResolv = "# written by pib: every lookup is recorded (I2)\nnameserver 127.0.0.1\noptions attempts:1 timeout:2\n"
 
-// startWatch installs the wrappers and, when net is true, the network
-// watch. An error means a rule could not be watched: the run must not go
+// startWatch installs the wrappers in a new directory in base and, when
+// net is true, the network watch. An error means a rule could not be watched: the run must not go
 // on without it.
-func startWatch(ev Events, net bool) (*watch, error) {
+func startWatch(ev Events, base string, net bool) (*watch, error) {
 	w := &watch{ev: ev, powerc: make(chan string, 4)}
-	dir, err := os.MkdirTemp("", "pib-agent-bin-")
+	// Beside the staging directory (/var/tmp/pib in a guest, which no
+	// layer takes), not in /tmp: a guest that dies mid-run keeps it on
+	// its disk.
+	dir, err := os.MkdirTemp(base, ".pib-agent-bin-")
 	if err != nil {
 		return nil, fmt.Errorf("reboot wrappers (I5): %w", err)
 	}
