@@ -120,11 +120,13 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("create the vm build directory: %w", err)
 	}
-	res = &Result{ExitCode: -1, Findings: []sandbox.Finding{}, Changes: sandbox.Changes{Files: []sandbox.FileChange{}}, LogPath: cfg.LogPath, dir: dir}
+	r := &Result{ExitCode: -1, Findings: []sandbox.Finding{}, Changes: sandbox.Changes{Files: []sandbox.FileChange{}}, LogPath: cfg.LogPath, dir: dir}
+	res = r
 	defer func() {
+		// A platform fault keeps the log (beside, not in, dir) for the
+		// investigation, not the disk copy.
 		if err != nil {
-			res.Close()
-			res = nil
+			r.Close()
 		}
 	}()
 	// The lock tells Sweep this build is alive; it goes with the process.
@@ -164,7 +166,7 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 		return nil, err
 	}
 	defer m.Stop()
-	defer func() { res.Console = m.Console() }()
+	defer func() { r.Console = m.Console() }()
 
 	bctx, bcancel := context.WithTimeout(hctx, cfg.BootTimeout)
 	defer bcancel()
