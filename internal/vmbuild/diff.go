@@ -300,7 +300,12 @@ func Diff(root, base, upper string) (sandbox.Changes, error) {
 			}
 			return nil
 		}
-		if _, err := lstatBeneath(root, rel); err == nil {
+		if rfi, err := lstatBeneath(root, rel); err == nil {
+			if d.IsDir() && !rfi.IsDir() {
+				// A file replaced the directory: the first walk stored
+				// it, and it hides everything below.
+				return filepath.SkipDir
+			}
 			return nil
 		} else if !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENOTDIR) {
 			return err

@@ -93,11 +93,13 @@ rm %[4]s
 write %[2]s %[4]s
 rm %[5]s
 symlink %[5]s %[4]s
-mkdir /etc/cloud
-rm /etc/cloud/cloud-init.disabled
-write %[6]s /etc/cloud/cloud-init.disabled
-`, binary, unit, GuestBinary, GuestUnit, guestUnitLink, empty)
+`, binary, unit, GuestBinary, GuestUnit, guestUnitLink)
 	dev := fmt.Sprintf("%s?offset=%d", raw, disk.RootOffset)
+	if out, err := exec.CommandContext(ctx, "debugfs", "-R", "stat /etc/cloud", dev).CombinedOutput(); err == nil && !bytes.Contains(out, []byte("not found")) {
+		// Only where cloud-init is installed: a new /etc/cloud would be
+		// the layer's.
+		cmds += fmt.Sprintf("rm /etc/cloud/cloud-init.disabled\nwrite %s /etc/cloud/cloud-init.disabled\n", empty)
+	}
 	cmd := exec.CommandContext(ctx, "debugfs", "-w", "-f", "-", dev)
 	cmd.Stdin = strings.NewReader(cmds)
 	if out, err := cmd.CombinedOutput(); err != nil {
