@@ -33,7 +33,7 @@ func defaultAgentStaging() string {
 	return "/var/tmp/pib/build"
 }
 
-func newAgentCommand(*globals) *cobra.Command {
+func newAgentCommand() *cobra.Command {
 	var port, staging string
 	cmd := &cobra.Command{
 		Use:   "agent",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -50,7 +51,7 @@ func TestAgentPortWaitsForHost(t *testing.T) {
 }
 
 func TestAgentCommandDefaults(t *testing.T) {
-	cmd := newAgentCommand(&globals{})
+	cmd := newAgentCommand()
 	if got := cmd.Flag("port").DefValue; got != defaultAgentPort() || got == "" {
 		t.Errorf("--port defaults to %q", got)
 	}
@@ -60,5 +61,22 @@ func TestAgentCommandDefaults(t *testing.T) {
 	err := cmd.RunE(cmd, nil)
 	if err == nil || !strings.Contains(err.Error(), "org.pib.agent.0") {
 		t.Errorf("a missing port: %v, want an error naming the port to configure", err)
+	}
+}
+
+// TestAgentCommandBuildsForWindows: agent.go is the Windows guest's
+// `pib agent`, so it must compile for windows on its own, with none of
+// the Linux-only files of this package (vet type-checks it; a build of it
+// alone stops only at the missing main, which the windows entry point
+// supplies).
+func TestAgentCommandBuildsForWindows(t *testing.T) {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command on PATH to cross-compile with")
+	}
+	cmd := exec.Command(gobin, "vet", "agent.go")
+	cmd.Env = append(os.Environ(), "GOOS=windows", "GOARCH=amd64", "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("GOOS=windows go vet cmd/pib/agent.go: %v\n%s", err, out)
 	}
 }

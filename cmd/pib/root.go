@@ -74,7 +74,7 @@ func newRootCommand() *cobra.Command {
 		newChangesCommand(g),
 		newVersionCommand(g),
 		// Inside a vm build's guest.
-		newAgentCommand(g),
+		newAgentCommand(),
 	)
 	return root
 }

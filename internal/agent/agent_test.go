@@ -247,3 +247,31 @@ func TestPutChecksum(t *testing.T) {
 		t.Errorf("temporary files left: %v", ents)
 	}
 }
+
+// TestStoppedMidRun: an agent stopped while the installer runs (in a guest:
+// init stopping it for a real reboot) sends a power event and ends the
+// session, so the host sees ErrGuestGone with it, not an agent error.
+func TestStoppedMidRun(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "x.sh"), []byte("#!/bin/sh\n"), 0o755)
+	started := make(chan struct{})
+	r := &fakeRunner{dir: dir, run: func(ctx context.Context, req RunRequest, ev Events) (*RunResult, error) {
+		close(started)
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}}
+	host, guest := net.Pipe()
+	defer host.Close()
+	ctx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- Serve(ctx, guest, r) }()
+	go func() { <-started; stop() }()
+	_, err := NewClient(host).Run(context.Background(), RunRequest{Installer: "x.sh", Timeout: time.Minute}, nil)
+	var gone *GuestGoneError
+	if !errors.As(err, &gone) || gone.Power == nil || !gone.Power.Inferred || !strings.Contains(gone.Power.Command, "init stopped the agent") {
+		t.Fatalf("Run = %v, want ErrGuestGone with the agent's power event", err)
+	}
+	if err := <-served; err == nil {
+		t.Error("Serve returned nil after being stopped mid-run")
+	}
+}

@@ -47,6 +47,7 @@ type Client struct {
 
 	startReader sync.Once
 	frames      chan frameOrErr
+	readErr     error // the reader's last word, once it has stopped
 	broken      error
 }
 
@@ -91,11 +92,14 @@ func (c *Client) abandon(ctx context.Context) error {
 // next waits for the guest's next frame.
 func (c *Client) next(ctx context.Context) (*envelope, error) {
 	c.startReader.Do(func() { go c.reader() })
+	if c.readErr != nil {
+		return nil, c.readErr
+	}
 	select {
 	case f := <-c.frames:
 		if f.err != nil {
-			// Keep the error for later calls of next.
-			go func() { c.frames <- f }()
+			// The reader has stopped: later calls get the same error.
+			c.readErr = f.err
 			return nil, f.err
 		}
 		return f.env, nil

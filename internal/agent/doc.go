@@ -58,7 +58,9 @@
 //     installer there, and the result has the sandbox's I5 finding. A
 //     reboot(2) call, or a real reboot command by absolute path, takes the
 //     guest down: the host's Run returns ErrGuestGone (with the last power
-//     event, if any) and the VM backend words the I5 finding.
+//     event, if any) and the VM backend words the I5 finding. When init
+//     stops the agent mid-run (a real reboot on its way), the agent sends
+//     an Inferred power event first and ends the session.
 //   - I2: internal/netwatch's DNS responder and connection recorder (the
 //     sandbox's) run in the guest's root network namespace for the
 //     installer's duration, with /etc/resolv.conf bind-mounted to point at

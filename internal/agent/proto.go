@@ -70,6 +70,10 @@ type PowerEvent struct {
 	Time    time.Time `json:"time"`
 	Command string    `json:"command"` // what the installer ran, e.g. "shutdown -r now"
 	Verb    string    `json:"verb"`    // "reboot", "halt" or "power off"
+	// Inferred is true when no wrapper saw a command: init stopped the
+	// agent mid-run because the system is going down; Command then
+	// describes that, and the guest's console says more.
+	Inferred bool `json:"inferred,omitempty"`
 }
 
 // RunResult is what the guest reports when the installer is done.

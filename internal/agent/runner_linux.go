@@ -55,6 +55,23 @@ func linuxPowerOff() error {
 	return unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
 }
 
+// ShutdownVerb tells what systemd is shutting the guest down for, from
+// its queued jobs ("" when it cannot tell).
+func (r *linuxRunner) ShutdownVerb() string {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	out, _ := exec.CommandContext(ctx, "systemctl", "list-jobs", "--no-legend", "--no-pager").Output()
+	switch s := string(out); {
+	case strings.Contains(s, "poweroff.target"):
+		return "power off"
+	case strings.Contains(s, "halt.target"):
+		return "halt"
+	case strings.Contains(s, "reboot.target"), strings.Contains(s, "kexec.target"):
+		return "reboot"
+	}
+	return ""
+}
+
 func (r *linuxRunner) Dir() string     { return r.dir }
 func (r *linuxRunner) PowerOff() error { return r.powerOff() }
 
@@ -148,7 +165,10 @@ func (r *linuxRunner) newGroup() (*group, string) {
 	if root == "" {
 		root = cgroup2Root()
 	}
-	if root == "" || root == "-" {
+	if root == "-" {
+		return &group{}, "cgroups are not used by this runner's configuration"
+	}
+	if root == "" {
 		return &group{}, "no cgroup v2 hierarchy is mounted"
 	}
 	own, err := ownCgroup2()

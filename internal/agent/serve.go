@@ -59,8 +59,15 @@ type incoming struct {
 // shutdown, after which it powers the guest off with r.PowerOff and
 // returns. It returns nil when the host closes the connection cleanly
 // between requests, and an error on a protocol violation or ctx's end.
-func Serve(ctx context.Context, conn io.ReadWriter, r Runner) error {
+func Serve(ctx context.Context, conn io.ReadWriter, r Runner) (err error) {
 	s := &server{conn: conn, r: r}
+	defer func() {
+		// A session that failed is over: the host must see the end at
+		// once rather than wait for a reply that never comes.
+		if c, ok := conn.(io.Closer); ok && err != nil {
+			c.Close()
+		}
+	}()
 	frames := make(chan frameOrErr)
 	go func() {
 		for {
@@ -81,9 +88,6 @@ func Serve(ctx context.Context, conn io.ReadWriter, r Runner) error {
 		select {
 		case f = <-frames:
 		case <-ctx.Done():
-			if c, ok := conn.(io.Closer); ok {
-				c.Close()
-			}
 			return fmt.Errorf("agent stopped: %w", ctx.Err())
 		}
 		if f.err != nil {
@@ -291,6 +295,22 @@ func (s *server) run(ctx context.Context, req RunRequest) error {
 		},
 	}
 	res, err := s.r.Run(ctx, req, ev)
+	if err != nil && ctx.Err() != nil {
+		// The agent is being stopped mid-run: in a guest, init stops it
+		// because the system is going down (the installer ran a real
+		// reboot, e.g. by absolute path). Tell the host, and end the
+		// session as the guest will: the host reports it as I5, not as
+		// an agent failure.
+		p := PowerEvent{Time: time.Now().UTC(), Verb: "reboot", Inferred: true,
+			Command: "(not seen: the guest's init stopped the agent while the installer ran; the system is going down)"}
+		if sd, ok := s.r.(interface{ ShutdownVerb() string }); ok {
+			if v := sd.ShutdownVerb(); v != "" {
+				p.Verb = v
+			}
+		}
+		s.send(tPower, p)
+		return fmt.Errorf("stopped while the installer ran: %w", err)
+	}
 	if err != nil {
 		return s.refuse("run %s: %v", req.Installer, err)
 	}
