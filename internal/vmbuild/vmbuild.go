@@ -351,7 +351,7 @@ func powerFinding(gone *agent.GuestGoneError, console []byte) sandbox.Finding {
 	if all := rebootLine.FindAll(console, -1); len(all) > 0 {
 		line = clean(string(all[len(all)-1]), 120)
 	}
-	if gone != nil && gone.Power != nil {
+	if gone != nil && gone.Power != nil && !gone.Power.Inferred {
 		f := sandbox.Finding{Rule: "I5",
 			Message: fmt.Sprintf("the installer ran `%s` (%s) and the machine went down; installers must never reboot or shut down", clean(gone.Power.Command, 200), clean(gone.Power.Verb, 20))}
 		if line != "" {
@@ -359,14 +359,21 @@ func powerFinding(gone *agent.GuestGoneError, console []byte) sandbox.Finding {
 		}
 		return f
 	}
+	// No command seen (reboot(2) itself, or init stopped the agent as the
+	// system went down: an inferred power event): the kernel's console
+	// line says which, the agent's note goes in the detail.
+	note := ""
+	if gone != nil && gone.Power != nil {
+		note = "; the agent saw: " + clean(gone.Power.Command, 200)
+	}
 	switch {
 	case strings.Contains(line, "Restarting"):
-		return sandbox.Finding{Rule: "I5", Message: "the installer restarted the system (the guest's kernel rebooted); installers must never reboot", Detail: "the guest's console: " + line}
+		return sandbox.Finding{Rule: "I5", Message: "the installer restarted the system (the guest's kernel rebooted); installers must never reboot", Detail: "the guest's console: " + line + note}
 	case line != "":
-		return sandbox.Finding{Rule: "I5", Message: "the installer halted or powered off the system; installers must never shut down", Detail: "the guest's console: " + line}
+		return sandbox.Finding{Rule: "I5", Message: "the installer halted or powered off the system; installers must never shut down", Detail: "the guest's console: " + line + note}
 	}
 	return sandbox.Finding{Rule: "I5", Message: "the build machine went away while the installer ran (a reboot, halt or power-off, or the agent was killed); installers must never reboot or shut down",
-		Detail: "the guest's console ended with: " + consoleTail(console, 300)}
+		Detail: "the guest's console ended with: " + consoleTail(console, 300) + note}
 }
 
 // clean drops non-printable runes and bounds s.
