@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -215,4 +216,25 @@ func FuzzClientFrames(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestClientWriteContext: a guest that stops reading cannot hang the host
+// in a write either; the connection is closed and the Client is unusable.
+func TestClientWriteContext(t *testing.T) {
+	host, guest := net.Pipe() // synchronous: a write waits for a reader
+	defer guest.Close()
+	c := NewClient(host)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := c.Put(ctx, "f", 0o644, 10, strings.NewReader("0123456789"))
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 5*time.Second {
+		t.Fatalf("Put = %v after %s, want a deadline error soon", err, time.Since(start))
+	}
+	if _, err := c.Hello(context.Background()); err == nil || !strings.Contains(err.Error(), "unusable") {
+		t.Errorf("Hello after an abandoned Put: %v, want unusable", err)
+	}
+	if _, err := host.Write([]byte{0}); err == nil {
+		t.Error("the abandoned connection is still open")
+	}
 }
