@@ -20,7 +20,11 @@ import (
 
 func TestMain(m *testing.M) {
 	sandbox.Main() // the sandbox backend re-executes this test binary as its init
-	os.Exit(m.Run())
+	code := m.Run()
+	if agentBin != "" {
+		os.RemoveAll(filepath.Dir(agentBin)) // the pib built for the guests
+	}
+	os.Exit(code)
 }
 
 // vmSlots bounds the machines booted at once: TCG on 2 shared cores.
