@@ -298,8 +298,8 @@ func fakeAPI(t *testing.T, empty bool) *httptest.Server {
 		{ID: "img-0000000000000b1", Owner: seller, OS: "linux", DistroID: "debian", DistroVersion: "12", Architecture: "amd64", ParentID: "img-00000000000base1", Manifest: digest('3'), Config: digest('4'), Size: 2048, Created: t0.Add(2 * time.Hour)},
 	}
 	oses := []osversions.OSVersion{
-		{Name: "alpine-3", Platform: "linux", ImageID: "img-00000000000base2", Created: t0.Add(-23 * time.Hour)},
-		{Name: "debian-12", Platform: "linux", ImageID: "img-00000000000base1", Created: t0.Add(-24 * time.Hour)},
+		{Name: "alpine-3", Platform: "linux", ImageID: "img-00000000000base2", Created: t0.Add(-23 * time.Hour), Backend: "sandbox"},
+		{Name: "debian-12", Platform: "linux", ImageID: "img-00000000000base1", Created: t0.Add(-24 * time.Hour), Backend: "vm"},
 	}
 	invs := []pipeline.Investigation{
 		{ID: "inv-00000000000000d1", BuildID: "b-00000000000000b4", GroupID: "pg-00000000000000a3", GroupName: "Acme1_0Linux3", Owner: seller, OSName: "debian-12",

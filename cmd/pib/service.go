@@ -145,6 +145,16 @@ func (g *globals) openService(ctx context.Context, o serviceOptions) (*service, 
 		Refresh: g.vulndbRefresh(vdb, is, o.vulndbBaseURL), RefreshInterval: o.vulndbRefresh})
 	builder := testbuild.NewBuilder(is, g.dataDir, o.limits, o.ids)
 	builder.SetBootTests(oses) // V1–V3, for the OS versions an operator turned it on for
+	// Backend vm (issue 18): this very binary is the guest's `pib agent`,
+	// unless PIB_VM_AGENT names another linux/amd64 pib (a static build
+	// for guests whose C library differs from the host's, or a test's).
+	if exe := os.Getenv("PIB_VM_AGENT"); exe != "" {
+		builder.SetVM(oses, exe)
+	} else if exe, err := os.Executable(); err == nil {
+		builder.SetVM(oses, exe)
+	} else {
+		slog.Warn("vm builds are off: pib cannot find its own binary to put into build machines; set PIB_VM_AGENT", "err", err)
+	}
 	scanner := testbuild.NewScanner(is, scan.New(vdb, scan.Options{Policy: policy, ToolVersion: version}), invs, filepath.Join(g.dataDir, "cache", "scan"))
 	p, err := pipeline.New(ctx, db, pipeline.Config{
 		Builder:      builder,

@@ -85,6 +85,10 @@ type AddOSVersionRequest struct {
 	// BootTest, when set, turns the OS version's boot test (V1–V3) on or
 	// off; absent keeps it as it is (off for a new one).
 	BootTest *bool `json:"boot_test,omitempty"`
+	// Backend, when set, chooses where the OS version's builds run:
+	// "sandbox" or "vm" (osversions.Sandbox, osversions.VM); absent keeps
+	// it as it is (sandbox for a new Linux one; Windows is always vm).
+	Backend *string `json:"backend,omitempty"`
 }
 
 func (s *Server) addOSVersion(w http.ResponseWriter, r *http.Request, _ *accounts.Account) error {
@@ -92,9 +96,26 @@ func (s *Server) addOSVersion(w http.ResponseWriter, r *http.Request, _ *account
 	if err := readJSON(w, r, &req); err != nil {
 		return err
 	}
+	if req.Backend != nil {
+		// Refused before anything is registered: a bad request changes
+		// nothing. The image's platform decides whether sandbox is allowed;
+		// an unknown image is AddOSVersion's error to report.
+		platform := ""
+		if im, err := s.Images.GetOwned(r.Context(), images.Operator, req.Image); err == nil {
+			platform = im.OS
+		}
+		if err := osversions.CheckBackend(platform, *req.Backend); err != nil {
+			return err
+		}
+	}
 	v, err := s.AddOSVersion(r.Context(), req.Name, req.Image)
 	if err != nil {
 		return err
+	}
+	if req.Backend != nil {
+		if v, err = s.OSVersions.SetBackend(r.Context(), v.Name, *req.Backend); err != nil {
+			return err
+		}
 	}
 	if req.BootTest != nil {
 		if v, err = s.OSVersions.SetBootTest(r.Context(), v.Name, *req.BootTest); err != nil {

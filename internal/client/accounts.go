@@ -49,6 +49,16 @@ func (c *Client) AddOSVersionBootTest(ctx context.Context, name, image string, b
 	return &out, nil
 }
 
+// AddOSVersionWith is AddOSVersion with the request's optional settings
+// (boot test, build backend).
+func (c *Client) AddOSVersionWith(ctx context.Context, req api.AddOSVersionRequest) (*osversions.OSVersion, error) {
+	var out osversions.OSVersion
+	if err := c.call(ctx, "POST", "/v1/os-versions", req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // ListOSVersions lists the supported OS versions (GET /v1/os-versions).
 func (c *Client) ListOSVersions(ctx context.Context) ([]*osversions.OSVersion, error) {
 	return get[[]*osversions.OSVersion](ctx, c, "/v1/os-versions")

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -65,12 +66,25 @@ type Config struct {
 	// Probe adds a second serial port (ttyS1 in the guest) read into
 	// Machine.Probe.
 	Probe bool
+	// AgentSocket, when set, gives the guest a virtio-serial port named
+	// AgentPort (/dev/virtio-ports/org.pib.agent.0 in a Linux guest)
+	// whose host end is a Unix socket QEMU listens on at this path: the
+	// build agent's channel (package vmbuild). The caller connects once
+	// QEMU has started (DialAgent).
+	AgentSocket string
+	// NoReboot makes a guest reboot end QEMU (-no-reboot), as a power-off
+	// does: a build machine that reboots is a finding (I5), not a second
+	// boot.
+	NoReboot bool
 	// Accel is "tcg" (default) or "kvm"; empty reads PIB_QEMU_ACCEL.
 	Accel string
 	// WorkDir holds the machine's own files (the UEFI variable store); it
 	// must exist and is the caller's to remove.
 	WorkDir string
 }
+
+// AgentPort is the name of the agent's virtio-serial port (Config.AgentSocket).
+const AgentPort = "org.pib.agent.0"
 
 // Machine is a running QEMU process.
 type Machine struct {
@@ -134,6 +148,16 @@ func Start(ctx context.Context, c Config) (*Machine, error) {
 		extra = append(extra, w)
 		// ExtraFiles[0] is fd 3 in QEMU; it opens /dev/fd/3, the pipe.
 		args = append(args, "-chardev", "file,id=probe,path=/dev/fd/3", "-serial", "chardev:probe")
+	}
+	if c.AgentSocket != "" {
+		// server=on,wait=off: QEMU creates the socket and boots without
+		// waiting for the host side to connect.
+		args = append(args, "-device", "virtio-serial-pci",
+			"-chardev", "socket,id=agent,server=on,wait=off,path="+c.AgentSocket,
+			"-device", "virtserialport,chardev=agent,name="+AgentPort)
+	}
+	if c.NoReboot {
+		args = append(args, "-no-reboot")
 	}
 	if c.Seed != "" {
 		args = append(args, "-drive", "file="+c.Seed+",format=raw,if=virtio,readonly=on")
@@ -199,6 +223,25 @@ func Start(ctx context.Context, c Config) (*Machine, error) {
 		}
 	}()
 	return m, nil
+}
+
+// DialAgent connects to the agent port's host end (Config.AgentSocket),
+// waiting for QEMU to create the socket.
+func (m *Machine) DialAgent(ctx context.Context, path string) (net.Conn, error) {
+	var d net.Dialer
+	for {
+		c, err := d.DialContext(ctx, "unix", path)
+		if err == nil {
+			return c, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("connect to the agent port: %w (last: %v)", ctx.Err(), err)
+		case <-m.done:
+			return nil, fmt.Errorf("QEMU exited before its agent port could be reached: %v", m.err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 func onOff(b bool) string {

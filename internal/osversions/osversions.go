@@ -24,7 +24,22 @@ type OSVersion struct {
 	// BootTest: builds for this OS version boot their image and check
 	// rules V1–V3 before the scan. Off by default (see SetBootTest).
 	BootTest bool `json:"boot_test,omitempty"`
+	// Backend is where its builds run: Sandbox (the default for Linux) or
+	// VM (always for Windows). See SetBackend.
+	Backend string `json:"backend"`
 }
+
+// Build backends (OSVersion.Backend).
+const (
+	// Sandbox runs the installer in pib's Linux sandbox: namespaces over
+	// the base image's layers, about a second of overhead, but no running
+	// systemd, no kernel of its own and no Windows.
+	Sandbox = "sandbox"
+	// VM boots the base image under QEMU and runs the installer through
+	// the guest agent (package vmbuild): a real booted system, tens of
+	// seconds per build under software emulation.
+	VM = "vm"
+)
 
 // ErrNotFound is returned for an unregistered name.
 var ErrNotFound = problem.New(problem.NotFound, "OS version not registered")
@@ -53,10 +68,17 @@ func (s *Store) Add(ctx context.Context, name, platform, imageID string) (*OSVer
 		if err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n > 0 {
-			return nil
+		if n, _ := res.RowsAffected(); n == 0 {
+			_, err = tx.ExecContext(ctx, `INSERT INTO os_versions (name, platform, image_id, created_at) VALUES ($1, $2, $3, $4)`, name, platform, imageID, v.Created)
+			if err != nil {
+				return err
+			}
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO os_versions (name, platform, image_id, created_at) VALUES ($1, $2, $3, $4)`, name, platform, imageID, v.Created)
+		if platform == "windows" {
+			// A Windows installer cannot run in the Linux sandbox: its
+			// builds always boot a machine, whatever was set before.
+			_, err = tx.ExecContext(ctx, `UPDATE os_versions SET build_backend = $2 WHERE name = $1`, name, VM)
+		}
 		return err
 	})
 	if err != nil {
@@ -68,8 +90,8 @@ func (s *Store) Add(ctx context.Context, name, platform, imageID string) (*OSVer
 // Get returns one registered OS version.
 func (s *Store) Get(ctx context.Context, name string) (*OSVersion, error) {
 	var v OSVersion
-	err := s.db.QueryRowContext(ctx, `SELECT name, platform, image_id, created_at, boot_test FROM os_versions WHERE name = $1`, name).
-		Scan(&v.Name, &v.Platform, &v.ImageID, &v.Created, &v.BootTest)
+	err := s.db.QueryRowContext(ctx, `SELECT name, platform, image_id, created_at, boot_test, build_backend FROM os_versions WHERE name = $1`, name).
+		Scan(&v.Name, &v.Platform, &v.ImageID, &v.Created, &v.BootTest, &v.Backend)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound.Errorf("OS version not registered: %q", name)
 	}
@@ -78,7 +100,7 @@ func (s *Store) Get(ctx context.Context, name string) (*OSVersion, error) {
 
 // List returns every registered OS version by name.
 func (s *Store) List(ctx context.Context) ([]*OSVersion, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT name, platform, image_id, created_at, boot_test FROM os_versions ORDER BY name`)
+	rows, err := s.db.QueryContext(ctx, `SELECT name, platform, image_id, created_at, boot_test, build_backend FROM os_versions ORDER BY name`)
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +108,7 @@ func (s *Store) List(ctx context.Context) ([]*OSVersion, error) {
 	out := []*OSVersion{}
 	for rows.Next() {
 		var v OSVersion
-		if err := rows.Scan(&v.Name, &v.Platform, &v.ImageID, &v.Created, &v.BootTest); err != nil {
+		if err := rows.Scan(&v.Name, &v.Platform, &v.ImageID, &v.Created, &v.BootTest, &v.Backend); err != nil {
 			return nil, err
 		}
 		out = append(out, &v)
@@ -117,4 +139,45 @@ func (s *Store) BootTestOn(ctx context.Context, name string) (bool, error) {
 		return false, err
 	}
 	return v.BootTest, nil
+}
+
+// SetBackend chooses where an OS version's builds run: Sandbox or VM. A
+// Windows OS version builds only in a machine, so Sandbox is refused for
+// it.
+func (s *Store) SetBackend(ctx context.Context, name, backend string) (*OSVersion, error) {
+	if err := CheckBackend("", backend); err != nil {
+		return nil, err
+	}
+	v, err := s.Get(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckBackend(v.Platform, backend); err != nil {
+		return nil, err
+	}
+	if _, err := s.db.ExecContext(ctx, `UPDATE os_versions SET build_backend = $2 WHERE name = $1`, name, backend); err != nil {
+		return nil, err
+	}
+	return s.Get(ctx, name)
+}
+
+// BackendOf says where builds for OS version name run (testbuild.Backends).
+func (s *Store) BackendOf(ctx context.Context, name string) (string, error) {
+	v, err := s.Get(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	return v.Backend, nil
+}
+
+// CheckBackend refuses a backend that is not Sandbox or VM, and Sandbox
+// for a Windows platform ("" when the platform is not known yet).
+func CheckBackend(platform, backend string) error {
+	if backend != Sandbox && backend != VM {
+		return &problem.Error{Code: problem.Invalid, Field: "backend", Message: fmt.Sprintf("build backend %q: use %s or %s", backend, Sandbox, VM)}
+	}
+	if platform == "windows" && backend != VM {
+		return &problem.Error{Code: problem.Invalid, Field: "backend", Message: fmt.Sprintf("a Windows OS version builds only in a machine (backend %s): the sandbox runs Linux installers only", VM)}
+	}
+	return nil
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/pib-dev/pib/internal/osversions"
 	"github.com/pib-dev/pib/internal/store"
+	"github.com/pib-dev/pib/internal/store/storetest"
 )
 
 // TestBootTestSetting: off for a new OS version, turned on and off by the
@@ -52,5 +54,64 @@ func TestBootTestSetting(t *testing.T) {
 	}
 	if _, err := s.SetBootTest(ctx, "debian-99", true); !errors.Is(err, osversions.ErrNotFound) {
 		t.Fatalf("SetBootTest of an unknown OS version: %v", err)
+	}
+}
+
+// TestBackendSetting: a Linux OS version builds in the sandbox until the
+// operator chooses vm, keeps its choice when pointed at a new image, an
+// unknown backend is refused; a Windows OS version is always vm, and
+// sandbox is refused for it (the sandbox runs Linux installers only).
+// Run on SQLite and PostgreSQL: migration 00015 adds the column to both.
+func TestBackendSetting(t *testing.T) {
+	storetest.ForEach(t, testBackendSetting)
+}
+
+func testBackendSetting(t *testing.T, db *store.DB) {
+	ctx := context.Background()
+	s := osversions.NewStore(db)
+	backend := func(name string) string {
+		t.Helper()
+		b, err := s.BackendOf(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	if _, err := s.Add(ctx, "debian-12", "linux", "img-00000000000000001"); err != nil {
+		t.Fatal(err)
+	}
+	if got := backend("debian-12"); got != osversions.Sandbox {
+		t.Fatalf("new Linux OS version builds on %q, want sandbox", got)
+	}
+	if v, err := s.SetBackend(ctx, "debian-12", osversions.VM); err != nil || v.Backend != osversions.VM {
+		t.Fatalf("SetBackend vm: %+v, %v", v, err)
+	}
+	if _, err := s.Add(ctx, "debian-12", "linux", "img-00000000000000002"); err != nil {
+		t.Fatal(err)
+	}
+	if got := backend("debian-12"); got != osversions.VM {
+		t.Fatalf("pointing the OS version at a new image reset its backend to %q", got)
+	}
+	if _, err := s.SetBackend(ctx, "debian-12", "docker"); err == nil || !strings.Contains(err.Error(), "use sandbox or vm") {
+		t.Fatalf("SetBackend docker: %v, want a refusal naming sandbox and vm", err)
+	}
+	if _, err := s.SetBackend(ctx, "debian-99", osversions.VM); !errors.Is(err, osversions.ErrNotFound) {
+		t.Fatalf("SetBackend of an unknown OS version: %v", err)
+	}
+
+	if v, err := s.Add(ctx, "windows-2022", "windows", "img-00000000000000003"); err != nil || v.Backend != osversions.VM {
+		t.Fatalf("new Windows OS version: %+v, %v; want backend vm", v, err)
+	}
+	if _, err := s.SetBackend(ctx, "windows-2022", osversions.Sandbox); err == nil || !strings.Contains(err.Error(), "Linux installers only") {
+		t.Fatalf("SetBackend sandbox on Windows: %v, want a refusal", err)
+	}
+	// An OS version re-pointed from a Linux image to a Windows one
+	// becomes vm, whatever it was.
+	if v, err := s.Add(ctx, "debian-12", "windows", "img-00000000000000004"); err != nil || v.Backend != osversions.VM {
+		t.Fatalf("re-pointed to Windows: %+v, %v", v, err)
+	}
+	list, err := s.List(ctx)
+	if err != nil || len(list) != 2 || list[1].Backend != osversions.VM {
+		t.Fatalf("List: %+v, %v", list, err)
 	}
 }

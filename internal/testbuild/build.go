@@ -11,8 +11,10 @@ import (
 
 	"github.com/pib-dev/pib/internal/images"
 	"github.com/pib-dev/pib/internal/layer"
+	"github.com/pib-dev/pib/internal/osversions"
 	"github.com/pib-dev/pib/internal/pipeline"
 	"github.com/pib-dev/pib/internal/sandbox"
+	"github.com/pib-dev/pib/internal/vmbuild"
 )
 
 // Dir is the directory build buildID runs in: <dataDir>/builds/<buildID>,
@@ -32,6 +34,9 @@ type Builder struct {
 	ids     sandbox.IDs
 	// bootTests says which OS versions boot-test their builds (V1–V3).
 	bootTests BootTests
+	// backends says which OS versions build in a machine (SetVM).
+	backends    Backends
+	agentBinary string
 }
 
 // NewBuilder returns a Builder that stores images in is and runs builds
@@ -58,15 +63,32 @@ func (b *Builder) Build(ctx context.Context, req pipeline.BuildRequest) (*pipeli
 		}
 	}
 	dir := Dir(b.dataDir, req.BuildID)
+	backend, err := b.backendOf(ctx, req.OSName)
+	if err != nil {
+		return nil, err
+	}
 	// The history entry names the installer but not the build: with the
 	// times clamped, the same install then gives the same image config.
-	res, im, err := Install(ctx, b.images, base, dir, sandbox.Config{
-		Installer: req.Installer,
-		Packages:  others,
-		Timeout:   req.Timeout,
-		Limits:    b.limits,
-		IDs:       b.ids,
-	}, InstallOptions{Owner: req.Owner, CreatedBy: "pib build " + filepath.Base(req.Installer), Tags: req.Tags, SourceDateEpoch: req.SourceDateEpoch})
+	opts := InstallOptions{Owner: req.Owner, CreatedBy: "pib build " + filepath.Base(req.Installer), Tags: req.Tags, SourceDateEpoch: req.SourceDateEpoch}
+	var res *sandbox.Result
+	var im *images.Image
+	var vm *vmbuild.Result
+	if backend == osversions.VM {
+		vm, im, err = InstallVM(ctx, b.images, base, dir, vmbuild.Config{Agent: b.agentBinary, Installer: req.Installer,
+			Packages: others, Timeout: req.Timeout}, opts)
+		if vm != nil {
+			defer vm.Close()
+			res = vm.AsSandboxResult()
+		}
+	} else {
+		res, im, err = Install(ctx, b.images, base, dir, sandbox.Config{
+			Installer: req.Installer,
+			Packages:  others,
+			Timeout:   req.Timeout,
+			Limits:    b.limits,
+			IDs:       b.ids,
+		}, opts)
+	}
 	if res != nil {
 		defer res.Close()
 	}
@@ -87,6 +109,10 @@ func (b *Builder) Build(ctx context.Context, req pipeline.BuildRequest) (*pipeli
 		out.ImageID = im.ID
 	}
 	rep := NewBuildReport(res)
+	if vm != nil {
+		rep.Backend = osversions.VM
+		rep.MachineBootSeconds = vm.Boot.Seconds()
+	}
 	if im != nil {
 		// V1–V3 run after I1–I8 passed, before the scan.
 		boot, err := b.bootTest(ctx, req.OSName, base, im, dir)
@@ -131,7 +157,10 @@ func (b *Builder) Cleanup(ctx context.Context, buildID string) error {
 	for _, d := range disks {
 		os.RemoveAll(d)
 	}
-	return sandbox.Sweep(Dir(b.dataDir, buildID))
+	// A vm build's disk copy, loop device and mount (its QEMU died with
+	// the process too).
+	vmErr := vmbuild.Sweep(Dir(b.dataDir, buildID))
+	return errors.Join(vmErr, sandbox.Sweep(Dir(b.dataDir, buildID)))
 }
 
 // InstallOptions describe the image Install stores.
@@ -162,23 +191,35 @@ func Install(ctx context.Context, s *images.Store, base *images.Image, dir strin
 	}
 	cfg.LowerDirs, cfg.WorkDir, cfg.LogPath = lowers, dir, filepath.Join(dir, "build.log")
 	res, err := sandbox.Run(ctx, cfg)
-	if err != nil || !res.Passed() {
+	if err != nil {
 		return res, nil, err
 	}
-	im, err := s.AddLayer(ctx, base, res.UpperDir, images.AddLayerOptions{Owner: opts.Owner, CreatedBy: opts.CreatedBy,
+	explainNoSystemd(res)
+	if !res.Passed() {
+		return res, nil, nil
+	}
+	im, err := storeLayer(ctx, s, base, res.UpperDir, &res.Findings, opts)
+	return res, im, err
+}
+
+// storeLayer stores an upper directory as base's new layer, as both
+// backends make it. Special files the packer refuses are the build's T2
+// findings (added to findings), not a platform fault.
+func storeLayer(ctx context.Context, s *images.Store, base *images.Image, upper string, findings *[]sandbox.Finding, opts InstallOptions) (*images.Image, error) {
+	im, err := s.AddLayer(ctx, base, upper, images.AddLayerOptions{Owner: opts.Owner, CreatedBy: opts.CreatedBy,
 		Exclude: sandbox.ExcludePath, Tags: opts.Tags, SourceDateEpoch: opts.SourceDateEpoch})
 	var special *layer.SpecialFilesError
 	if errors.As(err, &special) {
-		// The sandbox reports these itself (T2); this is the packer's
+		// The backends report these themselves (T2); this is the packer's
 		// second look, and the build's failure, not the platform's.
 		for _, f := range special.Files {
-			res.Findings = append(res.Findings, sandbox.Finding{Rule: "T2",
+			*findings = append(*findings, sandbox.Finding{Rule: "T2",
 				Message: "the installer left " + f.String() + " in the image; an image must not ship device nodes, FIFOs or sockets: remove it before the installer exits"})
 		}
-		return res, nil, nil
+		return nil, nil
 	}
 	if err != nil {
-		return res, nil, fmt.Errorf("store the new image: %w", err)
+		return nil, fmt.Errorf("store the new image: %w", err)
 	}
-	return res, im, nil
+	return im, nil
 }

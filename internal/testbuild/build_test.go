@@ -17,7 +17,11 @@ import (
 // TestMain lets the sandbox re-execute this test binary as its init.
 func TestMain(m *testing.M) {
 	sandbox.Main()
-	os.Exit(m.Run())
+	code := m.Run()
+	if agentBin != "" {
+		os.RemoveAll(filepath.Dir(agentBin)) // the pib built for vm builds' guests
+	}
+	os.Exit(code)
 }
 
 // TestBuilderLeavesNothing runs server builds on the real debian-12

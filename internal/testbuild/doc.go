@@ -25,6 +25,14 @@
 // booted once, per image ID, for the failed units V1 forgives; the result
 // is kept in <dataDir>/boot-tests.
 //
+// Where the installer runs is the OS version's build backend (SetVM; an
+// operator setting, osversions): the sandbox (Install), or a QEMU machine
+// booted from the base image's disk with pib's guest agent (InstallVM,
+// package vmbuild). Both give the same outcome: log, findings, changed
+// files and one new layer, then the boot test and the scan. A sandbox
+// build that failed because systemctl found no running systemd gets a
+// finding that says so and points at the vm backend.
+//
 // A build runs in Dir(dataDir, buildID). A server build hands its log over
 // in the outcome, which the pipeline stores with the build, and removes
 // that directory; only a build that fails with an error (a platform fault,
@@ -32,6 +40,6 @@
 // build is retried. pib build keeps its directory and log: they are its
 // output (rule I8).
 //
-// Limits: Linux installers only, as the sandbox; a report names no host
+// Limits: Linux installers only (the vm backend reads ext4 disks); a report names no host
 // path, so a seller reads the log through the API, never on the worker.
 package testbuild

@@ -23,6 +23,11 @@ type BuildReport struct {
 	// BootTest is the boot test's result (V1–V3), when the OS version has
 	// it on and the install passed.
 	BootTest *BootReport `json:"boot_test,omitempty"`
+	// Backend is "vm" for a build that ran in a machine (absent: the
+	// sandbox); MachineBootSeconds is how long its machine took to boot
+	// to the agent.
+	Backend            string  `json:"backend,omitempty"`
+	MachineBootSeconds float64 `json:"machine_boot_seconds,omitempty"`
 }
 
 // NewBuildReport is the report of a sandbox run.
