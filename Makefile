@@ -61,9 +61,13 @@ fuzz:
 # module proxy once; it is not a dependency of pib).
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
+# The Windows build: pib is also the Windows guest's agent of vm builds
+# (issue 18), so every package builds for Windows or is marked
+# //go:build linux (the service's sandbox, images and machines).
 lint:
 	go vet ./...
 	go run $(STATICCHECK) ./...
+	GOOS=windows GOARCH=amd64 go build ./...
 
 # Every benchmark and comparison, repeated, into bench/RESULTS.md (not
 # committed): see bench/run.sh. RUNS=3 for a quicker, rougher table.

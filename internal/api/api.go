@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package api is pib's REST API: JSON under /v1/, bearer-token
 // authentication, role and ownership checks on every route.
 //

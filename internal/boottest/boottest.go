@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package boottest boots a built image and checks that it is a working
 // machine (SPEC rules V1–V3):
 //

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package catalog holds what buyers shop from: products, their versions
 // and each version's fulfillment options (a package group per platform,
 // and/or an image), who may see each (SPEC, catalog visibility), and the

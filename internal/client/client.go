@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package client is the Go client of pib's REST API, used by the pib
 // command's client commands: one method per API operation, taking and
 // returning the types the API itself encodes (internal/api and the domain

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package disk makes bootable disk images from an image's root file
 // system: a GPT partition table, a BIOS boot partition and an EFI system
 // partition holding GRUB (so the disk boots with SeaBIOS and with UEFI

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package groups holds package groups: a name, one platform, the OS
 // versions to build on, the packages and which one is the installer. It
 // enforces the naming rules N1–N2 and the package rules P1–P4 of SPEC.md

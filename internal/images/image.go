@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package images is pib's image store: OCI image manifests, configs and
 // layers kept as content-addressed blobs, with the metadata pib needs to
 // find them (ID, alias, OS, owner, parent) in the metadata store.

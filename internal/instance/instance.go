@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package instance launches images as running machines for their owners:
 // a QEMU process (package machine) per instance, on a copy-on-write qcow2
 // layer over the image's cached disk, with a cloud-init NoCloud seed (a

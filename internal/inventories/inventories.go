@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package inventories keeps what each scan found in an image, per image
 // ID (S1, S5).
 //

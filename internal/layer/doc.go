@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package layer converts between directory trees and OCI image layers
 // (uncompressed tar streams), for pib's layer cache and its overlayfs build
 // sandbox: Unpack turns a layer into an overlayfs lower directory, Pack turns

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package loadform is the product load form of SPEC L1: the Excel workbook
 // (.xlsx) a seller downloads (Template), fills in and uploads (Parse) to
 // ask for a new product (F3), a new version (F2) or a package group added

@@ -1,3 +1,5 @@
+//go:build linux
+
 package loadform
 
 // need says whether a request takes a column.

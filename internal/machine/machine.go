@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package machine runs a disk image as a QEMU virtual machine: the one
 // runner behind the boot test (rules V1–V3) and launched instances.
 //

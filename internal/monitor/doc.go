@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package monitor watches the images that matter as the vulnerability
 // data changes (rule S5): a scan is a snapshot, and without this nobody
 // would learn that a published or private image is affected by a

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package packages stores the files sellers upload: installers and the
 // other files of a package group. Uploads stream straight into the blob
 // store (never whole in memory), are hashed on the way, limited in size,

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package pipeline runs submitted package groups through the test build and
 // the scan: one build per OS version, each a River job, each ending
 // Successful, Issues found (the seller's to fix) or Investigating (the

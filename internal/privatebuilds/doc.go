@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package privatebuilds runs buyers' private image builds (SPEC C1–C6): a
 // product version's package group installed onto the buyer's own gold
 // image, giving a private image only that account sees.

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package rootfs reads an untrusted root file system — a build's output, an
 // imported image — from the host, as rule T2 of SPEC.md demands: every path
 // is resolved inside the image root and only regular files are read.

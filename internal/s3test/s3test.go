@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package s3test runs a real S3-compatible server for tests: SeaweedFS's
 // `weed server -s3`, on loopback, on free ports, with its data in a
 // temporary directory and one access key, stopped when the test ends.

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package sandbox runs one installer in a hermetic Linux sandbox and checks
 // it against the installer rules I1–I8 of SPEC.md.
 //

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package sboms keeps the SBOMs of scans (rule S1) in the formats users
 // download.
 //

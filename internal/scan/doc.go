@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package scan checks an image's root filesystem against rules S1–S4:
 // inventory and SBOM, known vulnerabilities, image policy checks, verdict.
 //

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package subscriptions records which buyer subscribes to which product
 // (SPEC C1): the first thing a private image build checks (C4,
 // SubscriptionNotFound).

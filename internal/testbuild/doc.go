@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package testbuild runs pib's test builds on this machine: Builder
 // installs a package group on a base image in the sandbox and stores a
 // passing install as a new image (the pipeline's Builder and Cleaner), and

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package testenv gives tests the expensive things they share: a real
 // Debian 12 server base image, bootstrapped once per test run with pib's
 // own image store and reused by every test and package.

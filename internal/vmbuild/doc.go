@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package vmbuild is pib's second build backend (issue 18): the installer
 // runs inside a QEMU virtual machine booted from the base image's disk,
 // driven by pib's guest agent (package agent) over a virtio-serial port,

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package web is pib's portal (issue 12): the pages sellers, buyers and
 // operators use in a browser, served by pib serve at / beside the REST API
 // (Beside: /v1/…, /healthz and /metrics stay the API's).
