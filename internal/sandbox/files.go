@@ -75,7 +75,7 @@ func changedFiles(upper string, lowers []string) (Changes, error) {
 			size := int64(0)
 			typ := "file"
 			if lf, ok := inLower(rel); ok {
-				size, typ = lf.Size(), fileType(lf)
+				size, typ = lf.Size(), FileType(lf)
 			}
 			ch.Files = append(ch.Files, FileChange{Path: rel, Change: "deleted", Size: size, Type: typ})
 			ch.Deleted++
@@ -84,7 +84,7 @@ func changedFiles(upper string, lowers []string) (Changes, error) {
 		lf, exists := inLower(rel)
 		switch {
 		case !exists:
-			ch.Files = append(ch.Files, FileChange{Path: rel, Change: "added", Size: sizeOf(fi), Type: fileType(fi)})
+			ch.Files = append(ch.Files, FileChange{Path: rel, Change: "added", Size: FileSize(fi), Type: FileType(fi)})
 			ch.Added++
 		case fi.IsDir() && lf.IsDir():
 			if opaque(p) {
@@ -95,7 +95,7 @@ func changedFiles(upper string, lowers []string) (Changes, error) {
 				ch.Modified++
 			}
 		default:
-			ch.Files = append(ch.Files, FileChange{Path: rel, Change: "modified", Size: sizeOf(fi), Type: fileType(fi)})
+			ch.Files = append(ch.Files, FileChange{Path: rel, Change: "modified", Size: FileSize(fi), Type: FileType(fi)})
 			ch.Modified++
 		}
 		return nil
@@ -139,14 +139,17 @@ func lstatBeneath(root, rel string) (os.FileInfo, error) {
 	return f.Stat()
 }
 
-func sizeOf(fi os.FileInfo) int64 {
+// FileSize is a FileChange's size: a regular file's, else 0.
+func FileSize(fi os.FileInfo) int64 {
 	if fi.Mode().IsRegular() {
 		return fi.Size()
 	}
 	return 0
 }
 
-func fileType(fi os.FileInfo) string {
+// FileType is a FileChange's type: file, dir, symlink, device, fifo,
+// socket or other.
+func FileType(fi os.FileInfo) string {
 	switch m := fi.Mode(); {
 	case m.IsRegular():
 		return "file"
@@ -164,11 +167,13 @@ func fileType(fi os.FileInfo) string {
 	return "other"
 }
 
-// specialFileFindings reports the device nodes, FIFOs and sockets a build
+// SpecialFileFindings reports the device nodes, FIFOs and sockets a build
 // added (T2): an image has no business shipping them, and none of them is
 // ever created on the host (keepUpper skips them, the build's layer is not
 // stored).
-func specialFileFindings(ch Changes) []Finding {
+//
+// The vm backend (package vmbuild) reports the same on its builds' changes.
+func SpecialFileFindings(ch Changes) []Finding {
 	var paths []string
 	for _, f := range ch.Files {
 		if f.Change != "deleted" && (f.Type == "device" || f.Type == "fifo" || f.Type == "socket" || f.Type == "other") {
@@ -194,9 +199,9 @@ var networkConfigPaths = []string{
 	"etc/sysconfig/iptables", "etc/sysconfig/ip6tables", "etc/sysconfig/nftables.conf",
 }
 
-// networkFileFindings reports changed network configuration files and
+// NetworkFileFindings reports changed network configuration files and
 // sysctl files that set forwarding or routing (I6).
-func networkFileFindings(upper string, ch Changes) ([]Finding, error) {
+func NetworkFileFindings(upper string, ch Changes) ([]Finding, error) {
 	// The upper directory is read as a root of its own (T2); opened once
 	// for every sysctl file below.
 	root, err := rootfs.Open(upper)

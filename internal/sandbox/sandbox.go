@@ -467,12 +467,12 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("list changed files: %w", err)
 	}
-	netFiles, err := networkFileFindings(upper, res.Changes)
+	netFiles, err := NetworkFileFindings(upper, res.Changes)
 	if err != nil {
 		return nil, fmt.Errorf("check the changed network files (I6): %w", err)
 	}
 	res.Findings = append(res.Findings, netFiles...)
-	res.Findings = append(res.Findings, specialFileFindings(res.Changes)...)
+	res.Findings = append(res.Findings, SpecialFileFindings(res.Changes)...)
 	if cfg.KeepOnFailure && !res.Passed() {
 		kept := dir + ".upper"
 		if err := keepUpper(upper, kept); err != nil {

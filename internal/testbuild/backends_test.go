@@ -186,11 +186,7 @@ func TestRulesBothBackends(t *testing.T) {
 					if timeout == 0 {
 						timeout = 5 * time.Minute
 					}
-					var pkgs []string
-					for _, p := range tt.packages {
-						pkgs = append(pkgs, p)
-					}
-					got := install(t, is, base, backend, sb+tt.installer, timeout, pkgs...)
+					got := install(t, is, base, backend, sb+tt.installer, timeout, tt.packages...)
 					var skipped []string
 					for _, w := range tt.wants {
 						if backend == osversions.VM && w.vmMissing != "" {

@@ -239,7 +239,7 @@ func Diff(root, base, upper string) (sandbox.Changes, error) {
 		switch {
 		case !exists:
 			change = "added"
-		case fileType(fi) != fileType(bfi):
+		case sandbox.FileType(fi) != sandbox.FileType(bfi):
 			change = "modified"
 		case !sameMeta(fi, bfi):
 			change = "modified"
@@ -253,7 +253,7 @@ func Diff(root, base, upper string) (sandbox.Changes, error) {
 		if change == "" {
 			return nil
 		}
-		ch.Files = append(ch.Files, sandbox.FileChange{Path: rel, Change: change, Size: sizeOf(fi), Type: fileType(fi)})
+		ch.Files = append(ch.Files, sandbox.FileChange{Path: rel, Change: change, Size: sandbox.FileSize(fi), Type: sandbox.FileType(fi)})
 		if change == "added" {
 			ch.Added++
 		} else {
@@ -316,12 +316,13 @@ func Diff(root, base, upper string) (sandbox.Changes, error) {
 		if err != nil {
 			return err
 		}
-		ch.Files = append(ch.Files, sandbox.FileChange{Path: rel, Change: "deleted", Size: sizeOf(fi), Type: fileType(fi)})
+		ch.Files = append(ch.Files, sandbox.FileChange{Path: rel, Change: "deleted", Size: sandbox.FileSize(fi), Type: sandbox.FileType(fi)})
 		ch.Deleted++
 		if err := ensureParents(rel); err != nil {
 			return err
 		}
-		if err := unix.Mknod(filepath.Join(upper, rel), unix.S_IFCHR|0o000, 0); err != nil {
+		// An overlay whiteout: a character device 0/0, mode 0.
+		if err := unix.Mknod(filepath.Join(upper, rel), unix.S_IFCHR, 0); err != nil {
 			return fmt.Errorf("write the whiteout of %s: %w", rel, err)
 		}
 		if d.IsDir() {
@@ -481,29 +482,4 @@ func readlinkBeneath(root, rel string) (string, error) {
 		return "", err
 	}
 	return string(buf[:n]), nil
-}
-
-func sizeOf(fi os.FileInfo) int64 {
-	if fi.Mode().IsRegular() {
-		return fi.Size()
-	}
-	return 0
-}
-
-func fileType(fi os.FileInfo) string {
-	switch m := fi.Mode(); {
-	case m.IsRegular():
-		return "file"
-	case m.IsDir():
-		return "dir"
-	case m&os.ModeSymlink != 0:
-		return "symlink"
-	case m&os.ModeDevice != 0:
-		return "device"
-	case m&os.ModeNamedPipe != 0:
-		return "fifo"
-	case m&os.ModeSocket != 0:
-		return "socket"
-	}
-	return "other"
 }

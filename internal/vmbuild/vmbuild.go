@@ -278,12 +278,12 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 		return nil, err
 	}
 	res.UpperDir = upper
-	netFiles, err := networkFileFindings(upper, res.Changes)
+	netFiles, err := sandbox.NetworkFileFindings(upper, res.Changes)
 	if err != nil {
 		return nil, fmt.Errorf("check the changed network files (I6): %w", err)
 	}
 	res.Findings = append(res.Findings, dedupe(res.Findings, netFiles)...)
-	res.Findings = append(res.Findings, specialFileFindings(res.Changes)...)
+	res.Findings = append(res.Findings, sandbox.SpecialFileFindings(res.Changes)...)
 	res.Duration = time.Since(start)
 	return res, nil
 }
