@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -33,14 +32,7 @@ func TestDemoGroupOnBothBackends(t *testing.T) {
 	}
 	// The guest's agent: a pib built from this tree (this test binary
 	// runs pib only with PIB_TEST_RUN_PIB set, which the guest has not).
-	agentDir := t.TempDir()
-	agentBin := filepath.Join(agentDir, "pib")
-	build := exec.Command("go", "build", "-o", agentBin, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build pib for the guest: %v\n%s", err, out)
-	}
-	t.Setenv("PIB_VM_AGENT", agentBin)
+	t.Setenv("PIB_VM_AGENT", testenv.PibBinary(t))
 
 	data := t.TempDir()
 	s, closeStore, err := testenv.OpenStore(data)

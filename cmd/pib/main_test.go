@@ -21,7 +21,9 @@ func TestMain(m *testing.M) {
 		main()
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	testenv.RemovePibBinary() // the pib built for vm builds' guests
+	os.Exit(code)
 }
 
 // run executes pib in-process with args and returns stdout and the error.

@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,34 +20,6 @@ import (
 
 // vmSlots bounds the machines booted at once: TCG on 2 shared cores.
 var vmSlots = make(chan struct{}, 2)
-
-var (
-	agentOnce sync.Once
-	agentBin  string
-	agentErr  string
-)
-
-// agentBinary builds pib once per test run: the guest runs `pib agent`.
-func agentBinary(t *testing.T) string {
-	t.Helper()
-	agentOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "pib-testbuild-agent-")
-		if err != nil {
-			agentErr = err.Error()
-			return
-		}
-		agentBin = filepath.Join(dir, "pib")
-		cmd := exec.Command("go", "build", "-o", agentBin, "github.com/pib-dev/pib/cmd/pib")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			agentErr = "go build pib for the guest: " + err.Error() + "\n" + string(out)
-		}
-	})
-	if agentErr != "" {
-		t.Fatal(agentErr)
-	}
-	return agentBin
-}
 
 // installed is one install's outcome, whichever backend ran it.
 type installed struct {
@@ -81,7 +52,7 @@ func install(t *testing.T, is *images.Store, base *images.Image, backend, instal
 		}
 	case osversions.VM:
 		vmSlots <- struct{}{}
-		res, im, err := testbuild.InstallVM(context.Background(), is, base, dir, vmbuild.Config{Agent: agentBinary(t), Installer: installer, Packages: packages, Timeout: timeout}, opts)
+		res, im, err := testbuild.InstallVM(context.Background(), is, base, dir, vmbuild.Config{Agent: testenv.PibBinary(t), Installer: installer, Packages: packages, Timeout: timeout}, opts)
 		<-vmSlots
 		if err != nil {
 			t.Fatalf("vm build: %v", err)

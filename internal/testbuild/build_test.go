@@ -18,9 +18,7 @@ import (
 func TestMain(m *testing.M) {
 	sandbox.Main()
 	code := m.Run()
-	if agentBin != "" {
-		os.RemoveAll(filepath.Dir(agentBin)) // the pib built for vm builds' guests
-	}
+	testenv.RemovePibBinary() // the pib built for vm builds' guests
 	os.Exit(code)
 }
 

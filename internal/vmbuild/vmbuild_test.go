@@ -21,9 +21,7 @@ import (
 func TestMain(m *testing.M) {
 	sandbox.Main() // the sandbox backend re-executes this test binary as its init
 	code := m.Run()
-	if agentBin != "" {
-		os.RemoveAll(filepath.Dir(agentBin)) // the pib built for the guests
-	}
+	testenv.RemovePibBinary() // the pib built for the guests
 	os.Exit(code)
 }
 
@@ -39,10 +37,6 @@ var (
 	baseOnce sync.Once
 	theBase  base
 	baseErr  string
-
-	agentOnce sync.Once
-	agentBin  string
-	agentErr  string
 )
 
 func bootable(t *testing.T) base {
@@ -75,35 +69,13 @@ func bootable(t *testing.T) base {
 	return theBase
 }
 
-// agentBinary builds pib once per test run: the guest runs `pib agent`.
-func agentBinary(t *testing.T) string {
-	t.Helper()
-	agentOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "pib-vmbuild-test-")
-		if err != nil {
-			agentErr = err.Error()
-			return
-		}
-		agentBin = filepath.Join(dir, "pib")
-		cmd := exec.Command("go", "build", "-o", agentBin, "github.com/pib-dev/pib/cmd/pib")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			agentErr = "go build pib for the guest: " + err.Error() + "\n" + string(out)
-		}
-	})
-	if agentErr != "" {
-		t.Fatal(agentErr)
-	}
-	return agentBin
-}
-
 // vmBuild runs one installer from testdata (or a sandbox testdata one)
 // in a machine, and checks that nothing of it is left once closed: no
 // QEMU, no loop device, no mount, no build directory.
 func vmBuild(t *testing.T, installer string, timeout time.Duration, packages ...string) *vmbuild.Result {
 	t.Helper()
 	b := bootable(t)
-	bin := agentBinary(t)
+	bin := testenv.PibBinary(t)
 	vmSlots <- struct{}{}
 	defer func() { <-vmSlots }()
 	work := t.TempDir()
