@@ -45,7 +45,7 @@ type imageService interface {
 	Inspect(ctx context.Context, ref string) (*imageDetail, error)
 	// Import stores the image in file under alias ("" for none) and
 	// returns it.
-	Import(ctx context.Context, file, alias string) (*images.Image, error)
+	Import(ctx context.Context, file, alias, os string) (*images.Image, error)
 	// Export writes image ref in format to the file out, complete or not
 	// at all.
 	Export(ctx context.Context, ref string, format images.Format, out string) error
@@ -115,15 +115,22 @@ pib's image policy. The image is stored as one layer under the alias NAME (or
 }
 
 func newImageImportCommand(g *globals) *cobra.Command {
-	var alias string
+	var alias, osFamily string
 	cmd := &cobra.Command{
 		Use:   "import FILE",
-		Short: "Import an image: OCI layout directory, oci-archive, docker save archive, or root file system tarball (.tar, .tar.gz, .tar.zst)",
+		Short: "Import an image: OCI layout directory, oci-archive, docker save archive, root file system tarball (.tar, .tar.gz, .tar.zst), or a qcow2 disk (--os)",
 		Long: `Import an image into the local store. The format is told from the content:
 an OCI image layout directory, an oci-archive tarball, a docker save / podman save
 archive, or a root file system tarball (plain, gzip or zstd). Every layer is
 checked entry by entry; an archive with entries escaping its root is refused and
-nothing is stored. Prints the new image ID.`,
+nothing is stored. Prints the new image ID.
+
+A standalone qcow2 disk (a Windows base with the pib agent installed as a
+service, docs/agent.md) is imported whole as a disk image: give its OS family
+with --os windows (or linux). A disk with a backing file, an external data
+file or encryption is refused. Builds on a disk image always run in a machine
+(backend vm) and keep what the installer changed as a qcow2 overlay; pib does
+not read a disk image's files, so its scans list no packages and say so.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := g.openImageService(cmd)
@@ -131,7 +138,7 @@ nothing is stored. Prints the new image ID.`,
 				return err
 			}
 			defer s.Close()
-			im, err := s.Import(cmd.Context(), args[0], alias)
+			im, err := s.Import(cmd.Context(), args[0], alias, osFamily)
 			if err != nil {
 				return err
 			}
@@ -140,6 +147,7 @@ nothing is stored. Prints the new image ID.`,
 		},
 	}
 	cmd.Flags().StringVar(&alias, "alias", "", "alias for the new image")
+	cmd.Flags().StringVar(&osFamily, "os", "", "a qcow2 disk's OS family: windows or linux (required for a disk, refused for an archive)")
 	return cmd
 }
 

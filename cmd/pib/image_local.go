@@ -43,8 +43,8 @@ func (l *localImages) Inspect(ctx context.Context, ref string) (*imageDetail, er
 	return &imageDetail{Image: im, Layers: layerDetails(m, cfg)}, nil
 }
 
-func (l *localImages) Import(ctx context.Context, file, alias string) (*images.Image, error) {
-	return l.s.Import(ctx, file, images.ImportOptions{Alias: alias})
+func (l *localImages) Import(ctx context.Context, file, alias, osFamily string) (*images.Image, error) {
+	return l.s.Import(ctx, file, images.ImportOptions{Alias: alias, OS: osFamily})
 }
 
 func (l *localImages) ExportDisk(ctx context.Context, ref string, format images.Format, size int64, out string) error {

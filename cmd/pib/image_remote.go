@@ -34,7 +34,7 @@ func (r *remoteImages) Inspect(ctx context.Context, ref string) (*imageDetail, e
 }
 
 // Import uploads an archive file to be imported as the caller's image.
-func (r *remoteImages) Import(ctx context.Context, file, alias string) (*images.Image, error) {
+func (r *remoteImages) Import(ctx context.Context, file, alias, osFamily string) (*images.Image, error) {
 	f, err := os.Open(file)
 	if err != nil {
 		return nil, err
@@ -49,7 +49,12 @@ func (r *remoteImages) Import(ctx context.Context, file, alias string) (*images.
 	}
 	body, done := withProgress(r.progress, f, fi.Size(), "uploading "+filepath.Base(file))
 	defer done()
-	im, err := r.c.ImportImage(ctx, body, fi.Size(), alias)
+	var im *images.Image
+	if osFamily != "" {
+		im, err = r.c.ImportDisk(ctx, body, fi.Size(), alias, osFamily)
+	} else {
+		im, err = r.c.ImportImage(ctx, body, fi.Size(), alias)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", file, err)
 	}

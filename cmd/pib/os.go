@@ -32,7 +32,7 @@ func newOSCommand(g *globals) *cobra.Command {
 				return fmt.Errorf("--boot-test %q: use on or off", bootTest)
 			}
 			if backend != "" {
-				if err := osversions.CheckBackend("", backend); err != nil {
+				if err := osversions.CheckBackend("", false, backend); err != nil {
 					return fmt.Errorf("--backend: %w", err)
 				}
 				req.Backend = &backend

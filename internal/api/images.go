@@ -133,7 +133,7 @@ func (s *Server) importImage(w http.ResponseWriter, r *http.Request, a *accounts
 	if err != nil {
 		return err
 	}
-	im, err := s.ImportImage(r.Context(), a, r.URL.Query().Get("alias"), tmp.Name())
+	im, err := s.ImportImage(r.Context(), a, r.URL.Query().Get("alias"), r.URL.Query().Get("os"), tmp.Name())
 	if err != nil {
 		return err
 	}
@@ -147,12 +147,15 @@ func (s *Server) importImage(w http.ResponseWriter, r *http.Request, a *accounts
 func (s *Server) checkImport(r *http.Request, a *accounts.Account) error {
 	q := r.URL.Query()
 	for key := range q {
-		if key != "alias" {
-			return &problem.Error{Code: problem.Invalid, Field: key, Message: fmt.Sprintf("unknown parameter %q; an import takes only ?alias=NAME", key)}
+		if key != "alias" && key != "os" {
+			return &problem.Error{Code: problem.Invalid, Field: key, Message: fmt.Sprintf("unknown parameter %q; an import takes only ?alias=NAME and, for a qcow2 disk, ?os=linux|windows", key)}
+		}
+		if len(q[key]) > 1 {
+			return &problem.Error{Code: problem.Invalid, Field: key, Message: "give one " + key}
 		}
 	}
-	if len(q["alias"]) > 1 {
-		return &problem.Error{Code: problem.Invalid, Field: "alias", Message: "give one alias"}
+	if o := q.Get("os"); o != "" && !slices.Contains(images.DiskOSes, o) {
+		return &problem.Error{Code: problem.Invalid, Field: "os", Message: fmt.Sprintf("os %q: a disk image's OS family is linux or windows", o)}
 	}
 	return s.CheckImport(r.Context(), a, q.Get("alias"), r.ContentLength)
 }
@@ -179,11 +182,11 @@ func (d Deps) CheckImport(ctx context.Context, a *accounts.Account, alias string
 	return nil
 }
 
-// ImportImage imports the archive in file (pib's temporary copy of an
-// upload) as a's image named alias, as POST /v1/images does: its errors
-// name the request's fields, never the file.
-func (d Deps) ImportImage(ctx context.Context, a *accounts.Account, alias, file string) (*images.Image, error) {
-	im, err := d.Images.Import(ctx, file, images.ImportOptions{Alias: alias, Owner: imageOwner(a)})
+// ImportImage imports the archive or qcow2 disk (of OS family os) in file
+// (pib's temporary copy of an upload) as a's image named alias, as POST
+// /v1/images does: its errors name the request's fields, never the file.
+func (d Deps) ImportImage(ctx context.Context, a *accounts.Account, alias, os, file string) (*images.Image, error) {
+	im, err := d.Images.Import(ctx, file, images.ImportOptions{Alias: alias, Owner: imageOwner(a), OS: os})
 	if err != nil {
 		var pe *problem.Error
 		switch {

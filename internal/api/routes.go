@@ -102,11 +102,11 @@ func (s *Server) addOSVersion(w http.ResponseWriter, r *http.Request, _ *account
 		// Refused before anything is registered: a bad request changes
 		// nothing. The image's platform decides whether sandbox is allowed;
 		// an unknown image is AddOSVersion's error to report.
-		platform := ""
+		platform, disk := "", false
 		if im, err := s.Images.GetOwned(r.Context(), images.Operator, req.Image); err == nil {
-			platform = im.OS
+			platform, disk = im.OS, im.Disk != ""
 		}
-		if err := osversions.CheckBackend(platform, *req.Backend); err != nil {
+		if err := osversions.CheckBackend(platform, disk, *req.Backend); err != nil {
 			return err
 		}
 	}

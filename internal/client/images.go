@@ -33,6 +33,17 @@ func (c *Client) ImportImage(ctx context.Context, r io.Reader, size int64, alias
 	return &out, nil
 }
 
+// ImportDisk streams a standalone qcow2 disk (size bytes, -1 if unknown)
+// to be imported as the caller's disk image of OS family os (linux or
+// windows), under alias if not "" (POST /v1/images?os=OS).
+func (c *Client) ImportDisk(ctx context.Context, r io.Reader, size int64, alias, os string) (*images.Image, error) {
+	var out images.Image
+	if err := c.send(ctx, "POST", withQuery("/v1/images", url.Values{"alias": {alias}, "os": {os}}), "application/octet-stream", r, size, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // ExportImage copies image ref as an archive in format ("" for the API's
 // default, docker-archive) to w (GET /v1/images/{ref}/export).
 func (c *Client) ExportImage(ctx context.Context, ref string, format images.Format, w io.Writer) error {

@@ -164,6 +164,10 @@ type AddLayerOptions struct {
 	// and the creation time in the new image's config; nil means the
 	// base image's creation time (see Epoch).
 	SourceDateEpoch *time.Time
+	// Disk, required on a disk image and refused on any other, is the
+	// path in upperDir of the new qcow2 overlay: DiskName(number of
+	// base's layers), whose header names the base's top disk file.
+	Disk string
 }
 
 // Epoch is the time AddLayer clamps a layer on base to: epoch when set,
@@ -218,6 +222,14 @@ func (s *Store) AddLayer(ctx context.Context, base *Image, upperDir string, opts
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", base.ID, err)
 	}
+	switch {
+	case base.Disk != "" && opts.Disk != DiskName(len(m.Layers)):
+		return nil, fmt.Errorf("image %s: %w, %s", base.ID, errDiskLayer, DiskName(len(m.Layers)))
+	case base.Disk == "" && opts.Disk != "":
+		return nil, ErrNotDisk.Errorf("image %s is a file-system image: a disk overlay cannot be layered on it", base.ID)
+	case opts.Disk != "":
+		cfg.Config.Labels = map[string]string{DiskLabel: opts.Disk}
+	}
 	epoch, err := s.Epoch(base, opts.SourceDateEpoch)
 	if err != nil {
 		return nil, err
@@ -253,7 +265,7 @@ func (s *Store) AddLayer(ctx context.Context, base *Image, upperDir string, opts
 	}
 	meta := Image{
 		Alias: opts.Alias, Owner: opts.Owner, ParentID: base.ID,
-		DistroID: base.DistroID, DistroVersion: base.DistroVersion, Tags: opts.Tags,
+		DistroID: base.DistroID, DistroVersion: base.DistroVersion, Tags: opts.Tags, Disk: opts.Disk,
 	}
 	if meta.Owner == "" {
 		meta.Owner = base.Owner

@@ -68,6 +68,9 @@ func (s *Store) Disk(ctx context.Context, im *Image, size int64, format Format) 
 	if format != DiskRaw && format != DiskQCOW2 {
 		return "", fmt.Errorf("unknown disk format %q; use raw or qcow2", format)
 	}
+	if im.Disk != "" && size > 0 {
+		return "", problem.New(problem.Invalid, "image %s is a disk image and keeps its own size: leave the size out", im.ID)
+	}
 	dir := filepath.Join(s.cache, "disks")
 	if err := s.privateDir(dir); err != nil {
 		return "", err
@@ -121,8 +124,11 @@ func (s *Store) Disk(ctx context.Context, im *Image, size int64, format Format) 
 }
 
 // MakeDisk writes a raw disk of image im to out, not cached: the boot
-// test's throw-away disks.
+// test's throw-away disks. A disk image's disk is its chain flattened.
 func (s *Store) MakeDisk(ctx context.Context, im *Image, size int64, out string) error {
+	if im.Disk != "" {
+		return s.flattenDisk(ctx, im, size, DiskRaw, out)
+	}
 	root, release, err := s.Rootfs(ctx, im)
 	if err != nil {
 		return err

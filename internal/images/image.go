@@ -55,6 +55,13 @@ type Image struct {
 	// product, version and source image, C5, and its buyer's own), set when
 	// the image is made and never changed; filled by Get and GetOwned.
 	Tags map[string]string `json:"tags,omitempty"`
+	// Disk, for a disk image, is the path in the image of its top disk
+	// file (disk/N.qcow2, see DiskChain); "" for a file-system image.
+	// A disk image is a bootable disk kept whole, as a chain of qcow2
+	// files one per layer: a Windows base (pib reads no NTFS), and every
+	// build on it. Its builds run in a machine (backend vm), which keeps
+	// what the installer changed as one more qcow2 overlay.
+	Disk string `json:"disk,omitempty"`
 }
 
 // Operator is the account that owns base images until accounts exist.
@@ -111,12 +118,12 @@ func ValidAlias(name string) error {
 	return nil
 }
 
-const imageColumns = `id, COALESCE(alias, ''), owner, os, distro_id, distro_version, architecture, COALESCE(parent_id, ''), manifest_digest, config_digest, size, created_at`
+const imageColumns = `id, COALESCE(alias, ''), owner, os, distro_id, distro_version, architecture, COALESCE(parent_id, ''), manifest_digest, config_digest, size, created_at, disk`
 
 func scanImage(row interface{ Scan(...any) error }) (*Image, error) {
 	var im Image
 	var manifest, config string
-	if err := row.Scan(&im.ID, &im.Alias, &im.Owner, &im.OS, &im.DistroID, &im.DistroVersion, &im.Architecture, &im.ParentID, &manifest, &config, &im.Size, &im.Created); err != nil {
+	if err := row.Scan(&im.ID, &im.Alias, &im.Owner, &im.OS, &im.DistroID, &im.DistroVersion, &im.Architecture, &im.ParentID, &manifest, &config, &im.Size, &im.Created, &im.Disk); err != nil {
 		return nil, err
 	}
 	var err error
@@ -267,9 +274,9 @@ func (s *Store) insert(ctx context.Context, im *Image, refs []v1.Hash) error {
 		if err := s.lockParent(ctx, tx, im.ParentID); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO images (id, alias, owner, os, distro_id, distro_version, architecture, parent_id, manifest_digest, config_digest, size, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-			im.ID, alias, im.Owner, im.OS, im.DistroID, im.DistroVersion, im.Architecture, parent, im.Manifest.String(), im.Config.String(), im.Size, im.Created); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO images (id, alias, owner, os, distro_id, distro_version, architecture, parent_id, manifest_digest, config_digest, size, created_at, disk)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+			im.ID, alias, im.Owner, im.OS, im.DistroID, im.DistroVersion, im.Architecture, parent, im.Manifest.String(), im.Config.String(), im.Size, im.Created, im.Disk); err != nil {
 			return err
 		}
 		for k, v := range im.Tags {

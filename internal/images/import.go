@@ -26,6 +26,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/pib-dev/pib/internal/disk"
 	"github.com/pib-dev/pib/internal/problem"
 )
 
@@ -43,6 +44,9 @@ const (
 type ImportOptions struct {
 	Alias string
 	Owner string // defaults to Operator
+	// OS is a qcow2 disk's OS family, one of DiskOSes (required for a
+	// disk, refused for an archive: an archive's config says its OS).
+	OS string
 }
 
 // Import reads an image from path in any supported Format (detected from
@@ -113,6 +117,14 @@ func (s *Store) importFile(ctx context.Context, file string, opts ImportOptions)
 			return nil, archiveError{err}
 		}
 		return s.importImage(ctx, src, opts)
+	}
+	if isDisk, err := disk.IsQCOW2(file); err != nil {
+		return nil, err
+	} else if isDisk {
+		return s.importDisk(ctx, file, opts)
+	}
+	if opts.OS != "" {
+		return nil, archiveError{fmt.Errorf("an OS family (--os) is given for qcow2 disks only: an image archive's config says its OS")}
 	}
 	format, compressed, err := detect(file)
 	if err != nil {
@@ -456,6 +468,12 @@ func (s *Store) recordNew(ctx context.Context, layers []*ingested, meta Image, c
 			Cmd: []string{"/bin/sh"},
 		},
 		RootFS: v1.RootFS{Type: "layers"},
+	}
+	if meta.Disk != "" {
+		// A disk, not a file system: no shell to run, the OS is the
+		// importer's word (validDiskOS).
+		cfg.OS = meta.OS
+		cfg.Config = v1.Config{Labels: map[string]string{DiskLabel: meta.Disk}}
 	}
 	for _, l := range layers {
 		cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, l.diffID)

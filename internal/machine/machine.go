@@ -31,6 +31,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/pib-dev/pib/internal/disk"
 )
 
 // Firmware boots the machine.
@@ -52,9 +54,14 @@ const MaxConsole = 1 << 20
 
 // Config describes one machine.
 type Config struct {
-	Disk     string // disk image; written to unless Snapshot
-	Format   string // raw or qcow2
-	Snapshot bool   // discard the guest's writes to Disk
+	Disk   string // disk image; written to unless Snapshot
+	Format string // raw or qcow2
+	// Chain, when set instead of Disk, is a qcow2 chain, bottom first,
+	// booted as one disk whose top file takes the writes: each file's
+	// backing is the one below it, whatever its header names
+	// (disk.ChainSpec).
+	Chain    []string
+	Snapshot bool // discard the guest's writes to Disk
 	Firmware Firmware
 	MemoryMB int // default 1024
 	CPUs     int // default 2
@@ -137,7 +144,11 @@ func Start(ctx context.Context, c Config) (*Machine, error) {
 		"-nodefaults", "-no-user-config", "-display", "none", "-monitor", "none",
 		"-accel", accel, "-smp", strconv.Itoa(c.CPUs), "-m", strconv.Itoa(c.MemoryMB),
 		"-serial", "stdio",
-		"-drive", "file=" + c.Disk + ",format=" + c.Format + ",if=virtio,snapshot=" + onOff(c.Snapshot),
+	}
+	if len(c.Chain) > 0 {
+		args = append(args, "-blockdev", disk.ChainBlockdev("disk0", false, c.Chain...), "-device", "virtio-blk-pci,drive=disk0,bootindex=0")
+	} else {
+		args = append(args, "-drive", "file="+c.Disk+",format="+c.Format+",if=virtio,snapshot="+onOff(c.Snapshot))
 	}
 	var extra []*os.File
 	var probeR *os.File

@@ -27,6 +27,9 @@ type OSVersion struct {
 	// Backend is where its builds run: Sandbox (the default for Linux) or
 	// VM (always for Windows). See SetBackend.
 	Backend string `json:"backend"`
+	// DiskImage: its image is a disk image (images.Image.Disk), which
+	// only a machine can build on, so Backend is always VM.
+	DiskImage bool `json:"disk_image,omitempty"`
 }
 
 // Build backends (OSVersion.Backend).
@@ -74,11 +77,12 @@ func (s *Store) Add(ctx context.Context, name, platform, imageID string) (*OSVer
 				return err
 			}
 		}
-		if platform == "windows" {
-			// A Windows installer cannot run in the Linux sandbox: its
-			// builds always boot a machine, whatever was set before.
-			_, err = tx.ExecContext(ctx, `UPDATE os_versions SET build_backend = $2 WHERE name = $1`, name, VM)
-		}
+		// A Windows installer cannot run in the Linux sandbox, nor can any
+		// installer on a disk image (the sandbox needs a file-system
+		// image's layers): their builds always boot a machine, whatever
+		// was set before.
+		_, err = tx.ExecContext(ctx, `UPDATE os_versions SET build_backend = $2
+			WHERE name = $1 AND (platform = 'windows' OR EXISTS (SELECT 1 FROM images WHERE images.id = os_versions.image_id AND images.disk <> ''))`, name, VM)
 		return err
 	})
 	if err != nil {
@@ -90,8 +94,9 @@ func (s *Store) Add(ctx context.Context, name, platform, imageID string) (*OSVer
 // Get returns one registered OS version.
 func (s *Store) Get(ctx context.Context, name string) (*OSVersion, error) {
 	var v OSVersion
-	err := s.db.QueryRowContext(ctx, `SELECT name, platform, image_id, created_at, boot_test, build_backend FROM os_versions WHERE name = $1`, name).
-		Scan(&v.Name, &v.Platform, &v.ImageID, &v.Created, &v.BootTest, &v.Backend)
+	err := s.db.QueryRowContext(ctx, `SELECT name, platform, image_id, created_at, boot_test, build_backend,
+		EXISTS (SELECT 1 FROM images WHERE images.id = os_versions.image_id AND images.disk <> '') FROM os_versions WHERE name = $1`, name).
+		Scan(&v.Name, &v.Platform, &v.ImageID, &v.Created, &v.BootTest, &v.Backend, &v.DiskImage)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound.Errorf("OS version not registered: %q", name)
 	}
@@ -100,7 +105,8 @@ func (s *Store) Get(ctx context.Context, name string) (*OSVersion, error) {
 
 // List returns every registered OS version by name.
 func (s *Store) List(ctx context.Context) ([]*OSVersion, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT name, platform, image_id, created_at, boot_test, build_backend FROM os_versions ORDER BY name`)
+	rows, err := s.db.QueryContext(ctx, `SELECT name, platform, image_id, created_at, boot_test, build_backend,
+		EXISTS (SELECT 1 FROM images WHERE images.id = os_versions.image_id AND images.disk <> '') FROM os_versions ORDER BY name`)
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +114,7 @@ func (s *Store) List(ctx context.Context) ([]*OSVersion, error) {
 	out := []*OSVersion{}
 	for rows.Next() {
 		var v OSVersion
-		if err := rows.Scan(&v.Name, &v.Platform, &v.ImageID, &v.Created, &v.BootTest, &v.Backend); err != nil {
+		if err := rows.Scan(&v.Name, &v.Platform, &v.ImageID, &v.Created, &v.BootTest, &v.Backend, &v.DiskImage); err != nil {
 			return nil, err
 		}
 		out = append(out, &v)
@@ -120,7 +126,16 @@ func (s *Store) List(ctx context.Context) ([]*OSVersion, error) {
 // off. It is off by default because, where only software emulation is
 // available (no working KVM), booting an image adds tens of seconds to a
 // build that otherwise takes about one.
+//
+// A disk image's builds cannot be boot-tested: V1–V3 read a Linux guest's
+// boot through cloud-init and SSH, which pib cannot add to a disk it does
+// not write.
 func (s *Store) SetBootTest(ctx context.Context, name string, on bool) (*OSVersion, error) {
+	if on {
+		if v, err := s.Get(ctx, name); err == nil && v.DiskImage {
+			return nil, &problem.Error{Code: problem.Invalid, Field: "boot_test", Message: fmt.Sprintf("OS version %s is on a disk image, whose builds cannot be boot-tested (V1–V3 need a Linux file-system image pib can prepare for the boot)", name)}
+		}
+	}
 	res, err := s.db.ExecContext(ctx, `UPDATE os_versions SET boot_test = $2 WHERE name = $1`, name, on)
 	if err != nil {
 		return nil, err
@@ -145,14 +160,14 @@ func (s *Store) BootTestOn(ctx context.Context, name string) (bool, error) {
 // Windows OS version builds only in a machine, so Sandbox is refused for
 // it.
 func (s *Store) SetBackend(ctx context.Context, name, backend string) (*OSVersion, error) {
-	if err := CheckBackend("", backend); err != nil {
+	if err := CheckBackend("", false, backend); err != nil {
 		return nil, err
 	}
 	v, err := s.Get(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	if err := CheckBackend(v.Platform, backend); err != nil {
+	if err := CheckBackend(v.Platform, v.DiskImage, backend); err != nil {
 		return nil, err
 	}
 	if _, err := s.db.ExecContext(ctx, `UPDATE os_versions SET build_backend = $2 WHERE name = $1`, name, backend); err != nil {
@@ -171,13 +186,17 @@ func (s *Store) BackendOf(ctx context.Context, name string) (string, error) {
 }
 
 // CheckBackend refuses a backend that is not Sandbox or VM, and Sandbox
-// for a Windows platform ("" when the platform is not known yet).
-func CheckBackend(platform, backend string) error {
+// for a Windows platform ("" when the platform is not known yet) or a
+// disk image.
+func CheckBackend(platform string, diskImage bool, backend string) error {
 	if backend != Sandbox && backend != VM {
 		return &problem.Error{Code: problem.Invalid, Field: "backend", Message: fmt.Sprintf("build backend %q: use %s or %s", backend, Sandbox, VM)}
 	}
 	if platform == "windows" && backend != VM {
 		return &problem.Error{Code: problem.Invalid, Field: "backend", Message: fmt.Sprintf("a Windows OS version builds only in a machine (backend %s): the sandbox runs Linux installers only", VM)}
+	}
+	if diskImage && backend != VM {
+		return &problem.Error{Code: problem.Invalid, Field: "backend", Message: fmt.Sprintf("an OS version on a disk image builds only in a machine (backend %s): the sandbox runs on a file-system image's layers", VM)}
 	}
 	return nil
 }

@@ -115,3 +115,36 @@ func testBackendSetting(t *testing.T, db *store.DB) {
 		t.Fatalf("List: %+v, %v", list, err)
 	}
 }
+
+// TestDiskImageBackend: an OS version on a disk image (a Linux one too)
+// builds only in a machine: it becomes vm when registered or re-pointed,
+// sandbox is refused, and so is the boot test (V1–V3 need a file-system
+// image). Both databases: the check reads the images table (00016).
+func TestDiskImageBackend(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		s := osversions.NewStore(db)
+		for id, disk := range map[string]string{"img-0000000000000000f": "", "img-0000000000000000d": "disk/0.qcow2"} {
+			if _, err := db.ExecContext(ctx, `INSERT INTO images (id, owner, os, distro_id, distro_version, architecture, manifest_digest, config_digest, size, created_at, disk)
+				VALUES ($1, 'operator', 'linux', 'debian', '12', 'amd64', 'sha256:00', 'sha256:00', 0, CURRENT_TIMESTAMP, $2)`, id, disk); err != nil {
+				t.Fatal(err)
+			}
+		}
+		v, err := s.Add(ctx, "debian-12", "linux", "img-0000000000000000f")
+		if err != nil || v.Backend != osversions.Sandbox || v.DiskImage {
+			t.Fatalf("on a file-system image: %+v, %v; want sandbox, not a disk image", v, err)
+		}
+		if v, err = s.Add(ctx, "debian-12", "linux", "img-0000000000000000d"); err != nil || v.Backend != osversions.VM || !v.DiskImage {
+			t.Fatalf("re-pointed to a disk image: %+v, %v; want vm and disk_image", v, err)
+		}
+		if _, err := s.SetBackend(ctx, "debian-12", osversions.Sandbox); err == nil || !strings.Contains(err.Error(), "disk image") {
+			t.Fatalf("SetBackend sandbox on a disk image: %v, want a refusal", err)
+		}
+		if _, err := s.SetBootTest(ctx, "debian-12", true); err == nil || !strings.Contains(err.Error(), "cannot be boot-tested") {
+			t.Fatalf("boot test on a disk image: %v, want a refusal", err)
+		}
+		if _, err := s.SetBootTest(ctx, "debian-12", false); err != nil {
+			t.Fatalf("boot test off on a disk image: %v", err)
+		}
+	})
+}

@@ -173,6 +173,8 @@ type InstallOptions struct {
 	// SourceDateEpoch clamps the times of what the install adds or
 	// changes (images.AddLayerOptions); nil: the base's creation time.
 	SourceDateEpoch *time.Time
+	// disk is the new disk layer's file on a disk image (InstallVM).
+	disk string
 }
 
 // Install runs one sandboxed install on base in dir (swept first: a
@@ -209,7 +211,7 @@ func Install(ctx context.Context, s *images.Store, base *images.Image, dir strin
 // findings (added to findings), not a platform fault.
 func storeLayer(ctx context.Context, s *images.Store, base *images.Image, upper string, findings *[]sandbox.Finding, opts InstallOptions) (*images.Image, error) {
 	im, err := s.AddLayer(ctx, base, upper, images.AddLayerOptions{Owner: opts.Owner, CreatedBy: opts.CreatedBy,
-		Exclude: sandbox.ExcludePath, Tags: opts.Tags, SourceDateEpoch: opts.SourceDateEpoch})
+		Exclude: sandbox.ExcludePath, Tags: opts.Tags, SourceDateEpoch: opts.SourceDateEpoch, Disk: opts.disk})
 	var special *layer.SpecialFilesError
 	if errors.As(err, &special) {
 		// The backends report these themselves (T2); this is the packer's

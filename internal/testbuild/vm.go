@@ -50,23 +50,37 @@ func (b *Builder) backendOf(ctx context.Context, osName string) (string, error) 
 // installer through the guest agent and stores a passing result as a new
 // image, exactly as Install stores a sandbox build's. The log is
 // dir/build.log. The caller closes the result.
+//
+// A disk image (base.Disk) boots its own qcow2 chain under a new overlay,
+// with the agent the operator installed in it, and a passing result is
+// stored as that overlay: one more disk layer.
 func InstallVM(ctx context.Context, s *images.Store, base *images.Image, dir string, cfg vmbuild.Config, opts InstallOptions) (*vmbuild.Result, *images.Image, error) {
-	disk, err := s.Disk(ctx, base, 0, images.DiskRaw)
-	if err != nil {
-		return nil, nil, fmt.Errorf("make the base image's disk for a vm build: %w", err)
+	if base.Disk != "" {
+		chain, err := s.DiskChain(ctx, base)
+		if err != nil {
+			return nil, nil, fmt.Errorf("read the base disk image for a vm build: %w", err)
+		}
+		cfg.BaseChain, cfg.OS = chain, base.OS
+		opts.disk = images.DiskName(len(chain))
+	} else {
+		disk, err := s.Disk(ctx, base, 0, images.DiskRaw)
+		if err != nil {
+			return nil, nil, fmt.Errorf("make the base image's disk for a vm build: %w", err)
+		}
+		root, release, err := s.Rootfs(ctx, base)
+		if err != nil {
+			return nil, nil, fmt.Errorf("unpack the base image: %w", err)
+		}
+		defer release()
+		cfg.BaseDisk, cfg.BaseRoot = disk, root
 	}
-	root, release, err := s.Rootfs(ctx, base)
-	if err != nil {
-		return nil, nil, fmt.Errorf("unpack the base image: %w", err)
-	}
-	defer release()
 	if err := vmbuild.Sweep(dir); err != nil {
 		return nil, nil, err
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("create the build directory: %w", err)
 	}
-	cfg.BaseDisk, cfg.BaseRoot, cfg.WorkDir, cfg.LogPath = disk, root, dir, filepath.Join(dir, "build.log")
+	cfg.WorkDir, cfg.LogPath = dir, filepath.Join(dir, "build.log")
 	res, err := vmbuild.Run(ctx, cfg)
 	if err != nil || !res.Passed() {
 		return res, nil, err

@@ -121,3 +121,12 @@ symlink %[5]s %[4]s
 	}
 	return nil
 }
+
+// InstallAgent writes pib (binary, a linux/amd64 build) and its enabled
+// pib-agent.service into the root file system of a raw Linux disk made by
+// package disk (images.Store.Disk), as every vm build on a file-system
+// image does to its copy: the preparation of a Linux disk image for
+// import (pib image import --os linux), done on the host.
+func InstallAgent(ctx context.Context, raw, binary string) error {
+	return inject(ctx, raw, binary)
+}

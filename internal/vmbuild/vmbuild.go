@@ -42,6 +42,17 @@ type Config struct {
 	// BaseRoot is the base image's root file system (images.Store.Rootfs),
 	// read-only: the result is what differs from it.
 	BaseRoot string
+	// BaseChain, set instead of BaseDisk and BaseRoot, is a disk image's
+	// qcow2 chain, bottom first (images.Store.DiskChain): a disk pib
+	// cannot read or write (NTFS), with the agent installed as a service
+	// by the operator (docs/agent.md). The machine boots it under a new
+	// qcow2 overlay and nothing is injected; the result is that overlay,
+	// UpperDir/images.DiskName(len(BaseChain)), whose header names the
+	// file below it beside it in the image.
+	BaseChain []string
+	// OS is the OS family the guest's agent must report: "linux" when
+	// empty (a file-system image), the disk image's OS for a BaseChain.
+	OS string
 	// Agent is the pib binary for linux/amd64 that runs `pib agent` in
 	// the guest (os.Executable() in pib itself).
 	Agent string
@@ -146,12 +157,27 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	}
 	defer logFile.Close()
 
+	mc := machine.Config{Firmware: machine.BIOS, NoReboot: true, WorkDir: dir, MemoryMB: cfg.MemoryMB, CPUs: cfg.CPUs, Accel: cfg.Accel}
 	raw := filepath.Join(dir, "disk.raw")
-	if err := copyDisk(ctx, cfg.BaseDisk, raw); err != nil {
-		return nil, err
-	}
-	if err := inject(ctx, raw, cfg.Agent); err != nil {
-		return nil, fmt.Errorf("put the agent into the build disk: %w", err)
+	wantOS := "linux"
+	if len(cfg.BaseChain) > 0 {
+		if cfg.OS != "" {
+			wantOS = cfg.OS
+		}
+		if mc.Chain, err = overlay(ctx, cfg.BaseChain, dir); err != nil {
+			return nil, err
+		}
+		if mc.MemoryMB == 0 && wantOS == "windows" {
+			mc.MemoryMB = WindowsMemoryMB
+		}
+	} else {
+		if err := copyDisk(ctx, cfg.BaseDisk, raw); err != nil {
+			return nil, err
+		}
+		if err := inject(ctx, raw, cfg.Agent); err != nil {
+			return nil, fmt.Errorf("put the agent into the build disk: %w", err)
+		}
+		mc.Disk, mc.Format = raw, "raw"
 	}
 
 	// The host's own limit: boot + the installer's limit + margins.
@@ -162,8 +188,8 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 		return nil, err
 	}
 	defer cleanSock()
-	m, err := machine.Start(hctx, machine.Config{Disk: raw, Format: "raw", Firmware: machine.BIOS, AgentSocket: sock,
-		NoReboot: true, WorkDir: dir, MemoryMB: cfg.MemoryMB, CPUs: cfg.CPUs, Accel: cfg.Accel})
+	mc.AgentSocket = sock
+	m, err := machine.Start(hctx, mc)
 	if err != nil {
 		return nil, err
 	}
@@ -186,8 +212,8 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 		return nil, fmt.Errorf("the build machine's agent did not answer within %s (%w); its console ended with: %s", cfg.BootTimeout, err, consoleTail(m.Console(), 2000))
 	}
 	res.Boot = time.Since(start)
-	if hello.OS != "linux" {
-		return nil, fmt.Errorf("the build machine's agent runs on %q; this backend reads Linux (ext4) disks only", hello.OS)
+	if hello.OS != wantOS {
+		return nil, fmt.Errorf("the build machine's agent runs on %q, but the image is %s: register the image with its own OS family (pib image import --os)", hello.OS, wantOS)
 	}
 	fmt.Fprintf(logFile, "pib: build machine up in %s (agent protocol %d, %s/%s)\n", res.Boot.Round(100*time.Millisecond), hello.Version, hello.OS, hello.Arch)
 
@@ -255,6 +281,13 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 		// The guest restarted instead of powering off: something the
 		// installer left behind asked for it (I5).
 		res.Findings = append(res.Findings, powerFinding(nil, bytes))
+	}
+	if len(mc.Chain) > 0 {
+		if err := keepOverlay(ctx, res, mc.Chain); err != nil {
+			return nil, err
+		}
+		res.Duration = time.Since(start)
+		return res, nil
 	}
 
 	mnt, unmount, err := mountRoot(ctx, raw, dir)

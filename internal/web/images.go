@@ -147,7 +147,7 @@ func (s *Server) importPart(r *http.Request, sess *session, alias string, part i
 		// The same refusal as a body whose length is known to be over.
 		return nil, s.d.CheckImport(r.Context(), sess.account, "", n)
 	}
-	return s.d.ImportImage(r.Context(), sess.account, alias, tmp.Name())
+	return s.d.ImportImage(r.Context(), sess.account, alias, "", tmp.Name())
 }
 
 // exportImage streams one of the account's images in a format of
