@@ -15,6 +15,7 @@ import (
 	"github.com/pib-dev/pib/internal/layer"
 	"github.com/pib-dev/pib/internal/osversions"
 	"github.com/pib-dev/pib/internal/pipeline"
+	"github.com/pib-dev/pib/internal/problem"
 	"github.com/pib-dev/pib/internal/sandbox"
 	"github.com/pib-dev/pib/internal/vmbuild"
 )
@@ -183,6 +184,9 @@ type InstallOptions struct {
 // log is dir/build.log. The caller closes the result, which may come with
 // an error when storing the image failed.
 func Install(ctx context.Context, s *images.Store, base *images.Image, dir string, cfg sandbox.Config, opts InstallOptions) (*sandbox.Result, *images.Image, error) {
+	if base.Disk != "" {
+		return nil, nil, problem.New(problem.Invalid, "image %s is a disk image (%s): the sandbox runs on a file-system image's layers; build on it in a machine (an OS version with backend vm, through pib serve)", base.ID, base.OS)
+	}
 	lowers, err := s.LayerDirs(ctx, base)
 	if err != nil {
 		return nil, nil, fmt.Errorf("unpack the base image's layers: %w", err)

@@ -15,6 +15,8 @@ import (
 	"github.com/pib-dev/pib/internal/images"
 	"github.com/pib-dev/pib/internal/osversions"
 	"github.com/pib-dev/pib/internal/problem"
+	"github.com/pib-dev/pib/internal/sandbox"
+	"github.com/pib-dev/pib/internal/testbuild"
 	"github.com/pib-dev/pib/internal/testenv"
 	"github.com/pib-dev/pib/internal/vmbuild"
 )
@@ -83,6 +85,10 @@ func TestImportDiskRefuses(t *testing.T) {
 	// file one.
 	if _, err := is.AddLayer(ctx, im, t.TempDir(), images.AddLayerOptions{}); err == nil {
 		t.Error("AddLayer of a plain directory on a disk image was accepted")
+	}
+	// The sandbox cannot build on a disk.
+	if _, _, err := testbuild.Install(ctx, is, im, filepath.Join(t.TempDir(), "build"), sandbox.Config{}, testbuild.InstallOptions{}); err == nil || !strings.Contains(err.Error(), "backend vm") {
+		t.Errorf("a sandbox build on a disk image: %v; want a refusal naming backend vm", err)
 	}
 }
 
