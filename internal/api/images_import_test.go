@@ -1,14 +1,22 @@
 package api_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/pib-dev/pib/internal/accounts"
+	"github.com/pib-dev/pib/internal/images"
+	"github.com/pib-dev/pib/internal/osversions"
+	"github.com/pib-dev/pib/internal/problem"
 	"github.com/pib-dev/pib/internal/store"
 	"github.com/pib-dev/pib/internal/store/storetest"
 )
@@ -59,6 +67,8 @@ func TestImportValidatesBeforeReadingTheBody(t *testing.T) {
 		{"unknown parameter", "?alias=mine&format=raw", seller, -1, 400, "format"},
 		{"alias taken", "?alias=debian-12", e.operator, -1, 409, "alias"},
 		{"declared size over the limit", "?alias=mine", seller, 1 << 40, 413, "archive"},
+		{"unknown disk OS family", "?alias=mine&os=plan9", seller, -1, 400, "os"},
+		{"two OS families", "?os=linux&os=windows", seller, -1, 400, "os"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			body := &endlessBody{release: make(chan struct{})}
@@ -153,5 +163,40 @@ func TestPackageUploadRefusedPromptly(t *testing.T) {
 				t.Fatal("no answer after 10s: the server waits for the rest of the body")
 			}
 		})
+	}
+}
+
+// A qcow2 disk sent with ?os= becomes a disk image, and an OS version on
+// it builds in a machine: sandbox is refused before anything is
+// registered.
+func TestImportDiskImage(t *testing.T) {
+	db := storetest.Open(t, store.SQLite)
+	e := newEnv(t, db)
+	qcow := filepath.Join(t.TempDir(), "win.qcow2")
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", qcow, "64M").CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img: %v: %s", err, out)
+	}
+	body, err := os.ReadFile(qcow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var im images.Image
+	if code := e.call("POST", "/v1/images?alias=win&os=windows", e.operator, "application/octet-stream", bytes.NewReader(body), &im); code != 201 {
+		t.Fatalf("import the disk: %d", code)
+	}
+	if im.Disk != "disk/0.qcow2" || im.OS != "windows" {
+		t.Fatalf("imported: %+v; want a windows disk image", im)
+	}
+	var v osversions.OSVersion
+	if code := e.json("POST", "/v1/os-versions", e.operator, map[string]any{"name": "windows-2022", "image": "win", "backend": "sandbox"}, &v); code != 400 {
+		t.Fatalf("OS version on a disk image with backend sandbox: %d, want 400", code)
+	}
+	if code := e.json("POST", "/v1/os-versions", e.operator, map[string]any{"name": "windows-2022", "image": "win"}, &v); code != 201 || v.Backend != osversions.VM || !v.DiskImage {
+		t.Fatalf("OS version on a disk image: %d %+v; want backend vm and disk_image", code, v)
+	}
+	// Without its OS family a disk is refused; with one, an archive is.
+	var p problem.Error
+	if code := e.call("POST", "/v1/images?alias=win2", e.operator, "application/octet-stream", bytes.NewReader(body), &p); code != 400 || p.Field != "archive" || !strings.Contains(p.Message, "--os") {
+		t.Fatalf("a disk without os: %d %+v", code, p)
 	}
 }
