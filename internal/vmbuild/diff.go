@@ -249,6 +249,14 @@ func Diff(root, base, upper string) (sandbox.Changes, error) {
 			if err1 != nil || err2 != nil || a != b {
 				change = "modified"
 			}
+		case xattrCarrier(fi):
+			same, err := sameXattrs(root, base, rel)
+			if err != nil {
+				return err
+			}
+			if !same {
+				change = "modified"
+			}
 		}
 		if change == "" {
 			return nil
@@ -421,6 +429,12 @@ func copyEntry(root, rel string, fi os.FileInfo, upper string) error {
 		// chmod after chown: chown clears setuid/setgid bits. The build
 		// directory above is 0700: no other user reaches a setuid copy.
 		if err := unix.Fchmodat(unix.AT_FDCWD, dst, st.Mode&0o7777, 0); err != nil {
+			return err
+		}
+	}
+	if xattrCarrier(fi) {
+		// After the chown too: it clears file capabilities.
+		if err := copyXattrs(root, rel, upper); err != nil {
 			return err
 		}
 	}

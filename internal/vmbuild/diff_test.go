@@ -98,3 +98,63 @@ func TestDiff(t *testing.T) {
 		t.Errorf("usr/new/bin: %v %v", fi, err)
 	}
 }
+
+// TestDiffXattrs: a file capability the install set (ping's cap_net_raw)
+// and a changed user attribute make their files modified and are carried
+// into the upper directory; an overlay attribute the guest set is neither
+// a change nor copied (it would steer the host's overlay mount, T2).
+func TestDiffXattrs(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := t.TempDir()
+	base, root, upper := filepath.Join(dir, "base"), filepath.Join(dir, "root"), filepath.Join(dir, "upper")
+	old := time.Unix(1700000000, 0)
+	for _, top := range []string{base, root} {
+		for _, rel := range []string{"usr/bin/ping", "etc/noted", "etc/same"} {
+			p := filepath.Join(top, rel)
+			os.MkdirAll(filepath.Dir(p), 0o755)
+			if err := os.WriteFile(p, []byte(rel), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := unix.Lsetxattr(filepath.Join(top, "etc/noted"), "user.note", []byte("before"), 0); err != nil {
+			t.Skipf("the test directory takes no user xattrs: %v", err)
+		}
+	}
+	// VFS_CAP_REVISION_2, effective; permitted: CAP_NET_RAW (13).
+	capNetRaw := []byte{0x01, 0x00, 0x00, 0x02, 0x00, 0x20, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	set := func(rel, name string, val []byte) {
+		t.Helper()
+		if err := unix.Lsetxattr(filepath.Join(root, rel), name, val, 0); err != nil {
+			t.Fatalf("set %s on %s: %v", name, rel, err)
+		}
+	}
+	set("usr/bin/ping", "security.capability", capNetRaw)
+	set("etc/noted", "user.note", []byte("after"))
+	set("etc/same", "trusted.overlay.redirect", []byte("/etc/shadow"))
+	set("etc", "trusted.overlay.opaque", []byte("y"))
+	for _, top := range []string{base, root} {
+		filepath.WalkDir(top, func(p string, _ os.DirEntry, _ error) error { return os.Chtimes(p, old, old) })
+	}
+
+	ch, err := vmbuild.Diff(root, base, upper)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range ch.Files {
+		got = append(got, f.Change+" "+f.Path)
+	}
+	if want := "modified etc/noted\nmodified usr/bin/ping"; strings.Join(got, "\n") != want {
+		t.Errorf("changes:\n%s\nwant:\n%s", strings.Join(got, "\n"), want)
+	}
+	val := make([]byte, 64)
+	if n, err := unix.Lgetxattr(filepath.Join(upper, "usr/bin/ping"), "security.capability", val); err != nil || string(val[:n]) != string(capNetRaw) {
+		t.Errorf("usr/bin/ping's capability in the upper directory: %x, %v", val[:max(n, 0)], err)
+	}
+	if n, err := unix.Lgetxattr(filepath.Join(upper, "etc/noted"), "user.note", val); err != nil || string(val[:n]) != "after" {
+		t.Errorf("etc/noted's user.note in the upper directory: %q, %v", val[:max(n, 0)], err)
+	}
+	if _, err := unix.Lgetxattr(filepath.Join(upper, "etc"), "trusted.overlay.opaque", val); !errors.Is(err, unix.ENODATA) {
+		t.Errorf("the guest's trusted.overlay.opaque on etc was copied: %v", err)
+	}
+}

@@ -51,8 +51,10 @@
 //   - a regular file is taken as unchanged when its size, mode, owner and
 //     modification time equal the base's: an installer that rewrites a file
 //     with the same size and forges its time is not seen (the sandbox's
-//     overlay would see it). Extended attributes (file capabilities, ACLs)
-//     are not compared and not carried into the layer.
+//     overlay would see it). Extended attributes (file capabilities, ACLs,
+//     user.*) are compared and carried (xattrs.go); overlay ones never.
+//   - hard links are not kept: each name of a multiply linked new file
+//     becomes its own copy in the layer.
 //   - an installer that writes under one of the BootNoise paths (its own
 //     log under /var/log, say) loses that file from the layer.
 //   - Linux guests with an ext4 root only (the disks package disk makes);
