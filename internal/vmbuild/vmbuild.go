@@ -26,10 +26,10 @@ const (
 	// boots took 15–40 s here, and minutes on a machine loaded many-fold
 	// (as boottest found).
 	DefaultBootTimeout = 10 * time.Minute
-	// runMargin is how long past the guest's own time limit the host
-	// waits for the agent's result: the guest kills the installer at the
-	// limit, inspects and reports.
-	runMargin = 2 * time.Minute
+	// DefaultRunMargin is how long past the guest's own time limit the
+	// host waits for the agent's result: the guest kills the installer at
+	// the limit, inspects and reports.
+	DefaultRunMargin = 2 * time.Minute
 	// shutdownTimeout bounds the guest's power-off after the host asked.
 	shutdownTimeout = 3 * time.Minute
 )
@@ -63,6 +63,10 @@ type Config struct {
 	// Timeout is the I7 time limit; zero means sandbox.DefaultTimeout.
 	Timeout     time.Duration
 	BootTimeout time.Duration // zero: DefaultBootTimeout
+	// RunMargin is how long past Timeout the host waits for the agent's
+	// result before it stops the machine itself (an agent the installer
+	// stopped or killed cannot enforce the limit); zero: DefaultRunMargin.
+	RunMargin time.Duration
 	// WorkDir holds the build's directory (the disk copy, the agent
 	// socket, the result's upper directory); it must exist.
 	WorkDir string
@@ -126,6 +130,9 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	if cfg.BootTimeout <= 0 {
 		cfg.BootTimeout = DefaultBootTimeout
 	}
+	if cfg.RunMargin <= 0 {
+		cfg.RunMargin = DefaultRunMargin
+	}
 	if err := machine.CheckQEMU(machine.BIOS); err != nil {
 		return nil, err
 	}
@@ -181,7 +188,7 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	}
 
 	// The host's own limit: boot + the installer's limit + margins.
-	hctx, cancel := context.WithTimeout(ctx, cfg.BootTimeout+cfg.Timeout+runMargin+shutdownTimeout)
+	hctx, cancel := context.WithTimeout(ctx, cfg.BootTimeout+cfg.Timeout+cfg.RunMargin+shutdownTimeout)
 	defer cancel()
 	sock, cleanSock, err := socketPath(dir)
 	if err != nil {
@@ -232,7 +239,7 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 		}
 	}
 
-	rctx, rcancel := context.WithTimeout(hctx, cfg.Timeout+runMargin)
+	rctx, rcancel := context.WithTimeout(hctx, cfg.Timeout+cfg.RunMargin)
 	defer rcancel()
 	rr, err := c.Run(rctx, agent.RunRequest{Installer: filepath.Base(cfg.Installer), Timeout: cfg.Timeout}, func(o agent.Output) {
 		if o.Stream == "pib" {
@@ -253,6 +260,7 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 		res.Duration = time.Since(start)
 		return res, nil
 	case rctx.Err() != nil:
+		fmt.Fprintf(logFile, "pib: the agent sent no result within %s of the time limit (%s): the host stops the machine\n", cfg.RunMargin, cfg.Timeout)
 		m.Stop()
 		res.Findings = append(res.Findings, sandbox.Finding{Rule: "I7",
 			Message: fmt.Sprintf("the build ran past its time limit (%s) and the machine was stopped: the installer may be waiting for input (I1) or hung; installers must finish unattended", cfg.Timeout)})

@@ -198,3 +198,39 @@ func TestSweep(t *testing.T) {
 		t.Errorf("Sweep removed what is not a vm build's: %v", err)
 	}
 }
+
+// TestHostEnforcesTimeLimit: an installer that stops the guest agent (so
+// the guest cannot enforce I7 any more) is still ended, by the host, at
+// the time limit plus the run margin: the machine is stopped, the
+// finding is I7, there is no result to read, and nothing is left behind.
+// A real TCG boot.
+func TestHostEnforcesTimeLimit(t *testing.T) {
+	b := bootable(t)
+	bin := testenv.PibBinary(t)
+	vmSlots <- struct{}{}
+	defer func() { <-vmSlots }()
+	work := t.TempDir()
+	res, err := vmbuild.Run(context.Background(), vmbuild.Config{BaseDisk: b.disk, BaseRoot: b.root, Agent: bin,
+		Installer: "testdata/stop-agent.sh", Timeout: 20 * time.Second, RunMargin: 15 * time.Second,
+		WorkDir: work, LogPath: filepath.Join(work, "build.log")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, _ := os.ReadFile(res.LogPath)
+	if len(res.Findings) != 1 || res.Findings[0].Rule != "I7" || !strings.Contains(res.Findings[0].Message, "machine was stopped") {
+		t.Errorf("findings %+v; want the host's I7 finding alone\nlog:\n%s", res.Findings, log)
+	}
+	// The installer's own output cannot be in the log: the agent that
+	// forwards it is stopped. "the machine was stopped" is the host's
+	// wording; the agent's own I7 finding says otherwise.
+	if !strings.Contains(string(log), "the host stops the machine") {
+		t.Errorf("the log does not say the host stopped the machine:\n%s", log)
+	}
+	if res.UpperDir != "" {
+		t.Errorf("a build the host stopped has a result to read: %s", res.UpperDir)
+	}
+	if err := res.Close(); err != nil {
+		t.Error(err)
+	}
+	checkNothingLeft(t, work)
+}
