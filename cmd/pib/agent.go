@@ -46,23 +46,43 @@ output, the exit status and the findings. After the host's shutdown
 request it powers the guest off. See docs/agent.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := os.OpenFile(port, os.O_RDWR, 0)
-			if err != nil {
-				return fmt.Errorf("open the agent port: %w (is the VM started with the virtserialport org.pib.agent.0?)", err)
+			// runAgent: agent_windows.go runs the session under the
+			// Service Control Manager when pib is started as a Windows
+			// service; elsewhere, and from a console, runAgentConsole.
+			ctx := cmd.Context()
+			if ctx == nil { // RunE called without Execute, as in tests
+				ctx = context.Background()
 			}
-			defer f.Close()
-			r, err := agent.NewRunner(staging)
-			if err != nil {
-				return err
-			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return agent.Serve(ctx, &portConn{f: f, ctx: ctx}, r)
+			return runAgent(ctx, port, staging)
 		},
 	}
 	cmd.Flags().StringVar(&port, "port", defaultAgentPort(), "virtio-serial port device")
 	cmd.Flags().StringVar(&staging, "staging", defaultAgentStaging(), "directory the packages are received into (removed at shutdown)")
 	return cmd
+}
+
+// runAgentConsole serves the session of an agent started from a console
+// or by init: Ctrl-C or SIGTERM stops it.
+func runAgentConsole(ctx context.Context, port, staging string) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return agentSession(ctx, port, staging)
+}
+
+// agentSession is the agent's one session, the same from a console and
+// as a Windows service: open the port, serve the host until its shutdown
+// request (or until ctx is done).
+func agentSession(ctx context.Context, port, staging string) error {
+	f, err := os.OpenFile(port, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("open the agent port: %w (is the VM started with the virtserialport org.pib.agent.0?)", err)
+	}
+	defer f.Close()
+	r, err := agent.NewRunner(staging)
+	if err != nil {
+		return err
+	}
+	return agent.Serve(ctx, &portConn{f: f, ctx: ctx}, r)
 }
 
 // portConn is the guest end of the virtio-serial port. Until the host

@@ -65,18 +65,18 @@ func TestAgentCommandDefaults(t *testing.T) {
 }
 
 // TestAgentCommandBuildsForWindows: agent.go is the Windows guest's
-// `pib agent`, so it must compile for windows on its own, with none of
-// the Linux-only files of this package (vet type-checks it; a build of it
-// alone stops only at the missing main, which the windows entry point
-// supplies).
+// `pib agent`, so it must compile for windows with its service files
+// only, none of the Linux-only files of this package (vet type-checks
+// them; a build of them alone stops only at the missing main, which the
+// windows entry point supplies).
 func TestAgentCommandBuildsForWindows(t *testing.T) {
 	gobin, err := exec.LookPath("go")
 	if err != nil {
 		t.Skip("no go command on PATH to cross-compile with")
 	}
-	cmd := exec.Command(gobin, "vet", "agent.go")
+	cmd := exec.Command(gobin, "vet", "agent.go", "agent_svc.go", "agent_windows.go")
 	cmd.Env = append(os.Environ(), "GOOS=windows", "GOARCH=amd64", "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("GOOS=windows go vet cmd/pib/agent.go: %v\n%s", err, out)
+		t.Fatalf("GOOS=windows go vet cmd/pib/agent.go agent_svc.go agent_windows.go: %v\n%s", err, out)
 	}
 }
