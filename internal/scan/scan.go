@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"time"
 
@@ -192,7 +193,8 @@ func (s *Scanner) ScanOn(ctx context.Context, dir string, img Image, b Base) (*R
 
 // InventorySource says how a report's inventory was made.
 type InventorySource struct {
-	// Scan is "full" (the whole root file system) or "incremental".
+	// Scan is "full" (the whole root file system), "incremental", or
+	// "none" (an image whose files pib does not read: ScanUnread).
 	Scan string `json:"scan"`
 	// From is the base image an incremental scan started from;
 	// ChangedPaths the number of paths its new layer changed.
@@ -304,4 +306,33 @@ func (r *Report) State() ([]byte, error) {
 		return nil, fmt.Errorf("this report has no scan state")
 	}
 	return json.Marshal(r.state)
+}
+
+// ScanUnread is the report for an image whose files pib does not read (a
+// disk image: a Windows NTFS disk kept whole). There is nothing to
+// inventory, so nothing is listed or matched, and no S3 check can look,
+// so none is run: Policy is empty rather than full of checks that
+// "passed" on nothing. The verdict is that of an empty inventory
+// (Successful), and why comes first among the warnings, so that the
+// report never passes for a clean scan. Its SBOM and state are those of
+// an empty image: a scan of an image built on this one starts from them.
+func (s *Scanner) ScanUnread(ctx context.Context, img Image, why string) (*Report, error) {
+	empty, err := os.MkdirTemp("", "pib-scan-unread-*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(empty)
+	r, err := s.scan(ctx, empty, img, nil)
+	if err != nil {
+		return nil, err
+	}
+	r.Status = Successful
+	r.Policy, r.Violations, r.Allowed = []CheckResult{}, []Violation{}, nil
+	r.Scope = InventorySource{Scan: "none"}
+	warnings := []string{why}
+	if r.VulnDB.Records == 0 {
+		warnings = append(warnings, "the vulnerability database is empty: run `pib vulndb import FILE` or `pib vulndb update`")
+	}
+	r.Warnings = warnings
+	return r, nil
 }

@@ -114,24 +114,13 @@ func (s *Scanner) scan(ctx context.Context, im *images.Image) (*scan.Report, err
 }
 
 // scanDisk "scans" a disk image: pib boots its qcow2 chain but reads none
-// of its file systems (NTFS above all), so there is nothing to catalog.
-// The report is the scan of an empty file system, which lists no package
-// and matches no vulnerability, with a warning that says so plainly: a
-// disk image is never passed off as scanned clean.
+// of its file systems (NTFS above all), so there is nothing to catalog or
+// check (scan.Scanner.ScanUnread), and the report says so first.
 func (s *Scanner) scanDisk(ctx context.Context, im *images.Image) (*scan.Report, error) {
-	if err := os.MkdirAll(s.workDir, 0o700); err != nil {
-		return nil, err
-	}
-	empty, err := os.MkdirTemp(s.workDir, "disk-image-")
+	rep, err := s.scanner.ScanUnread(ctx, scan.Image{ID: im.ID}, DiskNotScanned(im))
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(empty)
-	rep, err := s.scanner.Scan(ctx, empty, scan.Image{ID: im.ID})
-	if err != nil {
-		return nil, err
-	}
-	rep.Warnings = append([]string{DiskNotScanned(im)}, rep.Warnings...)
 	if err := s.keep(ctx, im.ID, rep); err != nil {
 		return nil, err
 	}
@@ -141,7 +130,7 @@ func (s *Scanner) scanDisk(ctx context.Context, im *images.Image) (*scan.Report,
 // DiskNotScanned is the scan report's warning for a disk image.
 func DiskNotScanned(im *images.Image) string {
 	return fmt.Sprintf("not inventoried: image %s is a %s disk image (%s), which pib boots to build on but does not read: "+
-		"no package was listed and no vulnerability matched. syft and osv-scalibr catalog files (for Windows, the registry's installed programs) "+
+		"no package was listed, no vulnerability matched and no image policy check (S3) ran. syft and osv-scalibr catalog files (for Windows, the registry's installed programs) "+
 		"and pib takes no file out of a disk image's file systems (NTFS, or a Linux disk kept whole). Check the image's software inside the guest with your own tools, "+
 		"or build Linux software on a file-system image (pib image bootstrap) to have it scanned", im.ID, im.OS, im.Disk)
 }

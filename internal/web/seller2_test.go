@@ -44,6 +44,7 @@ func fakeScanReport(ctx context.Context, is *images.Store, imageID string) (json
 				{Rule: "S3", Passed: true, Message: "SSH password authentication is disabled"},
 				{Rule: "S3", Passed: true, Message: "the root password is locked"},
 			},
+			Warnings: []string{"OSV has no vulnerability data for hobbyos 1"},
 		},
 		SBOMs: map[string]string{},
 	}
@@ -161,7 +162,7 @@ func TestSellerBuildPage(t *testing.T) {
 
 	b.run(t, chromedp.Navigate(w.url+"/builds/"+appBuild), chromedp.WaitVisible(chromedp.ID("vulnerabilities")))
 	main = b.text(t, "main")
-	for _, want := range []string{goodImage, "Successful", "/opt/app (added)", "installed", "SSH password authentication is disabled", "3.0.14-1", "no fix yet", "/var/lib/dpkg/status", "CycloneDX JSON", "SPDX JSON"} {
+	for _, want := range []string{goodImage, "Successful", "/opt/app (added)", "installed", "SSH password authentication is disabled", "What the scan could not do", "OSV has no vulnerability data for hobbyos 1", "3.0.14-1", "no fix yet", "/var/lib/dpkg/status", "CycloneDX JSON", "SPDX JSON"} {
 		if !strings.Contains(main, want) {
 			t.Errorf("the build page lacks %q: %s", want, main)
 		}
