@@ -44,10 +44,6 @@ type agentSvcStatus struct {
 // (0 is success).
 const agentSvcFailed uint32 = 1
 
-// agentSvcStopGrace is how long, after Stop or Shutdown, the agent waits
-// for its session to end before it reports the service stopped anyway.
-const agentSvcStopGrace = 10 * time.Second
-
 // agentSvcExecute runs one agent session as a service's Execute does: it
 // reports StartPending, starts session, reports Running (accepting Stop
 // and Shutdown) and returns when the session ends. Stop or Shutdown

@@ -19,6 +19,10 @@ const agentServiceName = "pib-agent"
 // it (svc.Run calls StartServiceCtrlDispatcher) within 30 s or be killed
 // (error 1053); the session then runs under agentService. Started from a
 // console, it runs as on Linux.
+// agentSvcStopGrace is how long, after Stop or Shutdown, the agent waits
+// for its session to end before it reports the service stopped anyway.
+const agentSvcStopGrace = 10 * time.Second
+
 func runAgent(ctx context.Context, port, staging string) error {
 	isService, err := svc.IsWindowsService()
 	if err != nil {
