@@ -112,7 +112,7 @@ func (u buildUpdate) exec(ctx context.Context, tx *sql.Tx, id string, to State, 
 // false, changing nothing, when c's conditions do not hold.
 func (p *Pipeline) apply(ctx context.Context, id string, c change) (bool, error) {
 	applied := false
-	now := p.now()
+	var now time.Time
 	err := p.db.Tx(ctx, func(tx *sql.Tx) error {
 		applied = false
 		var groupID, owner, osName, kind string
@@ -139,6 +139,11 @@ func (p *Pipeline) apply(ctx context.Context, id string, c change) (bool, error)
 		if err := tx.QueryRowContext(ctx, `SELECT name FROM package_groups WHERE id = $1`+p.forUpdate(), groupID).Scan(&groupName); err != nil {
 			return err
 		}
+		// The time of the change is read only now, holding the group: a
+		// sibling's change that took the lock first (and read its time
+		// later than this one started) must not get a later time than
+		// this one, or the group's history would list them out of order.
+		now = p.now()
 		// A private build is a submission of its own: its history is kept
 		// under its ID, and it has no siblings.
 		key := groupID
