@@ -144,6 +144,11 @@ func Start(ctx context.Context, c Config) (*Machine, error) {
 		"-nodefaults", "-no-user-config", "-display", "none", "-monitor", "none",
 		"-accel", accel, "-smp", strconv.Itoa(c.CPUs), "-m", strconv.Itoa(c.MemoryMB),
 		"-serial", "stdio",
+		// A source of randomness: without one the guest's kernel waits for
+		// entropy it gathers from timer jitter, which under TCG on a loaded
+		// host stalled systemd-random-seed for minutes (a soft lockup in
+		// try_to_generate_entropy, seen in TestLaunchSSH).
+		"-device", "virtio-rng-pci",
 	}
 	if len(c.Chain) > 0 {
 		args = append(args, "-blockdev", disk.ChainBlockdev("disk0", false, c.Chain...), "-device", "virtio-blk-pci,drive=disk0,bootindex=0")
