@@ -58,7 +58,7 @@ func newOSCommand(g *globals) *cobra.Command {
 	add.MarkFlagRequired("image")
 	add.Flags().BoolVar(&addJSON, "json", false, "print JSON")
 	add.Flags().StringVar(&bootTest, "boot-test", "", "on: boot every build's image and check rules V1–V3 before the scan (a QEMU boot, ~15–40 s without KVM); off: don't; default: keep as it is (off for a new OS version)")
-	add.Flags().StringVar(&backend, "backend", "", "where builds run: sandbox (pib's Linux sandbox, ~1 s) or vm (a QEMU machine booted from the base image with the guest agent: a running systemd, ~30–60 s without KVM); default: keep as it is (sandbox for a new Linux OS version; Windows is always vm)")
+	add.Flags().StringVar(&backend, "backend", "", "where builds run: sandbox (pib's Linux sandbox, ~1 s) or vm (a QEMU machine booted from the base image with the guest agent: a running systemd, ~30–60 s without KVM); default: keep as it is (sandbox for a new Linux OS version; Windows and disk images are always vm)")
 	ls := &cobra.Command{
 		Use:   "ls",
 		Short: "List supported OS versions",

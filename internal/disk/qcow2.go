@@ -110,7 +110,8 @@ func clean(s string) string {
 	if len(s) > 200 {
 		s = s[:200] + "…"
 	}
-	return strconv.Quote(s)[1 : len(strconv.Quote(s))-1]
+	q := strconv.Quote(s)
+	return q[1 : len(q)-1]
 }
 
 // ChainSpec is a qcow2 chain, files bottom first, as one QEMU block

@@ -68,9 +68,6 @@ func (s *Store) Disk(ctx context.Context, im *Image, size int64, format Format) 
 	if format != DiskRaw && format != DiskQCOW2 {
 		return "", fmt.Errorf("unknown disk format %q; use raw or qcow2", format)
 	}
-	if im.Disk != "" && size > 0 {
-		return "", problem.New(problem.Invalid, "image %s is a disk image and keeps its own size: leave the size out", im.ID)
-	}
 	dir := filepath.Join(s.cache, "disks")
 	if err := s.privateDir(dir); err != nil {
 		return "", err

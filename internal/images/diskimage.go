@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -40,7 +41,7 @@ var ErrNotDisk = problem.New(problem.Invalid, "not a disk image")
 
 // importDisk stores a standalone qcow2 file as a one-layer disk image.
 func (s *Store) importDisk(ctx context.Context, file string, opts ImportOptions) (*Image, error) {
-	if !validDiskOS(opts.OS) {
+	if !slices.Contains(DiskOSes, opts.OS) {
 		return nil, archiveError{fmt.Errorf("a qcow2 disk needs its OS family: give --os %s (a disk's file system is not read to find it)", strings.Join(DiskOSes, " or --os "))}
 	}
 	if _, err := disk.CheckStandalone(ctx, file); err != nil {
@@ -81,15 +82,6 @@ func (s *Store) importDisk(ctx context.Context, file string, opts ImportOptions)
 	return im, nil
 }
 
-func validDiskOS(os string) bool {
-	for _, o := range DiskOSes {
-		if os == o {
-			return true
-		}
-	}
-	return false
-}
-
 // DiskChain returns the qcow2 files of disk image im in the layer cache,
 // bottom first: what disk.ChainSpec and a vm build boot. Each must be a
 // regular file at its layer's DiskName.
@@ -113,19 +105,6 @@ func (s *Store) DiskChain(ctx context.Context, im *Image) ([]string, error) {
 		return nil, fmt.Errorf("disk image %s: its top disk is recorded as %s, its layers end with %s", im.ID, im.Disk, want)
 	}
 	return chain, nil
-}
-
-// DiskSize is the virtual size in bytes of disk image im (its top file's).
-func (s *Store) DiskSize(ctx context.Context, im *Image) (int64, error) {
-	chain, err := s.DiskChain(ctx, im)
-	if err != nil {
-		return 0, err
-	}
-	info, err := disk.InspectQCOW2(ctx, chain[len(chain)-1])
-	if err != nil {
-		return 0, fmt.Errorf("disk image %s: %w", im.ID, err)
-	}
-	return info.VirtualSize, nil
 }
 
 // flattenDisk writes disk image im's chain as one standalone disk.

@@ -471,7 +471,7 @@ func (s *Store) recordNew(ctx context.Context, layers []*ingested, meta Image, c
 	}
 	if meta.Disk != "" {
 		// A disk, not a file system: no shell to run, the OS is the
-		// importer's word (validDiskOS).
+		// importer's word (one of DiskOSes).
 		cfg.OS = meta.OS
 		cfg.Config = v1.Config{Labels: map[string]string{DiskLabel: meta.Disk}}
 	}

@@ -117,7 +117,7 @@ func (s *Scanner) scan(ctx context.Context, im *images.Image) (*scan.Report, err
 // of its file systems (NTFS above all), so there is nothing to catalog or
 // check (scan.Scanner.ScanUnread), and the report says so first.
 func (s *Scanner) scanDisk(ctx context.Context, im *images.Image) (*scan.Report, error) {
-	rep, err := s.scanner.ScanUnread(ctx, scan.Image{ID: im.ID}, DiskNotScanned(im))
+	rep, err := s.scanner.ScanUnread(ctx, scan.Image{ID: im.ID}, diskNotScanned(im))
 	if err != nil {
 		return nil, err
 	}
@@ -127,8 +127,8 @@ func (s *Scanner) scanDisk(ctx context.Context, im *images.Image) (*scan.Report,
 	return rep, nil
 }
 
-// DiskNotScanned is the scan report's warning for a disk image.
-func DiskNotScanned(im *images.Image) string {
+// diskNotScanned is the scan report's warning for a disk image.
+func diskNotScanned(im *images.Image) string {
 	return fmt.Sprintf("not inventoried: image %s is a %s disk image (%s), which pib boots to build on but does not read: "+
 		"no package was listed, no vulnerability matched and no image policy check (S3) ran. syft and osv-scalibr catalog files (for Windows, the registry's installed programs) "+
 		"and pib takes no file out of a disk image's file systems (NTFS, or a Linux disk kept whole). Check the image's software inside the guest with your own tools, "+
